@@ -1,0 +1,57 @@
+"""Human-readable output for the CLI (JSON output is the records' own `to_json`)."""
+
+from __future__ import annotations
+
+import sys
+
+from indexer.records import Hit, IndexReport
+
+
+def progress_bar(total_bytes: int):
+    """A progress bar with ETA on a terminal, silent otherwise."""
+    from tqdm import tqdm
+
+    return tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc="indexing",
+                disable=not sys.stderr.isatty() or total_bytes == 0, file=sys.stderr, leave=False)
+
+
+def format_time(seconds: float) -> str:
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{secs:05.2f}" if hours else f"{minutes}:{secs:05.2f}"
+
+
+def print_index_report(report: IndexReport) -> None:
+    c = report.files
+    print(f"{c.new} new, {c.changed} changed, {c.unchanged} unchanged, {c.moved} moved, "
+          f"{c.deleted} deleted, {c.failed} failed, {c.skipped} skipped; "
+          f"{report.clips_embedded} clips embedded in {report.seconds:.1f} s")
+    for warning in report.warnings:
+        print(f"  warning: {warning.path}: {warning.error}")
+    for failure in report.failures:
+        print(f"  failed: {failure.path}: {failure.error}")
+
+
+def print_hits(hits: list[Hit]) -> None:
+    if not hits:
+        print("No matches.")
+        return
+    for rank, hit in enumerate(hits, 1):
+        span = f"{format_time(hit.start)}-{format_time(hit.end)}"
+        print(f"{rank:3d}. {hit.score:6.3f}  {span:>19}  clip {hit.clip_id:<6d} {hit.path}")
+
+
+def print_status(status: dict) -> None:
+    print(f"data dir: {status['data']}")
+    if not status["indexed"]:
+        print("nothing indexed yet: run `python run.py index PATH`")
+        return
+    videos = ", ".join(f"{n} {state}" for state, n in sorted(status["videos"].items())) or "none"
+    print(f"videos: {videos}; clips: {status['clips']}; footage: {status['hours']:.2f} h")
+    enc = status["encoder"]
+    print(f"encoder: {enc['tower']} {enc['variant']} weights={enc['weights']} sha256={enc['sha256'][:12]} "
+          f"sampling={enc['sampling']}")
+    index = status["index_file"]
+    print(f"vector index: {status['vectors']} vectors, file {'current' if index['current'] else 'stale or missing'}")
+    for failure in status["failures"]:
+        print(f"  failed: {failure['path']}: {failure['error']}")

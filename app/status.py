@@ -1,0 +1,32 @@
+"""What a data dir holds: counts, failures, encoder identity, index file state."""
+
+from __future__ import annotations
+
+from indexer import store
+from indexer.catalog import Catalog
+from indexer.pipeline import VIDEO_SET
+from indexer.settings import DataDir
+
+
+def library_status(data: DataDir) -> dict:
+    if data.catalog_url is None and not (data.root / "catalog.db").exists():
+        return {"data": str(data.root), "indexed": False, "videos": {}, "clips": 0, "failures": []}
+    catalog = Catalog(data.catalog).open()
+    try:
+        stats = catalog.stats()
+        vset = catalog.vector_set(VIDEO_SET)
+        index_file = store.index_path(data.index_dir, vset) if vset else None
+        return {
+            "data": str(data.root),
+            "indexed": vset is not None,
+            "videos": stats["videos"],
+            "paths": stats["paths"],
+            "clips": stats["clips"],
+            "hours": round(stats["duration"] / 3600, 3),
+            "failures": [vars(f) for f in stats["failures"]],
+            "encoder": vset.identity if vset else None,
+            "vectors": catalog.vector_count(vset.id) if vset else 0,
+            "index_file": {"path": str(index_file), "current": index_file.is_file()} if index_file else None,
+        }
+    finally:
+        catalog.close()

@@ -1,0 +1,139 @@
+"""Build encoders: architecture + weights + preprocessing + runtime, in one explicit load step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from encoder.errors import ConfigError, WeightsError
+from encoder.preprocess import VideoPreprocess, normalize_clips
+from encoder.runtime import Runtime, pick_runtime
+from encoder.videomae2 import VideoMAE2, checkpoint_filter_fn, load_filtered_state, variant_config
+from encoder.weights import (
+    ResolvedWeights,
+    default_cache_dir,
+    read_checkpoint,
+    resolve_videomae2_weights,
+    with_overrides,
+)
+
+
+def load_videomae2(
+    variant: str = "vit-s",
+    weights: str | None = None,
+    cache_dir: Path | None = None,
+    device: str | torch.device = "cpu",
+) -> VideoMAE2:
+    """VideoMAE v2 `variant` with `weights` loaded, in eval mode.
+
+    `weights`: a pretrained tag, `hf:OWNER/REPO/FILE`, a local checkpoint, or `random`
+    (see `encoder.weights`). The resolved weights, with their preprocessing, are attached as
+    `model.pretrained_cfg` (the timm convention).
+    """
+    resolved = resolve_videomae2_weights(variant, weights, Path(cache_dir or default_cache_dir()))
+    model = build_videomae2(variant, resolved)
+    return model.to(device)
+
+
+def build_videomae2(variant: str, weights: ResolvedWeights) -> VideoMAE2:
+    cfg = variant_config(variant)
+    if weights.preprocess.size != cfg.img_size:
+        raise WeightsError(f"weights expect {weights.preprocess.size}px input but {variant!r} "
+                           f"is built for {cfg.img_size}px")
+    model = VideoMAE2(cfg)
+    state = checkpoint_filter_fn(read_checkpoint(weights.path), cfg)
+    load_filtered_state(model, state, variant)
+    model.pretrained_cfg = weights
+    return model.eval()
+
+
+class VideoEncoder:
+    """A loaded VideoMAE v2 with its preprocessing and runtime: uint8 clips in, unit vectors out."""
+
+    def __init__(self, spec: "VideoEncoderSpec", model: VideoMAE2, runtime: Runtime):
+        self.spec = spec
+        self.model = model
+        self.runtime = runtime
+
+    @property
+    def preprocess(self) -> VideoPreprocess:
+        return self.spec.weights.preprocess
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim
+
+    def identity(self) -> dict:
+        return self.spec.identity()
+
+    @torch.inference_mode()
+    def embed(self, clips: np.ndarray) -> np.ndarray:
+        """uint8 (B, T, S, S, 3) -> float32 (B, D), each row L2-normalised."""
+        x = normalize_clips(clips, self.preprocess.mean, self.preprocess.std, self.runtime.device)
+        with self.runtime.autocast():
+            features = self.model.forward_features(x)
+        features = torch.nn.functional.normalize(features.float(), dim=-1)
+        return features.cpu().numpy()
+
+
+@dataclass(frozen=True)
+class VideoEncoderSpec:
+    """Which architecture with which (resolved, checksummed) weights; nothing loaded yet."""
+
+    variant: str
+    weights: ResolvedWeights
+    tower: str = "videomae2"
+
+    @property
+    def dim(self) -> int:
+        return variant_config(self.variant).embed_dim
+
+    def identity(self) -> dict:
+        """Everything that determines the vectors: a query must use exactly this."""
+        return {
+            "tower": self.tower,
+            "variant": self.variant,
+            "weights": self.weights.source,
+            "sha256": self.weights.sha256,
+            "preprocess": self.weights.preprocess.to_dict(),
+            "dim": self.dim,
+        }
+
+    def load(self, device: str = "auto", precision: str = "auto") -> VideoEncoder:
+        runtime = pick_runtime(device, precision)
+        model = build_videomae2(self.variant, self.weights).to(runtime.device)
+        return VideoEncoder(self, model, runtime)
+
+
+def resolve_video_encoder(
+    variant: str,
+    weights: str | None,
+    cache_dir: Path,
+    num_frames: int | None = None,
+    frame_interval: int | None = None,
+) -> VideoEncoderSpec:
+    """Resolve weights (downloading if needed) and fix the preprocessing; no model load."""
+    cfg = variant_config(variant)
+    if num_frames is not None and (num_frames < cfg.tubelet_size or num_frames % cfg.tubelet_size):
+        raise ConfigError(f"window frames must be a positive multiple of {cfg.tubelet_size}, got {num_frames}")
+    if frame_interval is not None and frame_interval < 1:
+        raise ConfigError(f"frame interval must be at least 1, got {frame_interval}")
+    resolved = resolve_videomae2_weights(variant, weights, Path(cache_dir))
+    resolved = with_overrides(resolved, num_frames=num_frames, frame_interval=frame_interval)
+    return VideoEncoderSpec(variant, resolved)
+
+
+def spec_from_identity(identity: dict, cache_dir: Path) -> VideoEncoderSpec:
+    """The exact encoder recorded with a vector set; refuses weights whose checksum changed."""
+    spec = resolve_video_encoder(identity["variant"], identity["weights"], cache_dir)
+    spec = VideoEncoderSpec(spec.variant, replace(spec.weights, preprocess=VideoPreprocess.from_dict(
+        identity["preprocess"])))
+    if spec.weights.sha256 != identity["sha256"]:
+        raise WeightsError(
+            f"weights {identity['weights']!r} now have sha256 {spec.weights.sha256[:12]}, but the "
+            f"index was built with {identity['sha256'][:12]}; restore the original file or "
+            "re-index with --rebuild")
+    return spec

@@ -1,0 +1,349 @@
+"""The catalog: every read and write of indexed state, through SQLAlchemy.
+
+Default backend is a SQLite file in the data dir (WAL journal, synchronous=FULL, foreign keys
+on); any SQLAlchemy URL works, so PostgreSQL is a setting. Each public write is one
+transaction: a video's clips and vectors land together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import create_engine, delete, event, func, insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from indexer.records import ClipWindow, Failure, ScannedFile, VideoInfo
+from indexer.schema import (
+    SCHEMA_VERSION,
+    Base,
+    Clip,
+    IndexRun,
+    Meta,
+    Vector,
+    VectorSet,
+    Video,
+    VideoPath,
+    utcnow,
+)
+
+
+class CatalogError(RuntimeError):
+    """The catalog cannot be used as asked; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class KnownPath:
+    path: str
+    video_id: int
+    size: int
+    mtime_ns: int
+    fingerprint: str
+    status: str
+    error: str | None
+
+
+@dataclass(frozen=True)
+class VectorSetInfo:
+    id: int
+    name: str
+    key: str
+    identity: dict
+    dim: int
+    version: int
+
+
+@dataclass(frozen=True)
+class ClipRow:
+    clip_id: int
+    video_id: int
+    path: str
+    start: float
+    end: float
+
+
+def identity_key(identity: dict) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the indexer, nor it them
+    cursor.execute("PRAGMA synchronous=FULL")  # a committed video survives power loss
+    cursor.execute("PRAGMA foreign_keys=ON")  # clip and vector rows cascade with their video
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Catalog:
+    """Cheap to construct; `open()` connects and creates the schema."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._engine: Engine | None = None
+        self._sessions: sessionmaker[Session] | None = None
+
+    def open(self) -> "Catalog":
+        engine = create_engine(self.url)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(engine)
+        self._engine, self._sessions = engine, sessionmaker(engine, expire_on_commit=False)
+        self._check_schema_version()
+        return self
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def session(self) -> Session:
+        if self._sessions is None:
+            raise CatalogError("catalog is not open: call open() first")
+        return self._sessions()
+
+    def _check_schema_version(self) -> None:
+        with self.session() as s, s.begin():
+            row = s.get(Meta, "schema_version")
+            if row is None:
+                s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+            elif int(row.value) != SCHEMA_VERSION:
+                raise CatalogError(f"catalog {self.url} has schema {row.value}; this Tubelet "
+                                   f"reads schema {SCHEMA_VERSION}")
+
+    # -- vector sets ----------------------------------------------------------------------------
+    def vector_set(self, name: str) -> VectorSetInfo | None:
+        with self.session() as s:
+            row = s.scalar(select(VectorSet).where(VectorSet.name == name))
+            return _set_info(row) if row else None
+
+    def ensure_vector_set(self, name: str, identity: dict, dim: int) -> VectorSetInfo:
+        """The set for `identity`; a different identity under the same name is refused."""
+        key = identity_key(identity)
+        with self.session() as s, s.begin():
+            row = s.scalar(select(VectorSet).where(VectorSet.name == name))
+            if row is None:
+                row = VectorSet(name=name, key=key, identity=json.dumps(identity, sort_keys=True),
+                                dim=dim, version=0)
+                s.add(row)
+                s.flush()
+            elif row.key != key:
+                raise IdentityMismatch(name, json.loads(row.identity), identity)
+            return _set_info(row)
+
+    def reset_embeddings(self) -> None:
+        """Forget every clip and vector (for re-embedding with another encoder); keep videos."""
+        with self.session() as s, s.begin():
+            s.execute(delete(Vector))
+            s.execute(delete(Clip))
+            s.execute(delete(VectorSet))
+            s.execute(update(Video).where(Video.status != "failed").values(status="pending"))
+
+    # -- paths and videos -----------------------------------------------------------------------
+    def known_paths(self) -> dict[str, KnownPath]:
+        query = select(VideoPath.path, VideoPath.video_id, VideoPath.size, VideoPath.mtime_ns,
+                       Video.fingerprint, Video.status, Video.error).join(Video)
+        with self.session() as s:
+            return {row.path: KnownPath(*row) for row in s.execute(query)}
+
+    def videos_by_fingerprint(self) -> dict[str, tuple[int, str]]:
+        with self.session() as s:
+            rows = s.execute(select(Video.fingerprint, Video.id, Video.status))
+            return {fp: (vid, status) for fp, vid, status in rows}
+
+    def touch_paths(self, files: list[ScannedFile]) -> None:
+        """Same content, new size/mtime metadata (e.g. a `touch`)."""
+        with self.session() as s, s.begin():
+            for f in files:
+                s.execute(update(VideoPath).where(VideoPath.path == str(f.path))
+                          .values(size=f.size, mtime_ns=f.mtime_ns, seen_at=utcnow()))
+
+    def add_paths(self, pairs: list[tuple[ScannedFile, int]], replacing: list[str]) -> None:
+        """Point files at already known videos (moves and copies); drop `replacing` paths."""
+        with self.session() as s, s.begin():
+            if replacing:
+                s.execute(delete(VideoPath).where(VideoPath.path.in_(replacing)))
+            for f, video_id in pairs:
+                _upsert_path(s, f, video_id)
+
+    def remove_paths(self, paths: list[str]) -> int:
+        """Forget paths; videos left without any path are deleted with their clips and vectors."""
+        with self.session() as s, s.begin():
+            for chunk in _chunks(paths, 500):
+                s.execute(delete(VideoPath).where(VideoPath.path.in_(chunk)))
+            return _delete_orphans(s)
+
+    def record_failure(self, f: ScannedFile, fingerprint: str, error: str) -> None:
+        with self.session() as s, s.begin():
+            video = _video_for(s, fingerprint, f.size)
+            _drop_clips(s, video.id)
+            video.status, video.error, video.indexed_at = "failed", error, utcnow()
+            _upsert_path(s, f, video.id)
+            _delete_orphans(s)
+
+    def store_video(self, f: ScannedFile, fingerprint: str, info: VideoInfo, stats: dict,
+                    windows: list[ClipWindow], vectors: dict[int, np.ndarray]) -> int:
+        """Commit one video's clips and vectors (by vector set id) in one transaction."""
+        with self.session() as s, s.begin():
+            video = _video_for(s, fingerprint, f.size)
+            _drop_clips(s, video.id)
+            for key, value in _video_fields(info, stats).items():
+                setattr(video, key, value)
+            video.status, video.indexed_at = "indexed", utcnow()
+            rows = [{"video_id": video.id, "ordinal": w.ordinal, "start": w.start, "end": w.end}
+                    for w in windows]
+            clip_ids = list(s.scalars(insert(Clip).returning(Clip.id, sort_by_parameter_order=True), rows))
+            for set_id, matrix in vectors.items():
+                _insert_vectors(s, set_id, clip_ids, matrix)
+            _upsert_path(s, f, video.id)
+            _delete_orphans(s)
+            return len(clip_ids)
+
+    # -- reading --------------------------------------------------------------------------------
+    def load_vectors(self, set_id: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """All vectors of a set: ids (n,) int64 and matrix (n, dim) float32, read in chunks."""
+        query = (select(Vector.clip_id, Vector.data).where(Vector.set_id == set_id)
+                 .order_by(Vector.clip_id).execution_options(yield_per=20000))
+        id_chunks, vector_chunks = [], []
+        with self.session() as s:
+            for rows in s.execute(query).partitions():
+                id_chunks.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+                vector_chunks.append(np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4"))
+        if not id_chunks:
+            return np.empty(0, np.int64), np.empty((0, dim), np.float32)
+        return np.concatenate(id_chunks), np.concatenate(vector_chunks).reshape(-1, dim)
+
+    def vector_count(self, set_id: int) -> int:
+        with self.session() as s:
+            return s.scalar(select(func.count()).select_from(Vector).where(Vector.set_id == set_id))
+
+    def clip_vector(self, set_id: int, clip_id: int) -> np.ndarray | None:
+        with self.session() as s:
+            data = s.scalar(select(Vector.data).where(Vector.set_id == set_id, Vector.clip_id == clip_id))
+        return None if data is None else np.frombuffer(data, dtype=np.float32).copy()
+
+    def clip_rows(self, clip_ids: list[int]) -> dict[int, ClipRow]:
+        """Clips by id with one current path of their video (the first by path order)."""
+        first_path = (select(VideoPath.video_id, func.min(VideoPath.path).label("path"))
+                      .group_by(VideoPath.video_id).subquery())
+        query = (select(Clip.id, Clip.video_id, first_path.c.path, Clip.start, Clip.end)
+                 .join(first_path, first_path.c.video_id == Clip.video_id)
+                 .where(Clip.id.in_(clip_ids)))
+        with self.session() as s:
+            return {row[0]: ClipRow(*row) for row in s.execute(query)}
+
+    def stats(self) -> dict:
+        with self.session() as s:
+            by_status = dict(s.execute(select(Video.status, func.count()).group_by(Video.status)).all())
+            failures = [Failure(p, e or "") for p, e in s.execute(
+                select(VideoPath.path, Video.error).join(Video).where(Video.status == "failed")
+                .order_by(VideoPath.path))]
+            return {
+                "videos": by_status,
+                "paths": s.scalar(select(func.count()).select_from(VideoPath)),
+                "clips": s.scalar(select(func.count()).select_from(Clip)),
+                "duration": s.scalar(select(func.sum(Video.duration)).where(Video.status == "indexed")) or 0.0,
+                "failures": failures,
+            }
+
+    # -- runs -----------------------------------------------------------------------------------
+    def start_run(self, roots: list[str]) -> int:
+        with self.session() as s, s.begin():
+            run = IndexRun(roots=json.dumps(roots))
+            s.add(run)
+            s.flush()
+            return run.id
+
+    def finish_run(self, run_id: int, status: str, report: dict) -> None:
+        with self.session() as s, s.begin():
+            s.execute(update(IndexRun).where(IndexRun.id == run_id).values(
+                status=status, finished_at=utcnow(), report=json.dumps(report)))
+
+
+class IdentityMismatch(CatalogError):
+    def __init__(self, name: str, stored: dict, requested: dict):
+        self.stored, self.requested = stored, requested
+        super().__init__(
+            f"this data dir's {name!r} vectors were made with {_describe(stored)}, but "
+            f"{_describe(requested)} was requested. Vectors from different encoders are never "
+            "mixed: use the same --encoder/--weights/--window-frames/--frame-interval/--stride-frames, "
+            "another --data dir, or re-embed everything with `run.py index PATH --rebuild ...`."
+        )
+
+
+def _describe(identity: dict) -> str:
+    sampling = identity.get("sampling", {})
+    return (f"{identity.get('tower')} {identity.get('variant')} weights={identity.get('weights')} "
+            f"(sha256 {str(identity.get('sha256'))[:12]}) sampling={sampling}")
+
+
+def _set_info(row: VectorSet) -> VectorSetInfo:
+    return VectorSetInfo(row.id, row.name, row.key, json.loads(row.identity), row.dim, row.version)
+
+
+def _video_for(s: Session, fingerprint: str, size: int) -> Video:
+    video = s.scalar(select(Video).where(Video.fingerprint == fingerprint))
+    if video is None:
+        video = Video(fingerprint=fingerprint, size=size, status="pending")
+        s.add(video)
+        s.flush()
+    return video
+
+
+def _video_fields(info: VideoInfo, stats: dict) -> dict:
+    return {"codec": info.codec, "width": info.width, "height": info.height, "fps": info.fps,
+            "duration": stats.get("duration") or info.duration, "frames": stats.get("frames"),
+            "error": stats.get("warning")}
+
+
+def _upsert_path(s: Session, f: ScannedFile, video_id: int) -> None:
+    row = s.scalar(select(VideoPath).where(VideoPath.path == str(f.path)))
+    if row is None:
+        s.add(VideoPath(video_id=video_id, path=str(f.path), root=str(f.root), size=f.size,
+                        mtime_ns=f.mtime_ns))
+    else:
+        row.video_id, row.size, row.mtime_ns, row.seen_at = video_id, f.size, f.mtime_ns, utcnow()
+    s.flush()
+
+
+def _insert_vectors(s: Session, set_id: int, clip_ids: list[int], matrix: np.ndarray) -> None:
+    matrix = np.ascontiguousarray(matrix, dtype="<f4")
+    s.execute(insert(Vector), [{"set_id": set_id, "clip_id": cid, "data": row.tobytes()}
+                               for cid, row in zip(clip_ids, matrix)])
+    _bump(s, [set_id])
+
+
+def _drop_clips(s: Session, video_id: int) -> None:
+    clip_ids = select(Clip.id).where(Clip.video_id == video_id)
+    sets = s.scalars(select(Vector.set_id).where(Vector.clip_id.in_(clip_ids)).distinct()).all()
+    s.execute(delete(Vector).where(Vector.clip_id.in_(clip_ids)))
+    s.execute(delete(Clip).where(Clip.video_id == video_id))
+    _bump(s, sets)
+
+
+def _delete_orphans(s: Session) -> int:
+    """Delete videos that no path points at any more, with their clips and vectors."""
+    orphans = s.scalars(select(Video.id).where(~Video.paths.any())).all()
+    for video_id in orphans:
+        _drop_clips(s, video_id)
+    if orphans:
+        s.execute(delete(Video).where(Video.id.in_(orphans)))
+    return len(orphans)
+
+
+def _bump(s: Session, set_ids) -> None:
+    if set_ids:
+        s.execute(update(VectorSet).where(VectorSet.id.in_(list(set_ids)))
+                  .values(version=VectorSet.version + 1))
+
+
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"

@@ -1,0 +1,193 @@
+"""Probe and decode video files with PyAV.
+
+Timestamps come from presentation timestamps (PTS), relative to the stream's start, so they are
+right for variable frame rate footage and for containers that state no duration. Frames are
+resized inside FFmpeg (`VideoFrame.reformat`), rotated as the display matrix says, and
+centre-cropped to the encoder's square input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from indexer.records import ClipSampling, DecodedClip, VideoInfo
+from indexer.windows import WindowAssembler
+
+MAX_CONSECUTIVE_BAD_PACKETS = 32  # past this, the rest of the stream is considered unreadable
+
+
+class ProbeError(Exception):
+    """The file cannot be indexed as a video; the message says why, for the user."""
+
+
+def _open(path: Path):
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        raise ProbeError(f"cannot open as media: {exc.strerror or exc}") from exc
+    except OSError as exc:
+        raise ProbeError(f"cannot read file: {exc.strerror or exc}") from exc
+
+
+def _is_image_container(container) -> bool:
+    name = container.format.name
+    return name.startswith("image2") or name.endswith("_pipe")
+
+
+def probe(path: Path) -> VideoInfo:
+    """Open the file, pick its best video stream and decode one frame to prove it is readable."""
+    with _open(path) as container:
+        if _is_image_container(container):
+            raise ProbeError("a still image, not a video")
+        stream = container.streams.best("video")
+        if stream is None:
+            kinds = sorted({s.type for s in container.streams})
+            has = f" (has {', '.join(kinds)} streams only)" if kinds else " (no streams)"
+            raise ProbeError(f"no video stream{has}")
+        first = _first_frame(container, stream)
+        width, height = first.width, first.height
+        rotation = int(first.rotation or 0)
+        if rotation % 180:
+            width, height = height, width
+        return VideoInfo(
+            stream_index=stream.index,
+            codec=stream.codec_context.name,
+            width=width,
+            height=height,
+            fps=float(stream.average_rate) if stream.average_rate else None,
+            duration=_stated_duration(container, stream),
+            rotation=rotation,
+            container=container.format.name,
+        )
+
+
+def _first_frame(container, stream):
+    try:
+        for frame in container.decode(stream):
+            return frame
+    except av.FFmpegError as exc:
+        raise ProbeError(f"video stream cannot be decoded: {exc.strerror or exc}") from exc
+    raise ProbeError("video stream has no decodable frames")
+
+
+def _stated_duration(container, stream) -> float | None:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / av.time_base
+    return None
+
+
+@dataclass
+class DecodeSummary:
+    frames: int = 0  # frames decoded (inside the time range, if one was given)
+    duration: float = 0.0  # seconds from the stream start to the end of the last frame
+    bad_packets: int = 0  # packets FFmpeg could not decode (skipped)
+    error: str | None = None  # why decoding stopped early, if it did
+
+
+class ClipDecoder:
+    """Decodes one video into clip windows. Cheap to build; work happens in `clips()`."""
+
+    def __init__(self, path: Path, info: VideoInfo, sampling: ClipSampling, size: int,
+                 time_range: tuple[float | None, float | None] | None = None):
+        self.path = path
+        self.info = info
+        self.sampling = sampling
+        self.size = size
+        self.start, self.end = time_range or (None, None)
+        self.summary = DecodeSummary()
+
+    def clips(self) -> Iterator[DecodedClip]:
+        assembler = WindowAssembler(self.sampling)
+        end_of_last = 0.0
+        with _open(self.path) as container:
+            stream = container.streams[self.info.stream_index]
+            clock = _Clock(stream)
+            if self.start:
+                container.seek(clock.to_pts(self.start), stream=stream, backward=True)
+            index = 0
+            for frame in self._frames(container, stream):
+                t = clock.seconds(frame)
+                if self.start is not None and t < self.start - 1e-6:
+                    continue
+                if self.end is not None and t >= self.end:
+                    break
+                yield from assembler.push(index, t, lambda f=frame: self._convert(f))
+                end_of_last = t + clock.frame_duration(frame)
+                index += 1
+        self.summary.frames = index
+        self.summary.duration = end_of_last
+        yield from assembler.finish(end_of_last)
+
+    def _frames(self, container, stream):
+        """Decode packet by packet so one corrupt packet costs a frame, not the whole video."""
+        consecutive_bad = 0
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as exc:
+                self.summary.bad_packets += 1
+                consecutive_bad += 1
+                if consecutive_bad > MAX_CONSECUTIVE_BAD_PACKETS:
+                    self.summary.error = f"decoding stopped: {exc.strerror or exc}"
+                    return
+                continue
+            consecutive_bad = 0
+            yield from frames
+
+    def _convert(self, frame) -> np.ndarray:
+        """Resize inside FFmpeg so the short side is `size`, rotate for display, centre-crop."""
+        width, height = _scaled(frame.width, frame.height, self.size)
+        image = frame.reformat(width=width, height=height, format="rgb24",
+                               interpolation="AREA").to_ndarray()
+        rotation = int(frame.rotation or 0)
+        if rotation % 360:
+            image = np.rot90(image, k=rotation // 90)
+        return _center_crop(image, self.size)
+
+
+def _scaled(width: int, height: int, size: int) -> tuple[int, int]:
+    scale = size / min(width, height)
+    return max(size, round(width * scale)), max(size, round(height * scale))
+
+
+def _center_crop(image: np.ndarray, size: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    return np.ascontiguousarray(image[top:top + size, left:left + size])
+
+
+class _Clock:
+    """Frame times in seconds from the stream's start, from PTS when present."""
+
+    def __init__(self, stream):
+        self.time_base = stream.time_base or Fraction(1, 1)
+        self.origin = stream.start_time
+        rate = stream.average_rate or stream.guessed_rate
+        self.nominal = float(1 / rate) if rate else 1 / 30
+        self._last: float | None = None
+
+    def to_pts(self, seconds: float) -> int:
+        return int(seconds / self.time_base) + (self.origin or 0)
+
+    def seconds(self, frame) -> float:
+        if frame.pts is None:  # no timestamp: one nominal frame after the previous one
+            t = 0.0 if self._last is None else self._last + self.nominal
+        else:
+            if self.origin is None:
+                self.origin = frame.pts
+            t = float((frame.pts - self.origin) * self.time_base)
+        self._last = t
+        return t
+
+    def frame_duration(self, frame) -> float:
+        if frame.duration:
+            return float(frame.duration * self.time_base)
+        return self.nominal

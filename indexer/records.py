@@ -1,0 +1,114 @@
+"""Record types shared by the indexer, the query service and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ScannedFile:
+    path: Path  # absolute path as found under a root (symlinks not resolved)
+    size: int  # bytes
+    mtime_ns: int  # modification time
+    root: Path  # the scan root it was found under
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What probing a file tells before decoding it."""
+
+    stream_index: int  # the container's best video stream
+    codec: str
+    width: int  # display width (after rotation)
+    height: int  # display height (after rotation)
+    fps: float | None  # average frame rate, if the container states one
+    duration: float | None  # seconds, if the container or stream states it
+    rotation: int  # degrees counter-clockwise to apply for display
+    container: str  # demuxer name
+
+
+@dataclass(frozen=True)
+class ClipSampling:
+    """How a video is cut into clip windows (source frame units)."""
+
+    num_frames: int = 16  # frames sampled per window (the encoder's T)
+    frame_interval: int = 4  # take every Nth source frame
+    stride_frames: int | None = None  # source frames between window starts; None = back to back
+
+    @property
+    def span(self) -> int:
+        """Source frames one window represents."""
+        return self.num_frames * self.frame_interval
+
+    @property
+    def stride(self) -> int:
+        return self.stride_frames or self.span
+
+    def to_dict(self) -> dict:
+        return {"num_frames": self.num_frames, "frame_interval": self.frame_interval,
+                "stride_frames": self.stride}
+
+
+@dataclass(frozen=True)
+class ClipWindow:
+    ordinal: int  # window number within the video (tail and short-video windows included)
+    start: float  # seconds from the start of the stream, first sampled frame
+    end: float  # seconds, end of the last frame the window represents
+
+
+@dataclass(frozen=True)
+class DecodedClip:
+    window: ClipWindow
+    frames: np.ndarray  # uint8 (T, S, S, 3) RGB, resized and centre-cropped
+
+
+@dataclass(frozen=True)
+class Failure:
+    path: str
+    error: str
+
+
+@dataclass
+class FileCounts:
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    deleted: int = 0
+    failed: int = 0
+    skipped: int = 0  # not media (no video stream, unknown extension): ignored, not failed
+
+
+@dataclass
+class IndexReport:
+    files: FileCounts = field(default_factory=FileCounts)
+    clips_embedded: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    warnings: list[Failure] = field(default_factory=list)  # indexed, but with a problem
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return {
+            "files": vars(self.files),
+            "clips_embedded": self.clips_embedded,
+            "failures": [vars(f) for f in self.failures],
+            "warnings": [vars(w) for w in self.warnings],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class Hit:
+    clip_id: int
+    video_id: int
+    path: str
+    start: float
+    end: float
+    score: float
+
+    def to_json(self) -> dict:
+        return {"clip_id": self.clip_id, "video_id": self.video_id, "path": self.path,
+                "start": round(self.start, 3), "end": round(self.end, 3), "score": round(self.score, 6)}

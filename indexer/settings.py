@@ -1,0 +1,49 @@
+"""Typed settings, built once at the entry point (run.py) and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DataDir:
+    root: Path  # everything Tubelet writes lives here
+    catalog_url: str | None = None  # SQLAlchemy URL; default: SQLite file in `root`
+
+    @property
+    def catalog(self) -> str:
+        return self.catalog_url or f"sqlite:///{self.root / 'catalog.db'}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.root / "index"
+
+    @property
+    def weights_dir(self) -> Path:
+        return self.root / "weights"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "index.lock"
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    variant: str = "vit-s"  # VideoMAE v2 architecture
+    weights: str | None = None  # source (see encoder/weights.py); None = the variant's default
+    device: str = "auto"  # auto | cpu | cuda[:N]
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    data: DataDir
+    encoder: EncoderSettings
+    window_frames: int | None = None  # frames per clip; None = the weights' own
+    frame_interval: int | None = None  # None = the weights' own
+    stride_frames: int | None = None  # None = windows back to back
+    batch_size: int = 4  # clips per encoder call
+    retry_failed: bool = False  # re-try files that failed before even if unchanged
+    rebuild: bool = False  # forget all clips and vectors and embed everything again
+    memory_budget: int = 4 << 30  # bytes the vector index may use

@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Tubelet command line: index a video library, search it, inspect it.
+
+    python run.py index ~/footage            # embed new and changed videos
+    python run.py search --video clip.mp4    # moments like this clip
+    python run.py search --like 42           # more like indexed clip 42
+    python run.py status                     # what is indexed, what failed
+    python run.py demo                       # index a generated library and search it
+
+Exit codes: 0 success; 3 `index` finished but some files failed; 2 bad input or a refused
+operation (message on stderr); 1 unexpected error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_UNEXPECTED, EXIT_USER_ERROR, EXIT_SOME_FAILED = 0, 1, 2, 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from app.errors import USER_ERRORS  # heavy imports after argument parsing keeps --help fast
+
+    try:
+        return args.handler(args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted: finished videos are saved; run the same command to resume", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run.py", description="Tubelet: search a video library for moments.")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    index = _command(sub, "index", cmd_index, "embed new and changed videos under PATHs")
+    index.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    _encoder_options(index)
+    index.add_argument("--retry-failed", action="store_true", help="try files that failed before again")
+    index.add_argument("--rebuild", action="store_true",
+                       help="discard every clip and vector and embed all videos again (e.g. new encoder)")
+    index.add_argument("--json", action="store_true", help="print one JSON report")
+
+    search = _command(sub, "search", cmd_search, "find moments like a clip")
+    query = search.add_mutually_exclusive_group(required=True)
+    query.add_argument("--video", type=Path, help="query video file")
+    query.add_argument("--like", type=int, metavar="CLIP_ID", help="an indexed clip's id")
+    search.add_argument("--start", type=float, help="query video start, seconds")
+    search.add_argument("--end", type=float, help="query video end, seconds")
+    search.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
+    _runtime_options(search)
+    search.add_argument("--json", action="store_true", help="print hits as JSON, best first")
+
+    status = _command(sub, "status", cmd_status, "what is indexed, what failed")
+    status.add_argument("--json", action="store_true")
+
+    demo = _command(sub, "demo", cmd_demo, "index a folder (default: a generated library) and search it")
+    demo.add_argument("folder", nargs="?", type=Path, help="videos to index (default: generate 6)")
+    _encoder_options(demo)
+    return parser
+
+
+def _command(sub, name: str, handler, help_text: str) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(handler=handler)
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("TUBELET_DATA", "tubelet-data")),
+                        help="data dir (default ./tubelet-data, env TUBELET_DATA)")
+    parser.add_argument("--catalog-url", default=os.environ.get("TUBELET_CATALOG_URL"),
+                        help="SQLAlchemy URL of the catalog (default: SQLite file in the data dir)")
+    return parser
+
+
+def _encoder_options(parser: argparse.ArgumentParser) -> None:
+    from encoder.videomae2 import VARIANTS
+
+    parser.add_argument("--encoder", default="vit-s", choices=list(VARIANTS), help="VideoMAE v2 variant")
+    parser.add_argument("--weights", help="pretrained tag, hf:OWNER/REPO/FILE, a local checkpoint, "
+                                          "or 'random' (tests only); default: the variant's own")
+    parser.add_argument("--window-frames", type=int, help="frames per clip (default: the weights')")
+    parser.add_argument("--frame-interval", type=int, help="take every Nth frame (default: the weights')")
+    parser.add_argument("--stride-frames", type=int, help="source frames between clip starts (default: back to back)")
+    parser.add_argument("--batch-size", type=int, default=4, help="clips per encoder call")
+    _runtime_options(parser)
+
+
+def _runtime_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+
+
+# -- settings, built once here and passed down ------------------------------------------------
+
+def data_dir(args):
+    from indexer.settings import DataDir
+
+    return DataDir(root=args.data.absolute(), catalog_url=args.catalog_url)
+
+
+def index_settings(args):
+    from indexer.settings import EncoderSettings, IndexSettings
+
+    return IndexSettings(
+        data=data_dir(args),
+        encoder=EncoderSettings(args.encoder, args.weights, args.device, args.precision),
+        window_frames=args.window_frames,
+        frame_interval=args.frame_interval,
+        stride_frames=args.stride_frames,
+        batch_size=args.batch_size,
+        retry_failed=getattr(args, "retry_failed", False),
+        rebuild=getattr(args, "rebuild", False),
+    )
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+def cmd_index(args) -> int:
+    from app.cli_output import print_index_report
+
+    report = run_index(index_settings(args), args.paths)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print_index_report(report)
+    return EXIT_SOME_FAILED if report.failures else EXIT_OK
+
+
+def run_index(settings, paths: list[Path]):
+    from app.cli_output import progress_bar
+    from indexer.catalog import Catalog
+    from indexer.pipeline import Indexer
+
+    settings.data.root.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(settings.data.catalog).open()
+    try:
+        return Indexer(settings, catalog, progress_bar).run(paths)
+    finally:
+        catalog.close()
+
+
+def cmd_search(args) -> int:
+    from app.cli_output import print_hits
+    from app.search import QueryError, SearchService
+
+    if args.like is not None and (args.start is not None or args.end is not None):
+        raise QueryError("--start/--end apply to --video queries only")
+    service = SearchService(data_dir(args), args.device, args.precision).load()
+    if args.like is not None:
+        hits = service.search_like(args.like, args.k)
+    else:
+        hits = service.search_video(args.video, args.start, args.end, args.k)
+    if args.json:
+        print(json.dumps([h.to_json() for h in hits], indent=2))
+    else:
+        print_hits(hits)
+    return EXIT_OK
+
+
+def cmd_status(args) -> int:
+    from app.cli_output import print_status
+    from app.status import library_status
+
+    status = library_status(data_dir(args))
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        print_status(status)
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from app.cli_output import print_hits, print_index_report
+    from app.demo import cut_segment, generate_demo_library
+    from app.search import SearchService
+
+    settings = index_settings(args)
+    folder = args.folder or settings.data.root / "demo-library"
+    if args.folder is None:
+        print(f"Generating a demo library in {folder} ...")
+        generate_demo_library(folder)
+    report = run_index(settings, [folder])
+    print_index_report(report)
+    service = SearchService(settings.data, args.device, args.precision).load()
+    source = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".mp4", ".mkv", ".mov", ".webm"))
+    if not source:
+        print("No .mp4/.mkv/.mov/.webm file in the folder to cut a query from.")
+        return EXIT_OK
+    query = cut_segment(source[len(source) // 2], settings.data.root / "demo-query.mp4", 2.5, 5.0)
+    print(f"\nQuery: 2.5-5.0 s of {source[len(source) // 2]}, re-encoded as {query}")
+    print_hits(service.search_video(query, k=5))
+    print(f"\nNext: python run.py search --data {settings.data.root} --like CLIP_ID  |  python run.py status")
+    return EXIT_SOME_FAILED if report.failures else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

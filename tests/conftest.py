@@ -1,0 +1,39 @@
+"""Shared fixtures. Tests are hermetic: generated videos, ../shared/videos when present, no network."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_VIDEOS = ROOT.parent / "shared" / "videos"
+sys.path.insert(0, str(ROOT))
+
+# Never reach a model hub from tests, whatever the machine.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def shared_video(name: str) -> Path:
+    path = SHARED_VIDEOS / name
+    if not path.exists():
+        pytest.skip(f"{path} not present (../shared/videos is optional)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_videos() -> Path:
+    if not SHARED_VIDEOS.is_dir():
+        pytest.skip("../shared/videos not present")
+    return SHARED_VIDEOS
+
+
+@pytest.fixture(scope="session")
+def demo_videos(tmp_path_factory) -> list[Path]:
+    """Six distinct 8 s, 30 fps, 320x240 H.264 videos (generated once per session)."""
+    from app.demo import generate_demo_library
+
+    return generate_demo_library(tmp_path_factory.mktemp("demo-library"))

@@ -1,0 +1,108 @@
+"""The catalog (a real SQLite file through SQLAlchemy) and the FAISS indexes derived from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer import store
+from indexer.catalog import Catalog, IdentityMismatch
+from indexer.records import ClipWindow, ScannedFile, VideoInfo
+
+INFO = VideoInfo(0, "h264", 320, 240, 30.0, 8.0, 0, "mov,mp4")
+IDENTITY = {"tower": "videomae2", "variant": "vit-tiny", "weights": "random:0", "sha256": "ab" * 32,
+            "sampling": {"num_frames": 16, "frame_interval": 4, "stride_frames": 64}}
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    cat = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}").open()
+    yield cat
+    cat.close()
+
+
+def unit_rows(n: int, dim: int = 8, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def add_video(catalog, vset, name: str, n: int, seed: int):
+    f = ScannedFile(Path(f"/lib/{name}"), 1000 + seed, seed, Path("/lib"))
+    windows = [ClipWindow(i, 2.0 * i, 2.0 * i + 2) for i in range(n)]
+    vectors = unit_rows(n, seed=seed)
+    catalog.store_video(f, f"fp-{name}", INFO, {"duration": 2.0 * n, "frames": 60 * n}, windows, {vset.id: vectors})
+    return vectors
+
+
+def test_store_and_read_back(catalog):
+    vset = catalog.ensure_vector_set("video", IDENTITY, 8)
+    a = add_video(catalog, vset, "a.mp4", 3, seed=1)
+    b = add_video(catalog, vset, "b.mp4", 2, seed=2)
+    ids, matrix = catalog.load_vectors(vset.id, 8)
+    assert ids.tolist() == [1, 2, 3, 4, 5] and np.array_equal(matrix, np.concatenate([a, b]))
+    rows = catalog.clip_rows([2, 5])
+    assert (rows[2].path, rows[2].start, rows[2].end) == ("/lib/a.mp4", 2.0, 4.0)
+    assert rows[5].path == "/lib/b.mp4" and rows[5].video_id != rows[2].video_id
+    assert catalog.vector_set("video").version == 2
+    stats = catalog.stats()
+    assert stats["videos"] == {"indexed": 2} and stats["clips"] == 5 and stats["duration"] == 10.0
+
+
+def test_reembedding_a_video_replaces_its_clips(catalog):
+    vset = catalog.ensure_vector_set("video", IDENTITY, 8)
+    add_video(catalog, vset, "a.mp4", 3, seed=1)
+    add_video(catalog, vset, "a.mp4", 2, seed=1)  # same path and content, embedded again
+    assert catalog.vector_count(vset.id) == 2 and catalog.stats()["clips"] == 2
+
+
+def test_removing_the_last_path_deletes_clips_and_vectors(catalog):
+    vset = catalog.ensure_vector_set("video", IDENTITY, 8)
+    add_video(catalog, vset, "a.mp4", 3, seed=1)
+    add_video(catalog, vset, "b.mp4", 2, seed=2)
+    assert catalog.remove_paths(["/lib/a.mp4"]) == 1
+    ids, _ = catalog.load_vectors(vset.id, 8)
+    assert ids.tolist() == [4, 5] and catalog.stats()["clips"] == 2
+
+
+def test_failure_is_recorded_with_its_reason(catalog):
+    f = ScannedFile(Path("/lib/bad.mp4"), 10, 1, Path("/lib"))
+    catalog.record_failure(f, "fp-bad", "cannot open as media: Invalid data")
+    [(path, known)] = catalog.known_paths().items()
+    assert (path, known.status, known.error) == ("/lib/bad.mp4", "failed", "cannot open as media: Invalid data")
+
+
+def test_another_encoder_is_refused_with_the_command_to_reindex(catalog):
+    catalog.ensure_vector_set("video", IDENTITY, 8)
+    with pytest.raises(IdentityMismatch, match="vit-tiny.*vit-s.*--rebuild"):
+        catalog.ensure_vector_set("video", {**IDENTITY, "variant": "vit-s"}, 384)
+
+
+def test_index_file_round_trip_and_rebuild(catalog, tmp_path):
+    vset = catalog.ensure_vector_set("video", IDENTITY, 8)
+    vectors = np.concatenate([add_video(catalog, vset, "a.mp4", 3, 1), add_video(catalog, vset, "b.mp4", 4, 2)])
+    vset = catalog.vector_set("video")
+    index_dir = tmp_path / "index"
+    loaded = store.open_index(catalog, vset, index_dir, 1 << 30)
+    assert not loaded.from_file and loaded.index.ntotal == 7  # no file yet: built from the catalog
+    store.save_index(loaded.index, store.index_path(index_dir, vset))
+    assert [p.name for p in index_dir.iterdir()] == [f"video-{vset.key}-v2.faiss"]  # no temp files left
+    reopened = store.open_index(catalog, vset, index_dir, 1 << 30)
+    assert reopened.from_file
+    scores, ids = reopened.index.search(vectors[4:5], 3)
+    assert ids[0, 0] == 5 and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+    catalog.remove_paths(["/lib/b.mp4"])
+    stale = catalog.vector_set("video")
+    assert not store.index_path(index_dir, stale).exists()  # version moved on: file is stale
+    assert store.open_index(catalog, stale, index_dir, 1 << 30).index.ntotal == 3
+
+
+def test_index_file_that_disagrees_with_the_catalog_is_rebuilt(catalog, tmp_path):
+    vset = catalog.ensure_vector_set("video", IDENTITY, 8)
+    add_video(catalog, vset, "a.mp4", 3, 1)
+    vset = catalog.vector_set("video")
+    wrong = store.build_index(np.array([1], np.int64), unit_rows(1), "Flat")
+    store.save_index(wrong, store.index_path(tmp_path, vset))
+    loaded = store.open_index(catalog, vset, tmp_path, 1 << 30)
+    assert not loaded.from_file and loaded.index.ntotal == 3

@@ -1,0 +1,152 @@
+"""The vertical slice through the real CLI: index and search in separate processes.
+
+Random weights of the tiny registered variant stand in for pretrained ones (no hub here); the
+checks rely on the same pixels giving the same vectors, which any fixed weights guarantee.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SHARED_VIDEOS
+
+from app.demo import cut_segment, synthesize_video
+
+ROOT = Path(__file__).resolve().parent.parent
+ENCODER = ["--encoder", "vit-tiny", "--weights", "random"]
+
+
+def cli(*args, expect: int | None = 0) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(ROOT / "run.py"), *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if expect is not None:
+        assert done.returncode == expect, done.stderr + done.stdout
+    return done
+
+
+def index(data: Path, *paths, expect: int = 0) -> dict:
+    return json.loads(cli("index", "--data", data, *paths, *ENCODER, "--json", expect=expect).stdout)
+
+
+def search(data: Path, *args) -> list[dict]:
+    return json.loads(cli("search", "--data", data, *args, "--json").stdout)
+
+
+def overlaps(hit: dict, start: float, end: float) -> bool:
+    return hit["start"] < end and hit["end"] > start
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory, demo_videos):
+    """Generated videos, broken files and (when present) ../shared/videos, indexed once."""
+    lib = tmp_path_factory.mktemp("lib")
+    for video in demo_videos:
+        shutil.copy(video, lib / video.name)
+    (lib / "garbage.mp4").write_bytes(os.urandom(20_000))
+    (lib / "empty.mov").write_bytes(b"")
+    (lib / "notes.txt").write_text("not a video")
+    roots = [lib] + ([SHARED_VIDEOS] if SHARED_VIDEOS.is_dir() else [])
+    data = tmp_path_factory.mktemp("data")
+    report = index(data, *roots, expect=3)
+    return lib, data, report
+
+
+def test_first_run_indexes_everything_and_lists_failures(library):
+    lib, data, report = library
+    failures = {Path(f["path"]).name: f["error"] for f in report["failures"]}
+    assert failures["garbage.mp4"].startswith("cannot open as media")
+    assert failures["empty.mov"].startswith("cannot open as media")
+    assert "notes.txt" not in failures
+    expected_new = 6
+    if SHARED_VIDEOS.is_dir():
+        assert failures["torchcodec_nasa_13013_audio_only.mp3"] == "no video stream (has audio streams only)"
+        assert failures["chrome_no_streams_INVALID.webm"].startswith("cannot open as media")
+        expected_new += 23  # MANIFEST: 23 main files + the corrupt edge case, less the audio-only one
+    assert report["files"]["new"] == expected_new
+    assert report["files"]["failed"] == len(report["failures"])
+    status = json.loads(cli("status", "--data", data, "--json").stdout)
+    assert status["clips"] == report["clips_embedded"] == status["vectors"]
+    assert status["videos"]["indexed"] == expected_new and status["index_file"]["current"]
+
+
+def test_segment_cut_from_a_library_video_finds_that_moment(library, tmp_path):
+    lib, data, _ = library
+    source = lib / "scene_02.mp4"
+    query = cut_segment(source, tmp_path / "query.mp4", 3.0, 5.5)
+    hits = search(data, "--video", query, "-k", "5")
+    assert hits[0]["path"] == str(source)
+    assert overlaps(hits[0], 3.0, 5.5)
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+
+
+def test_segment_of_real_footage_finds_its_source(library, tmp_path):
+    lib, data, _ = library
+    source = SHARED_VIDEOS / "askanything_yoga.mp4"
+    if not source.exists():
+        pytest.skip("../shared/videos not present")
+    hits = search(data, "--video", cut_segment(source, tmp_path / "yoga.mp4", 4.0, 6.5), "-k", "3")
+    assert hits[0]["path"] == str(source) and overlaps(hits[0], 4.0, 6.5)
+
+
+def test_query_range_of_a_longer_file(library):
+    lib, data, _ = library
+    hits = search(data, "--video", lib / "scene_04.mp4", "--start", "2.2", "--end", "4.2", "-k", "1")
+    assert hits[0]["path"] == str(lib / "scene_04.mp4") and overlaps(hits[0], 2.2, 4.2)
+
+
+def test_more_like_this_returns_the_clip_first(library):
+    lib, data, _ = library
+    some = search(data, "--video", lib / "scene_01.mp4", "-k", "3")
+    clip_id = some[1]["clip_id"]
+    hits = search(data, "--like", clip_id, "-k", "3")
+    assert hits[0]["clip_id"] == clip_id and hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert len(hits) == 3
+
+
+def test_bad_queries_are_clear_errors(library, tmp_path):
+    lib, data, _ = library
+    done = cli("search", "--data", data, "--like", "999999", expect=2)
+    assert "no clip with id 999999" in done.stderr
+    done = cli("search", "--data", data, "--video", lib / "garbage.mp4", expect=2)
+    assert "garbage.mp4: cannot open as media" in done.stderr
+    done = cli("search", "--data", tmp_path / "nothing", "--like", "1", expect=2)
+    assert "run `python run.py index PATH` first" in done.stderr
+
+
+def test_incremental_reindex(tmp_path, demo_videos):
+    lib, data = tmp_path / "lib", tmp_path / "data"
+    lib.mkdir()
+    for video in demo_videos:
+        shutil.copy(video, lib / video.name)
+    first = index(data, lib)
+    assert first["files"]["new"] == 6 and first["clips_embedded"] == 24  # 4 windows per 8 s video
+
+    again = index(data, lib)
+    assert again["clips_embedded"] == 0 and again["files"]["unchanged"] == 6
+
+    synthesize_video(lib / "scene_03.mp4", seed=42, seconds=4.0)  # replaced content, same name
+    replaced = index(data, lib)
+    assert replaced["files"]["changed"] == 1 and replaced["files"]["unchanged"] == 5
+    assert replaced["clips_embedded"] == 2  # only the new 4 s video's windows
+
+    (lib / "scene_01.mp4").rename(lib / "renamed scene.mp4")
+    moved = index(data, lib)
+    assert moved["files"]["moved"] == 1 and moved["clips_embedded"] == 0
+    hits = search(data, "--video", lib / "renamed scene.mp4", "-k", "1")
+    assert hits[0]["path"] == str(lib / "renamed scene.mp4")
+
+    doomed = search(data, "--video", lib / "scene_05.mp4", "-k", "1")[0]
+    (lib / "scene_05.mp4").unlink()
+    deleted = index(data, lib)
+    assert deleted["files"]["deleted"] == 1 and deleted["clips_embedded"] == 0
+    everything = search(data, "--like", hits[0]["clip_id"], "-k", "100")
+    assert len(everything) == 24 - 4 + 2 - 4
+    assert all("scene_05" not in h["path"] for h in everything)
+    assert "no clip with id" in cli("search", "--data", data, "--like", doomed["clip_id"], expect=2).stderr

@@ -1,0 +1,130 @@
+"""Probing and decoding real and generated footage: timestamps, streams, rotation, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import shared_video
+
+from app.demo import render_frame, Scene, cut_segment
+from indexer.decode import ClipDecoder, ProbeError, probe
+from indexer.records import ClipSampling
+
+
+def decode(path, size=64, sampling=ClipSampling(), time_range=None):
+    decoder = ClipDecoder(path, probe(path), sampling, size, time_range)
+    return list(decoder.clips()), decoder.summary
+
+
+def spans(clips):
+    return [(round(c.window.start, 3), round(c.window.end, 3)) for c in clips]
+
+
+def test_generated_cfr_video_has_exact_window_times(demo_videos):
+    info = probe(demo_videos[0])
+    assert (info.codec, info.width, info.height, info.fps, info.rotation) == ("h264", 320, 240, 30.0, 0)
+    clips, summary = decode(demo_videos[0])
+    assert summary.frames == 240 and summary.duration == pytest.approx(8.0)
+    assert spans(clips) == [(0.0, 2.133), (2.133, 4.267), (4.267, 6.4), (5.867, 8.0)]
+    assert clips[0].frames.shape == (16, 64, 64, 3) and clips[0].frames.dtype == np.uint8
+
+
+def test_decoded_pixels_match_the_rendered_scene(demo_videos):
+    clips, _ = decode(demo_videos[1], size=240, sampling=ClipSampling(16, 4))
+    expected = render_frame(Scene.from_seed(1), 4 / 30, 320, 240)[:, 40:280]  # frame 4, centre crop
+    error = np.abs(clips[0].frames[1].astype(int) - expected.astype(int)).mean()
+    assert error < 6  # H.264 at crf 20 plus YUV 4:2:0 round trip
+
+
+def test_time_range_decodes_only_that_range(demo_videos):
+    clips, summary = decode(demo_videos[2], time_range=(3.0, 5.5))
+    assert summary.frames == 75  # frames shown at 3.0 <= t < 5.5
+    assert spans(clips) == [(3.0, 5.5)]  # 11 frames past the window: stretched, no second window
+
+
+def test_variable_frame_rate_times_come_from_pts():
+    path = shared_video("videollama_skateboarding_dog.mp4")
+    clips, summary = decode(path)
+    assert summary.frames == 421
+    assert summary.duration == pytest.approx(14.181, abs=0.01)  # last PTS + duration, not 421/29.97
+    assert clips[-1].window.end == pytest.approx(summary.duration)
+    starts = [c.window.start for c in clips]
+    assert starts == sorted(starts) and starts[0] == 0.0
+
+
+def test_container_without_duration():
+    path = shared_video("moviepy_no_duration_vp9.webm")
+    info = probe(path)
+    assert info.duration is None and info.codec == "vp9"
+    clips, summary = decode(path)
+    assert summary.frames == 74 and summary.duration == pytest.approx(4.94, abs=0.01)
+    assert clips[-1].window.end == pytest.approx(summary.duration)
+
+
+def test_multistream_file_uses_the_best_video_stream():
+    info = probe(shared_video("torchcodec_nasa_13013_multistream.mp4"))
+    assert (info.stream_index, info.width, info.height) == (3, 480, 270)
+
+
+def test_audio_first_stream_layout():
+    info = probe(shared_video("mdn_friday.mp4"))
+    assert info.stream_index == 1 and (info.width, info.height) == (640, 480)
+
+
+def test_rotation_metadata_is_applied():
+    path = shared_video("decord_video_90_rot.mov")
+    info = probe(path)
+    assert (info.rotation, info.width, info.height) == (-90, 320, 568)
+    import av
+    with av.open(str(path)) as container:
+        raw = next(container.decode(video=0)).to_ndarray(format="rgb24")  # stored 568x320
+    upright = np.rot90(raw, k=-1)  # display = 90 degrees clockwise
+    clips, summary = decode(path, size=320)
+    assert summary.frames == 3 and len(clips) == 1
+    top = upright[(568 - 320) // 2:(568 - 320) // 2 + 320]
+    assert np.abs(clips[0].frames[0].astype(int) - top.astype(int)).mean() < 3
+
+
+def test_gif_is_a_video():
+    clips, summary = decode(shared_video("i3d_v_CricketShot_g04_c01_rgb.gif"))
+    assert summary.frames == 79 and spans(clips) == [(0.0, 3.16)]
+
+
+def test_audio_only_file_is_refused_with_a_reason():
+    with pytest.raises(ProbeError, match=r"no video stream \(has audio streams only\)"):
+        probe(shared_video("torchcodec_nasa_13013_audio_only.mp3"))
+
+
+def test_unopenable_file_is_refused_with_a_reason():
+    with pytest.raises(ProbeError, match="cannot open as media: Invalid data"):
+        probe(shared_video("edge_cases/chrome_no_streams_INVALID.webm"))
+
+
+def test_corrupt_packets_are_skipped_and_counted():
+    clips, summary = decode(shared_video("edge_cases/decord_corrupted_SYNTHETIC.mp4"))
+    assert summary.bad_packets >= 1 and summary.frames > 28 and len(clips) == 1
+
+
+def test_garbage_and_empty_files(tmp_path):
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(np.random.default_rng(0).bytes(50_000))
+    empty = tmp_path / "empty.mkv"
+    empty.write_bytes(b"")
+    for path in (garbage, empty):
+        with pytest.raises(ProbeError, match="cannot open as media"):
+            probe(path)
+
+
+def test_still_image_is_not_a_video(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "photo.dat"
+    Image.fromarray(render_frame(Scene.from_seed(0), 0, 64, 48)).save(path, format="PNG")
+    with pytest.raises(ProbeError, match="still image"):
+        probe(path)
+
+
+def test_cut_segment_reencodes_the_range(demo_videos, tmp_path):
+    cut = cut_segment(demo_videos[3], tmp_path / "cut.mp4", 2.0, 3.0)
+    clips, summary = decode(cut)
+    assert summary.frames == 30 and summary.duration == pytest.approx(1.0)
