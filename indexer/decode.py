@@ -35,16 +35,24 @@ def _open(path: Path):
         raise ProbeError(f"cannot read file: {exc.strerror or exc}") from exc
 
 
-def _is_image_container(container) -> bool:
+# FFmpeg demuxers that present a still image or text (ANSI art, binary text) as a video stream.
+TEXT_DEMUXERS = frozenset({"tty", "bin", "xbin", "adf", "idf"})
+
+
+def _still_or_text(container) -> str | None:
     name = container.format.name
-    return name.startswith("image2") or name.endswith("_pipe")
+    if name.startswith("image2") or name.endswith("_pipe"):
+        return "a still image, not a video"
+    if name in TEXT_DEMUXERS:
+        return "a text file, not a video"
+    return None
 
 
 def probe(path: Path) -> VideoInfo:
     """Open the file, pick its best video stream and decode one frame to prove it is readable."""
     with _open(path) as container:
-        if _is_image_container(container):
-            raise ProbeError("a still image, not a video")
+        if reason := _still_or_text(container):
+            raise ProbeError(reason)
         stream = container.streams.best("video")
         if stream is None:
             kinds = sorted({s.type for s in container.streams})

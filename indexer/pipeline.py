@@ -24,7 +24,7 @@ from indexer.fingerprint import content_fingerprint
 from indexer.lock import IndexLock
 from indexer.plan import EmbedTask, Plan, plan_changes
 from indexer.records import ClipSampling, ClipWindow, Failure, IndexReport, ScannedFile, VideoInfo
-from indexer.scan import is_media_name, scan_roots
+from indexer.scan import scan_roots
 from indexer.settings import IndexSettings
 
 VIDEO_SET = "video"  # name of the VideoMAE v2 vector set
@@ -164,11 +164,8 @@ class Indexer:
             result = self._embed_file(f, spec, sampling, bar)
         except ProbeError as exc:
             bar.update(f.size)
-            if is_media_name(f.path) or task.reason != "new":
-                self.catalog.record_failure(f, task.fingerprint, str(exc))
-                report.failures.append(Failure(str(f.path), str(exc)))
-            else:
-                report.files.skipped += 1  # unknown extension and not a video: not ours
+            self.catalog.record_failure(f, task.fingerprint, str(exc))
+            report.failures.append(Failure(str(f.path), str(exc)))
             return
         self.catalog.store_video(f, task.fingerprint, result.info, result.stats, result.windows,
                                  {vset.id: result.vectors})

@@ -1,9 +1,9 @@
 """Find candidate files under the library roots.
 
-What is a video is decided by probing (indexer/decode.py), not by name: files with unknown or no
-extension are probed too. Names only decide two things: files with a media extension that
-cannot be indexed are reported as failures, and obvious non-media files (images, documents,
-subtitles) are skipped without being opened.
+What is a video is decided by probing (indexer/decode.py), not by name: every file is probed,
+whatever its extension, and one that cannot be indexed is reported with the reason. Names only
+spare the probe for obvious non-media files (images, documents, subtitles, archives) and hidden
+files, which are skipped and counted.
 """
 
 from __future__ import annotations
@@ -14,21 +14,12 @@ from pathlib import Path
 
 from indexer.records import Failure, ScannedFile
 
-MEDIA_EXTENSIONS = frozenset(
-    ".mp4 .m4v .mov .qt .mkv .webm .avi .wmv .asf .flv .f4v .gif .mpg .mpeg .mpe .m2v .ts .mts "
-    ".m2ts .vob .3gp .3g2 .ogv .ogg .mxf .dv .y4m .h264 .264 .h265 .265 .hevc .ivf .nut .rm .rmvb "
-    ".dav .mjpeg .mjpg .mp3 .wav .aac .m4a .flac .opus .wma".split()
-)
 NON_MEDIA_EXTENSIONS = frozenset(
     ".jpg .jpeg .png .bmp .tif .tiff .webp .heic .heif .svg .ico .raw .dng .cr2 .nef .psd "
     ".txt .md .rst .json .yaml .yml .xml .csv .tsv .html .htm .pdf .doc .docx .xls .xlsx .ppt "
     ".srt .vtt .ass .ssa .sub .idx .nfo .log .ini .cfg .py .sh .js .css .db .sqlite .wal .shm "
     ".zip .tar .gz .bz2 .xz .7z .rar .iso .exe .dll .so .pth .pt .safetensors .faiss .lock".split()
 )
-
-
-def is_media_name(path: Path) -> bool:
-    return path.suffix.lower() in MEDIA_EXTENSIONS
 
 
 @dataclass

@@ -52,6 +52,7 @@ def library(tmp_path_factory, demo_videos):
     (lib / "garbage.mp4").write_bytes(os.urandom(20_000))
     (lib / "empty.mov").write_bytes(b"")
     (lib / "notes.txt").write_text("not a video")
+    (lib / "mystery").write_bytes(os.urandom(5_000))  # no extension: probed, not a video
     roots = [lib] + ([SHARED_VIDEOS] if SHARED_VIDEOS.is_dir() else [])
     data = tmp_path_factory.mktemp("data")
     report = index(data, *roots, expect=3)
@@ -63,7 +64,8 @@ def test_first_run_indexes_everything_and_lists_failures(library):
     failures = {Path(f["path"]).name: f["error"] for f in report["failures"]}
     assert failures["garbage.mp4"].startswith("cannot open as media")
     assert failures["empty.mov"].startswith("cannot open as media")
-    assert "notes.txt" not in failures
+    assert failures["mystery"].startswith("cannot open as media")
+    assert "notes.txt" not in failures and report["files"]["skipped"] >= 1
     expected_new = 6
     if SHARED_VIDEOS.is_dir():
         assert failures["torchcodec_nasa_13013_audio_only.mp3"] == "no video stream (has audio streams only)"

@@ -124,6 +124,15 @@ def test_still_image_is_not_a_video(tmp_path):
         probe(path)
 
 
+def test_text_is_not_a_video(tmp_path):
+    (tmp_path / "README").write_text("Footage from camera 3, March.\n" * 20)
+    with pytest.raises(ProbeError, match="cannot open as media"):
+        probe(tmp_path / "README")
+    (tmp_path / "art.ans").write_text("Footage from camera 3, March.\n" * 20)  # FFmpeg's tty demuxer
+    with pytest.raises(ProbeError, match="a text file, not a video"):
+        probe(tmp_path / "art.ans")
+
+
 def test_cut_segment_reencodes_the_range(demo_videos, tmp_path):
     cut = cut_segment(demo_videos[3], tmp_path / "cut.mp4", 2.0, 3.0)
     clips, summary = decode(cut)
