@@ -2,6 +2,7 @@
 """Tubelet command line: index a video library, search it, inspect it.
 
     python run.py index ~/footage            # embed new and changed videos
+    python run.py search --text "a dog"      # moments matching words
     python run.py search --video clip.mp4    # moments like this clip
     python run.py search --like 42           # more like indexed clip 42
     python run.py status                     # what is indexed, what failed
@@ -48,15 +49,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="discard every clip and vector and embed all videos again (e.g. new encoder)")
     index.add_argument("--json", action="store_true", help="print one JSON report")
 
-    search = _command(sub, "search", cmd_search, "find moments like a clip")
-    query = search.add_mutually_exclusive_group(required=True)
-    query.add_argument("--video", type=Path, help="query video file")
-    query.add_argument("--like", type=int, metavar="CLIP_ID", help="an indexed clip's id")
+    search = _command(sub, "search", cmd_search, "find moments by text, image, clip or clip id")
+    search.add_argument("--text", help="describe what to find")
+    search.add_argument("--image", type=Path, help="an example image")
+    search.add_argument("--video", type=Path, help="an example video clip")
     search.add_argument("--start", type=float, help="query video start, seconds")
     search.add_argument("--end", type=float, help="query video end, seconds")
-    search.add_argument("-k", type=int, default=10, help="number of hits (default 10)")
+    search.add_argument("--like", type=int, metavar="CLIP_ID", help="more like this indexed clip")
+    search.add_argument("--negative", metavar="TEXT", help="push away from this description")
+    search.add_argument("-k", type=int, default=10, help="number of moments (default 10)")
+    search.add_argument("--min-score", type=float, help="calibrated score below which nothing matches")
+    search.add_argument("--group", choices=["clip", "video"], default="clip",
+                        help="flat list of moments (clip) or moments per video (video)")
+    search.add_argument("--weight", action="append", default=[], metavar="PART=W",
+                        help="weight of a query part: video, appearance, text, image, negative")
+    search.add_argument("--path-prefix", help="only videos whose path starts with this")
+    search.add_argument("--path-glob", help="only videos whose path matches this pattern")
+    search.add_argument("--min-duration", type=float, help="only videos at least this long (s)")
+    search.add_argument("--max-duration", type=float, help="only videos at most this long (s)")
+    search.add_argument("--indexed-after", help="only videos indexed at or after (ISO date/time)")
     _runtime_options(search)
-    search.add_argument("--json", action="store_true", help="print hits as JSON, best first")
+    search.add_argument("--json", action="store_true", help="print moments as JSON, best first")
 
     status = _command(sub, "status", cmd_status, "what is indexed, what failed")
     status.add_argument("--json", action="store_true")
@@ -87,6 +100,10 @@ def _encoder_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frame-interval", type=int, help="take every Nth frame (default: the weights')")
     parser.add_argument("--stride-frames", type=int, help="source frames between clip starts (default: back to back)")
     parser.add_argument("--batch-size", type=int, default=4, help="clips per encoder call")
+    parser.add_argument("--no-clip", action="store_true", help="skip open_clip vectors (no text/image search)")
+    parser.add_argument("--clip-model", default="ViT-B-32-256", help="open_clip architecture")
+    parser.add_argument("--clip-weights", help="open_clip pretrained tag, hf:..., a local file or 'random'")
+    parser.add_argument("--clip-frames", type=int, default=4, help="frames per clip for the CLIP vector")
     _runtime_options(parser)
 
 
@@ -104,11 +121,12 @@ def data_dir(args):
 
 
 def index_settings(args):
-    from indexer.settings import EncoderSettings, IndexSettings
+    from indexer.settings import ClipSettings, EncoderSettings, IndexSettings
 
     return IndexSettings(
         data=data_dir(args),
         encoder=EncoderSettings(args.encoder, args.weights, args.device, args.precision),
+        clip=ClipSettings(not args.no_clip, args.clip_model, args.clip_weights, args.clip_frames),
         window_frames=args.window_frames,
         frame_interval=args.frame_interval,
         stride_frames=args.stride_frames,
@@ -145,21 +163,52 @@ def run_index(settings, paths: list[Path]):
 
 
 def cmd_search(args) -> int:
-    from app.cli_output import print_hits
-    from app.search import QueryError, SearchService
+    from app.cli_output import print_no_match, print_result
+    from app.search import SearchService
 
-    if args.like is not None and (args.start is not None or args.end is not None):
-        raise QueryError("--start/--end apply to --video queries only")
+    query, filters, options = search_request(args)
     service = SearchService(data_dir(args), args.device, args.precision).load()
-    if args.like is not None:
-        hits = service.search_like(args.like, args.k)
-    else:
-        hits = service.search_video(args.video, args.start, args.end, args.k)
+    result = service.search(query, filters, options)
     if args.json:
-        print(json.dumps([h.to_json() for h in hits], indent=2))
+        items = result.videos if options.group == "video" else result.moments
+        print(json.dumps([item.to_json() for item in items], indent=2))
+        if result.no_match:
+            print_no_match(result, options, file=sys.stderr)
     else:
-        print_hits(hits)
+        print_result(result, options)
     return EXIT_OK
+
+
+def search_request(args):
+    from app.query import Filters, Query, QueryError, SearchOptions
+
+    weights = {}
+    for item in args.weight:
+        name, _, value = item.partition("=")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise QueryError(f"--weight takes PART=NUMBER, got {item!r}") from None
+    query = Query(text=args.text, image=args.image, video=args.video, start=args.start, end=args.end,
+                  like=args.like, negative=args.negative)
+    filters = Filters(args.path_prefix, args.path_glob, args.min_duration, args.max_duration,
+                      parse_time(args.indexed_after))
+    return query, filters, SearchOptions(args.k, args.min_score, args.group, weights)
+
+
+def parse_time(text: str | None):
+    """ISO date or date-time (local time unless it says otherwise) -> naive UTC, as stored."""
+    from datetime import datetime, timezone
+
+    from app.query import QueryError
+
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise QueryError(f"--indexed-after takes an ISO date such as 2026-11-01 or 2026-11-01T08:00, got {text!r}") from None
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def cmd_status(args) -> int:
@@ -175,8 +224,9 @@ def cmd_status(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from app.cli_output import print_hits, print_index_report
+    from app.cli_output import print_index_report, print_result
     from app.demo import cut_segment, generate_demo_library
+    from app.query import Query, SearchOptions
     from app.search import SearchService
 
     settings = index_settings(args)
@@ -193,7 +243,8 @@ def cmd_demo(args) -> int:
         return EXIT_OK
     query = cut_segment(source[len(source) // 2], settings.data.root / "demo-query.mp4", 2.5, 5.0)
     print(f"\nQuery: 2.5-5.0 s of {source[len(source) // 2]}, re-encoded as {query}")
-    print_hits(service.search_video(query, k=5))
+    options = SearchOptions(k=5)
+    print_result(service.search(Query(video=query), options=options), options)
     print(f"\nNext: python run.py search --data {settings.data.root} --like CLIP_ID  |  python run.py status")
     return EXIT_SOME_FAILED if report.failures else EXIT_OK
 

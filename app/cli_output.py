@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from indexer.records import Hit, IndexReport
+from indexer.records import IndexReport, Moment
 
 
 def progress_bar(total_bytes: int):
@@ -23,22 +23,42 @@ def format_time(seconds: float) -> str:
 
 def print_index_report(report: IndexReport) -> None:
     c = report.files
+    vectors = ", ".join(f"{n} {name}" for name, n in report.vectors_embedded.items())
     print(f"{c.new} new, {c.changed} changed, {c.unchanged} unchanged, {c.moved} moved, "
           f"{c.deleted} deleted, {c.failed} failed, {c.skipped} skipped; "
-          f"{report.clips_embedded} clips embedded in {report.seconds:.1f} s")
+          f"{report.clips_embedded} clips embedded ({vectors} vectors) in {report.seconds:.1f} s")
     for warning in report.warnings:
         print(f"  warning: {warning.path}: {warning.error}")
     for failure in report.failures:
         print(f"  failed: {failure.path}: {failure.error}")
 
 
-def print_hits(hits: list[Hit]) -> None:
-    if not hits:
-        print("No matches.")
+def print_no_match(result, options, file=sys.stdout) -> None:
+    if result.best_score is None:
+        print("No match: nothing indexed passes the filters.", file=file)
+    else:
+        print(f"No good match: the best score is {result.best_score:.2f}, below --min-score "
+              f"{options.min_score:g}.", file=file)
+
+
+def _moment_line(rank: int, m: Moment) -> str:
+    span = f"{format_time(m.start)}-{format_time(m.end)}"
+    parts = " ".join(f"{k}={v:.3f}" for k, v in m.scores.items())
+    return f"{rank:3d}. {m.score:6.2f}  {span:>19}  clip {m.clip_id:<6d} {m.path}  [{parts}]"
+
+
+def print_result(result, options) -> None:
+    if result.no_match:
+        print_no_match(result, options)
         return
-    for rank, hit in enumerate(hits, 1):
-        span = f"{format_time(hit.start)}-{format_time(hit.end)}"
-        print(f"{rank:3d}. {hit.score:6.3f}  {span:>19}  clip {hit.clip_id:<6d} {hit.path}")
+    if options.group == "video":
+        for rank, group in enumerate(result.videos, 1):
+            print(f"{rank:3d}. {group.score:6.2f}  {group.path}")
+            for m in group.moments[:3]:
+                print("     " + _moment_line(0, m)[5:])
+        return
+    for rank, moment in enumerate(result.moments, 1):
+        print(_moment_line(rank, moment))
 
 
 def print_status(status: dict) -> None:

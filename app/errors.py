@@ -1,6 +1,6 @@
 """Errors that are the user's to fix: entry points print their message instead of a traceback."""
 
-from app.search import QueryError
+from app.query import QueryError
 from encoder.errors import EncoderError
 from indexer.catalog import CatalogError
 from indexer.lock import LockHeld

@@ -1,33 +1,77 @@
 """The query service: one object shared by the CLI, the web UI and the API.
 
-A query is embedded exactly as the library was: the encoder, weights checksum, preprocessing
-and clip sampling are read from the data dir's vector set, never from the caller.
+A query is embedded exactly as the library was: encoders, weights checksums, preprocessing,
+clip sampling and decode size are read from the data dir, never from the caller.
+
+Fusion. A query has one or more parts, each a vector in one tower's space:
+  video      (--video, --like)  VideoMAE v2 vector of the query clip   -> "video" vectors
+  appearance (--video, --like)  CLIP image vector of the query clip    -> "image" vectors
+  text       (--text)           CLIP text vector                       -> "image" vectors
+  image      (--image)          CLIP image vector of the example image -> "image" vectors
+  negative   (--negative)       CLIP text vector, subtracted           -> "image" vectors
+Raw cosine similarities of different towers are not comparable (CLIP text-image cosines sit
+around 0.2-0.35, VideoMAE ones near 1), so each part's score is calibrated as a z-score against
+the distribution of that query's scores over the whole index (exact: mean q.mu, variance
+q'Cq from the index's mean and covariance). The fused score is
+    sum(w_p * z_p over positive parts) - w_neg * z_neg, divided by the sum of positive weights,
+so a single-part query's score is its z-score: how many standard deviations above the library's
+typical clip a hit is. Weights default to 1 (SearchOptions.weights). Candidates are the union
+of each positive part's top hits, searched inside the filters.
 """
 
 from __future__ import annotations
 
+import fnmatch
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from encoder.factory import VideoEncoder, spec_from_identity
+from app.moments import ScoredClip, best, merge_moments
+from app.query import Filters, Query, QueryError, SearchOptions
 from indexer import store
 from indexer.catalog import Catalog, VectorSetInfo
-from indexer.decode import ClipDecoder, ProbeError, probe
+from indexer.decode import ClipDecoder, ProbeError, probe, read_image
 from indexer.lock import IndexLock
-from indexer.pipeline import VIDEO_SET
-from indexer.records import ClipSampling, Hit
+from indexer.records import Moment
 from indexer.settings import DataDir
+from indexer.towers import IMAGE_SET, VIDEO_SET, Towers, towers_from_catalog
 
-MAX_K = 1000
+PART_SETS = {"video": VIDEO_SET, "appearance": IMAGE_SET, "text": IMAGE_SET, "image": IMAGE_SET,
+             "negative": IMAGE_SET}
+CANDIDATES_PER_K = 20  # each positive part contributes max(200, 20 k) candidates
+MOMENTS_PER_VIDEO = 3  # with group="video", up to this many moments per video
 
 
-class QueryError(ValueError):
-    """A query that cannot be answered; the message is meant for the user."""
+@dataclass(frozen=True)
+class QueryPart:
+    name: str  # one of PART_SETS
+    vector: np.ndarray  # unit vector in the part's tower space
+    weight: float  # negative for "not this"
+
+
+@dataclass
+class VideoGroup:
+    video_id: int
+    path: str
+    score: float
+    moments: list[Moment]
+
+    def to_json(self) -> dict:
+        return {"video_id": self.video_id, "path": self.path, "score": round(self.score, 4),
+                "moments": [m.to_json() for m in self.moments]}
+
+
+@dataclass
+class SearchResult:
+    moments: list[Moment] = field(default_factory=list)
+    videos: list[VideoGroup] = field(default_factory=list)  # filled with group="video"
+    best_score: float | None = None  # best fused score among candidates, even below min_score
+    no_match: bool = False  # nothing reached min_score (or the filters left nothing)
 
 
 class SearchService:
-    """Cheap to construct; `load()` opens the catalog and index, encoders load on first use."""
+    """Cheap to construct; `load()` opens the catalog and indexes; encoders load on first use."""
 
     def __init__(self, data: DataDir, device: str = "auto", precision: str = "auto",
                  memory_budget: int = 4 << 30):
@@ -36,86 +80,216 @@ class SearchService:
         self.precision = precision
         self.memory_budget = memory_budget
         self.catalog = Catalog(data.catalog)
-        self._index: store.LoadedIndex | None = None
-        self._encoder: VideoEncoder | None = None
+        self.towers: Towers | None = None
+        self.indexes: dict[str, store.LoadedIndex] = {}
+        self._index_ids: dict[str, np.ndarray] = {}
+        self._filter_cache: tuple | None = None
 
+    # -- loading --------------------------------------------------------------------------------
     def load(self) -> "SearchService":
-        if not Path(self.data.root).is_dir() and self.data.catalog_url is None:
+        if self.data.catalog_url is None and not (self.data.root / "catalog.db").is_file():
             raise QueryError(f"no index at {self.data.root}: run `python run.py index PATH` first")
         self.catalog.open()
-        vset = self.catalog.vector_set(VIDEO_SET)
-        if vset is None:
+        if self.catalog.vector_set(VIDEO_SET) is None:
             raise QueryError(f"the index at {self.data.root} is empty: run `python run.py index PATH` first")
-        self._index = self._open_index(vset)
+        self.towers, sets = towers_from_catalog(self.catalog, self.data.weights_dir, self.device, self.precision)
+        self.indexes = {name: self._open_index(vset) for name, vset in sets.items()}
+        self._index_ids = {name: np.sort(faiss_ids(loaded.index)) for name, loaded in self.indexes.items()}
+        self._filter_cache = None
         return self
+
+    def refresh(self) -> bool:
+        """Reload indexes if an index run changed the catalog since `load()`; True if it did."""
+        for name, loaded in self.indexes.items():
+            vset = self.catalog.vector_set(name)
+            if vset is None or vset.version != loaded.vset.version:
+                self.indexes = {n: self._open_index(v) for n in self.indexes if (v := self.catalog.vector_set(n))}
+                self._index_ids = {n: np.sort(faiss_ids(i.index)) for n, i in self.indexes.items()}
+                self._filter_cache = None
+                return True
+        return False
 
     def _open_index(self, vset: VectorSetInfo) -> store.LoadedIndex:
         loaded = store.open_index(self.catalog, vset, self.data.index_dir, self.memory_budget)
         if not loaded.from_file and not IndexLock(self.data.lock_file).is_held_elsewhere():
-            # Rebuilt from the catalog (missing or stale file): keep it for the next reader.
-            store.save_index(loaded.index, store.index_path(self.data.index_dir, vset))
+            loaded.save(self.data.index_dir)  # rebuilt from the catalog: keep it for the next reader
         return loaded
 
-    # -- queries --------------------------------------------------------------------------------
-    def search_like(self, clip_id: int, k: int = 10) -> list[Hit]:
-        """Clips similar to an indexed clip ("more like this"); the clip itself ranks first."""
-        vset = self._vset()
-        vector = self.catalog.clip_vector(vset.id, clip_id)
-        if vector is None:
-            raise QueryError(f"no clip with id {clip_id} in this index")
-        return self.search_vector(vector, k)
+    def has_text_search(self) -> bool:
+        return IMAGE_SET in self.indexes
 
-    def search_video(self, path: Path, start: float | None = None, end: float | None = None,
-                     k: int = 10) -> list[Hit]:
-        """Clips similar to a video file (optionally a time range of it).
+    # -- searching ------------------------------------------------------------------------------
+    def search(self, query: Query, filters: Filters = Filters(), options: SearchOptions = SearchOptions()
+               ) -> SearchResult:
+        parts = self.query_parts(query, options)
+        allowed = self.allowed_clip_ids(filters)
+        if allowed is not None and len(allowed) == 0:
+            return SearchResult(no_match=True)
+        scored = self._score_candidates(parts, allowed, options.k)
+        if not scored:
+            return SearchResult(no_match=True)
+        best_score = max(c.score for c, _ in scored)
+        if options.min_score is not None:
+            scored = [(c, raw) for c, raw in scored if c.score >= options.min_score]
+            if not scored:
+                return SearchResult(best_score=best_score, no_match=True)
+        result = SearchResult(best_score=best_score)
+        if options.group == "video":
+            # Enough moments that k videos are represented, each with its best few.
+            result.videos = group_by_video(self._moments(scored, options.k * MOMENTS_PER_VIDEO))[:options.k]
+        result.moments = self._moments(scored, options.k)
+        return result
 
-        The query is cut into windows exactly like library videos; with several windows their
-        unit vectors are averaged and re-normalised (the usual clip-to-video pooling), so the
-        answer matches the query as a whole.
+    def query_parts(self, query: Query, options: SearchOptions) -> list[QueryPart]:
+        vectors: dict[str, np.ndarray] = {}
+        if query.like is not None:
+            vectors.update(self._clip_vectors(query.like))
+        if query.video is not None:
+            vectors.update(self.embed_video(query.video, query.start, query.end))
+        if query.text:
+            vectors["text"] = self._clip_tower_for("text").encode_text([query.text])[0]
+        if query.image is not None:
+            vectors["image"] = self.embed_image(query.image)
+        if query.negative:
+            vectors["negative"] = self._clip_tower_for("negative").encode_text([query.negative])[0]
+        return [QueryPart(name, v, -options.weight(name) if name == "negative" else options.weight(name))
+                for name, v in vectors.items() if options.weight(name) != 0]
+
+    def embed_video(self, path: Path, start: float | None = None, end: float | None = None
+                    ) -> dict[str, np.ndarray]:
+        """Query clip -> {"video": VideoMAE vector, "appearance": CLIP vector (if indexed)}.
+
+        Cut into windows like a library video; several windows' unit vectors are averaged and
+        re-normalised (the usual clip-to-video pooling), so hits match the query as a whole.
         """
-        vector = self.embed_video(path, start, end)
-        return self.search_vector(vector, k)
-
-    def embed_video(self, path: Path, start: float | None = None, end: float | None = None) -> np.ndarray:
-        if start is not None and end is not None and end <= start:
-            raise QueryError(f"--end ({end}) must be after --start ({start})")
-        encoder = self._video_encoder()
-        sampling = ClipSampling(**self._vset().identity["sampling"])
+        towers = self._towers()
+        names = [VIDEO_SET] + ([IMAGE_SET] if IMAGE_SET in self.indexes else [])
         try:
             info = probe(Path(path))
         except ProbeError as exc:
             raise QueryError(f"query video {path}: {exc}") from exc
-        decoder = ClipDecoder(Path(path), info, sampling, encoder.preprocess.size, (start, end))
-        vectors = [encoder.embed(clip.frames[None]) for clip in decoder.clips()]
-        if not vectors:
+        decoder = ClipDecoder(Path(path), info, towers.sampling, towers.decode_size, (start, end))
+        per_window = [towers.embed(names, clip.frames[None]) for clip in decoder.clips()]
+        if not per_window:
             where = f" between {start} s and {end} s" if start is not None or end is not None else ""
             raise QueryError(f"query video {path}: no frames{where}")
-        pooled = np.concatenate(vectors).mean(axis=0)
-        return (pooled / np.linalg.norm(pooled)).astype(np.float32)
+        part_of = {VIDEO_SET: "video", IMAGE_SET: "appearance"}
+        return {part_of[name]: _unit(np.concatenate([w[name] for w in per_window]).mean(axis=0))
+                for name in names}
 
-    def search_vector(self, vector: np.ndarray, k: int = 10) -> list[Hit]:
-        if not 1 <= k <= MAX_K:
-            raise QueryError(f"k must be between 1 and {MAX_K}, got {k}")
-        index = self._loaded().index
-        # Ask for more than k: hits whose clip left the catalog since the index was built drop out.
-        scores, ids = index.search(vector.reshape(1, -1).astype(np.float32), min(index.ntotal, 2 * k) or 1)
-        pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-        rows = self.catalog.clip_rows([i for i, _ in pairs])
-        hits = [Hit(i, rows[i].video_id, rows[i].path, rows[i].start, rows[i].end, s)
-                for i, s in pairs if i in rows]
-        return hits[:k]
+    def embed_image(self, path: Path) -> np.ndarray:
+        tower = self._clip_tower_for("image")
+        try:
+            image = read_image(Path(path), self._towers().decode_size)
+        except ProbeError as exc:
+            raise QueryError(f"query image {path}: {exc}") from exc
+        return tower.encode_images(image[None])[0]
+
+    def _clip_vectors(self, clip_id: int) -> dict[str, np.ndarray]:
+        found = {}
+        for part, name in (("video", VIDEO_SET), ("appearance", IMAGE_SET)):
+            if name in self.indexes:
+                vector = self.catalog.clip_vector(self.indexes[name].vset.id, clip_id)
+                if vector is not None:
+                    found[part] = vector
+        if "video" not in found:
+            raise QueryError(f"no clip with id {clip_id} in this index")
+        return found
+
+    def _score_candidates(self, parts: list[QueryPart], allowed: np.ndarray | None, k: int
+                          ) -> list[tuple[ScoredClip, dict[str, float]]]:
+        """Fused score of every candidate clip, best first, with each part's raw similarity."""
+        per_part = max(200, CANDIDATES_PER_K * k)
+        positive = [p for p in parts if p.weight > 0]
+        if not positive:
+            raise QueryError("a negative text needs something to search for (text, image, video or clip)")
+        candidates = np.unique(np.concatenate([
+            self.indexes[PART_SETS[p.name]].search(p.vector, per_part, allowed)[1] for p in positive]))
+        for p in parts:  # a clip must have a vector in every tower the query uses
+            candidates = candidates[np.isin(candidates, self._index_ids[PART_SETS[p.name]])]
+        if len(candidates) == 0:
+            return []
+        fused = np.zeros(len(candidates))
+        raw: dict[str, np.ndarray] = {}
+        for p in parts:
+            loaded = self.indexes[PART_SETS[p.name]]
+            raw[p.name] = loaded.vectors(candidates) @ p.vector
+            fused += p.weight * loaded.stats.zscores(p.vector, raw[p.name])
+        fused /= sum(p.weight for p in positive)
+        order = np.argsort(-fused, kind="stable")
+        rows = self.catalog.clip_rows(candidates.tolist())
+        return [(ScoredClip(int(candidates[i]), rows[c].video_id, rows[c].start, rows[c].end, float(fused[i])),
+                 {name: float(values[i]) for name, values in raw.items()})
+                for i in order if (c := int(candidates[i])) in rows]
+
+    def _moments(self, scored: list[tuple[ScoredClip, dict]], k: int) -> list[Moment]:
+        raw_of = {c.clip_id: raw for c, raw in scored}
+        groups = merge_moments([c for c, _ in scored], k)
+        rows = self.catalog.clip_rows([best(g).clip_id for g in groups])
+        moments = []
+        for group in groups:
+            top = best(group)
+            row = rows.get(top.clip_id)
+            if row is None:
+                continue  # removed from the catalog since the index was built
+            moments.append(Moment(top.video_id, row.path, group[0].start, max(c.end for c in group), top.score,
+                                  top.clip_id, tuple(c.clip_id for c in group), raw_of[top.clip_id],
+                                  str(self.data.root / row.thumbnail) if row.thumbnail else None))
+        return moments
+
+    # -- filters --------------------------------------------------------------------------------
+    def allowed_clip_ids(self, filters: Filters) -> np.ndarray | None:
+        """Clip ids passing the filters (None = no filter), decided from the catalog."""
+        if not filters.active():
+            return None
+        if self._filter_cache is None:
+            self._filter_cache = (self.catalog.video_rows(), *self.catalog.clip_video_ids())
+        videos, clip_ids, clip_videos = self._filter_cache
+        keep = [v.video_id for v in videos if _video_passes(v, filters)]
+        return clip_ids[np.isin(clip_videos, keep)]
 
     # -- internals ------------------------------------------------------------------------------
-    def _loaded(self) -> store.LoadedIndex:
-        if self._index is None:
+    def _towers(self) -> Towers:
+        if self.towers is None:
             raise QueryError("search service is not loaded: call load() first")
-        return self._index
+        return self.towers
 
-    def _vset(self) -> VectorSetInfo:
-        return self._loaded().vset
+    def _clip_tower_for(self, part: str):
+        if IMAGE_SET not in self.indexes:
+            raise QueryError(f"{part} search needs CLIP vectors, and this index has none: run "
+                             "`python run.py index PATH` without --no-clip to add them")
+        return self._towers().encoder(IMAGE_SET)
 
-    def _video_encoder(self) -> VideoEncoder:
-        if self._encoder is None:
-            spec = spec_from_identity(self._vset().identity, self.data.weights_dir)
-            self._encoder = spec.load(self.device, self.precision)
-        return self._encoder
+
+def _video_passes(video, filters: Filters) -> bool:
+    if filters.path_prefix and not any(p.startswith(filters.path_prefix) for p in video.paths):
+        return False
+    if filters.path_glob and not any(fnmatch.fnmatchcase(p, filters.path_glob) for p in video.paths):
+        return False
+    duration = video.duration or 0.0
+    if filters.min_duration is not None and duration < filters.min_duration:
+        return False
+    if filters.max_duration is not None and duration > filters.max_duration:
+        return False
+    if filters.indexed_after is not None and (video.indexed_at is None or video.indexed_at < filters.indexed_after):
+        return False
+    return True
+
+
+def group_by_video(moments: list[Moment]) -> list[VideoGroup]:
+    groups: dict[int, VideoGroup] = {}
+    for moment in moments:  # best first, so a video's first moment is its best
+        group = groups.setdefault(moment.video_id, VideoGroup(moment.video_id, moment.path, moment.score, []))
+        if len(group.moments) < MOMENTS_PER_VIDEO:
+            group.moments.append(moment)
+    return list(groups.values())
+
+
+def faiss_ids(index) -> np.ndarray:
+    import faiss
+
+    return faiss.vector_to_array(index.id_map).astype(np.int64)
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / np.linalg.norm(vector)).astype(np.float32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from indexer import store
 from indexer.catalog import Catalog
-from indexer.pipeline import VIDEO_SET
+from indexer.towers import IMAGE_SET, VIDEO_SET
 from indexer.settings import DataDir
 
 
@@ -16,6 +16,12 @@ def library_status(data: DataDir) -> dict:
         stats = catalog.stats()
         vset = catalog.vector_set(VIDEO_SET)
         index_file = store.index_path(data.index_dir, vset) if vset else None
+        towers = {}
+        for name in (VIDEO_SET, IMAGE_SET):
+            if (s := catalog.vector_set(name)) is not None:
+                path = store.index_path(data.index_dir, s)
+                towers[name] = {"identity": s.identity, "vectors": catalog.vector_count(s.id),
+                                "index_file": str(path), "index_current": path.is_file()}
         return {
             "data": str(data.root),
             "indexed": vset is not None,
@@ -27,6 +33,7 @@ def library_status(data: DataDir) -> dict:
             "encoder": vset.identity if vset else None,
             "vectors": catalog.vector_count(vset.id) if vset else 0,
             "index_file": {"path": str(index_file), "current": index_file.is_file()} if index_file else None,
+            "towers": towers,
         }
     finally:
         catalog.close()

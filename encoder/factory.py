@@ -71,8 +71,9 @@ class VideoEncoder:
 
     @torch.inference_mode()
     def embed(self, clips: np.ndarray) -> np.ndarray:
-        """uint8 (B, T, S, S, 3) -> float32 (B, D), each row L2-normalised."""
-        x = normalize_clips(clips, self.preprocess.mean, self.preprocess.std, self.runtime.device)
+        """uint8 (B, T, S, S, 3), any square size S -> float32 (B, D), rows L2-normalised."""
+        pre = self.preprocess
+        x = normalize_clips(clips, pre.size, pre.mean, pre.std, self.runtime.device)
         with self.runtime.autocast():
             features = self.model.forward_features(x)
         features = torch.nn.functional.normalize(features.float(), dim=-1)

@@ -1,8 +1,9 @@
 """Pixel preprocessing that travels with a set of weights.
 
-Frames reach the encoders already resized (short side = `size`) and centre-cropped by the
-decoder (resizing inside FFmpeg is several times cheaper than in torch), as uint8 RGB.
-What is left here is the cheap part: scale to [0, 1], normalise, lay out channels first.
+Frames reach the encoders already resized and centre-cropped to a square by the decoder
+(resizing inside FFmpeg is several times cheaper than in torch), as uint8 RGB, at the largest
+input size of the towers in use. What is left here is the cheap part: bring the square to this
+tower's size when it differs, scale to [0, 1], normalise, lay out channels first.
 """
 
 from __future__ import annotations
@@ -32,12 +33,35 @@ class VideoPreprocess:
         return cls(**{**data, "mean": tuple(data["mean"]), "std": tuple(data["std"])})
 
 
-def normalize_clips(clips: np.ndarray | torch.Tensor, mean, std, device=None) -> torch.Tensor:
-    """uint8 (B, T, S, S, 3) RGB -> float32 (B, 3, T, S, S) normalised."""
-    x = torch.as_tensor(clips, device=device)
-    if x.ndim != 5 or x.shape[-1] != 3:
-        raise ValueError(f"expected clips shaped (B, T, H, W, 3), got {tuple(x.shape)}")
-    x = x.permute(0, 4, 1, 2, 3).float().div_(255.0)  # (B, 3, T, H, W)
-    mean_t = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1, 1)
-    std_t = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1, 1)
+@dataclass(frozen=True)
+class ImagePreprocess:
+    size: int  # square model input
+    mean: tuple[float, float, float]  # per-channel mean of [0, 1] pixels
+    std: tuple[float, float, float]  # per-channel std of [0, 1] pixels
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def normalize_images(images: np.ndarray | torch.Tensor, size: int, mean, std, device=None) -> torch.Tensor:
+    """uint8 (N, S, S, 3) RGB -> float32 (N, 3, size, size) normalised."""
+    x = torch.as_tensor(images, device=device)
+    if x.ndim != 4 or x.shape[-1] != 3 or x.shape[1] != x.shape[2]:
+        raise ValueError(f"expected square images shaped (N, S, S, 3), got {tuple(x.shape)}")
+    x = x.permute(0, 3, 1, 2).float().div_(255.0)  # (N, 3, S, S)
+    if x.shape[-1] != size:
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                                            align_corners=False).clamp_(0, 1)
+    mean_t = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return x.sub_(mean_t).div_(std_t)
+
+
+def normalize_clips(clips: np.ndarray | torch.Tensor, size: int, mean, std, device=None) -> torch.Tensor:
+    """uint8 (B, T, S, S, 3) RGB -> float32 (B, 3, T, size, size) normalised."""
+    x = torch.as_tensor(clips, device=device)
+    if x.ndim != 5:
+        raise ValueError(f"expected clips shaped (B, T, S, S, 3), got {tuple(x.shape)}")
+    B, T = x.shape[:2]
+    frames = normalize_images(x.reshape(B * T, *x.shape[2:]), size, mean, std)  # (B*T, 3, s, s)
+    return frames.view(B, T, 3, size, size).permute(0, 2, 1, 3, 4)

@@ -146,7 +146,7 @@ def parse_hub_source(source: str) -> tuple[str, str, str | None]:
     return "/".join(parts[:2]), "/".join(parts[2:]), revision or None
 
 
-def download_hub_file(repo: str, filename: str, revision: str | None) -> Path:
+def download_hub_file(repo: str, filename: str, revision: str | None, flag: str = "--weights") -> Path:
     """Cached copy first (no network), then the hub; a clear error if neither works."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
@@ -163,7 +163,7 @@ def download_hub_file(repo: str, filename: str, revision: str | None) -> Path:
             f"could not get {filename!r} from the Hugging Face hub repo {repo!r} and it is not in "
             f"the local cache ({type(exc).__name__}). Download it where the hub is reachable "
             f"(https://huggingface.co/{repo}/blob/main/{filename}) and pass the file with "
-            f"--weights /path/to/{Path(filename).name}, or copy a populated HF_HOME cache here."
+            f"{flag} /path/to/{Path(filename).name}, or copy a populated HF_HOME cache here."
         ) from exc
 
 
@@ -249,3 +249,76 @@ def with_overrides(weights: ResolvedWeights, **preprocess_overrides) -> Resolved
     """Same weights with some preprocessing fields changed (e.g. a user's frame interval)."""
     changes = {k: v for k, v in preprocess_overrides.items() if v is not None}
     return replace(weights, preprocess=replace(weights.preprocess, **changes))
+
+
+# ----------------------------------------------------------------------------------------------
+# open_clip image/text tower weights
+
+def resolve_clip_weights(model_name: str, source: str | None, cache_dir: Path) -> ResolvedWeights:
+    """Resolve `--clip-weights`: an open_clip pretrained tag, hf:..., a local file, or random."""
+    import open_clip
+
+    from encoder.clip import DEFAULT_CLIP_TAGS, clip_preprocess, register_tubelet_configs
+
+    register_tubelet_configs()
+    if open_clip.get_model_config(model_name) is None:
+        raise WeightsError(f"unknown open_clip model {model_name!r}; see open_clip.list_models()")
+    tags = open_clip.list_pretrained_tags_by_model(model_name)
+    if source and source.startswith("open_clip:"):  # the canonical form recorded with vectors
+        named_model, _, source = source[len("open_clip:"):].partition("/")
+        if named_model != model_name:
+            raise WeightsError(f"CLIP weights {source!r} belong to {named_model!r}, not {model_name!r}")
+    if source in (None, "", "default"):
+        if model_name not in DEFAULT_CLIP_TAGS:
+            raise WeightsError(f"no default weights for open_clip {model_name!r}; pass --clip-weights "
+                               f"with one of: {', '.join(tags) or 'a local file or random'}")
+        source = DEFAULT_CLIP_TAGS[model_name]
+    if source in tags:
+        tag_cfg = open_clip.pretrained.get_pretrained_cfg(model_name, source)
+        path = _download_clip_tag(model_name, source, tag_cfg)
+        return _resolved(f"open_clip:{model_name}/{source}", path, clip_preprocess(model_name, tag_cfg), cache_dir)
+    if source.startswith("hf:"):
+        repo, filename, revision = parse_hub_source(source)
+        path = download_hub_file(repo, filename, revision, "--clip-weights")
+        return _resolved(source, path, clip_preprocess(model_name), cache_dir)
+    if source == "random" or source.startswith("random:"):
+        seed = _parse_seed(source)
+        path = random_clip_weights_file(model_name, seed, cache_dir)
+        return _resolved(f"random:{seed}", path, clip_preprocess(model_name), cache_dir)
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"CLIP weights {source!r} for {model_name!r}: no such file. Valid: open_clip "
+                           f"tags {', '.join(tags) or '(none)'}; hf:OWNER/REPO/FILE; a local file; random")
+    return _resolved(str(path.resolve()), path.resolve(), clip_preprocess(model_name), cache_dir)
+
+
+def _download_clip_tag(model_name: str, tag: str, tag_cfg: dict) -> Path:
+    hub = (tag_cfg.get("hf_hub") or "").strip("/")
+    if not hub:
+        raise WeightsError(f"open_clip {model_name}/{tag} is not on the Hugging Face hub; download it "
+                           f"from {tag_cfg.get('url')} and pass the file with --clip-weights PATH")
+    try:
+        return download_hub_file(hub, "open_clip_model.safetensors", None, "--clip-weights")
+    except WeightsError as first:
+        try:
+            return download_hub_file(hub, "open_clip_pytorch_model.bin", None, "--clip-weights")
+        except WeightsError:
+            raise first from None
+
+
+def random_clip_weights_file(model_name: str, seed: int, cache_dir: Path) -> Path:
+    """Seeded random open_clip weights, written once (atomically) and reused by every process."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    path = Path(cache_dir) / f"random-openclip-{model_name}-seed{seed}.safetensors"
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = open_clip.create_model(model_name, pretrained=None)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    _fsync_replace(tmp, path)
+    return path

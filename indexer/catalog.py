@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,17 @@ class ClipRow:
     path: str
     start: float
     end: float
+    thumbnail: str | None  # relative to the data dir
+
+
+@dataclass(frozen=True)
+class VideoRow:
+    """What search filters look at, per indexed video."""
+
+    video_id: int
+    paths: tuple[str, ...]
+    duration: float | None
+    indexed_at: datetime | None
 
 
 def identity_key(identity: dict) -> str:
@@ -113,6 +125,15 @@ class Catalog:
             elif int(row.value) != SCHEMA_VERSION:
                 raise CatalogError(f"catalog {self.url} has schema {row.value}; this Tubelet "
                                    f"reads schema {SCHEMA_VERSION}")
+
+    def get_meta(self, key: str) -> str | None:
+        with self.session() as s:
+            row = s.get(Meta, key)
+            return None if row is None else row.value
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.session() as s, s.begin():
+            s.merge(Meta(key=key, value=value))
 
     # -- vector sets ----------------------------------------------------------------------------
     def vector_set(self, name: str) -> VectorSetInfo | None:
@@ -185,22 +206,53 @@ class Catalog:
             _delete_orphans(s)
 
     def store_video(self, f: ScannedFile, fingerprint: str, info: VideoInfo, stats: dict,
-                    windows: list[ClipWindow], vectors: dict[int, np.ndarray]) -> int:
-        """Commit one video's clips and vectors (by vector set id) in one transaction."""
+                    windows: list[ClipWindow], vectors: dict[int, np.ndarray],
+                    thumbnails: list[str | None] | None = None) -> int:
+        """Commit one video's clips, thumbnails and vectors (by set id) in one transaction."""
         with self.session() as s, s.begin():
             video = _video_for(s, fingerprint, f.size)
             _drop_clips(s, video.id)
             for key, value in _video_fields(info, stats).items():
                 setattr(video, key, value)
             video.status, video.indexed_at = "indexed", utcnow()
-            rows = [{"video_id": video.id, "ordinal": w.ordinal, "start": w.start, "end": w.end}
-                    for w in windows]
+            thumbnails = thumbnails or [None] * len(windows)
+            rows = [{"video_id": video.id, "ordinal": w.ordinal, "start": w.start, "end": w.end,
+                     "thumbnail": thumb} for w, thumb in zip(windows, thumbnails)]
             clip_ids = list(s.scalars(insert(Clip).returning(Clip.id, sort_by_parameter_order=True), rows))
             for set_id, matrix in vectors.items():
                 _insert_vectors(s, set_id, clip_ids, matrix)
             _upsert_path(s, f, video.id)
             _delete_orphans(s)
             return len(clip_ids)
+
+    def add_vectors(self, video_id: int, set_id: int, by_ordinal: dict[int, np.ndarray]) -> int:
+        """Vectors of another set for a video's existing clips (matched by window number)."""
+        with self.session() as s, s.begin():
+            clip_ids = dict(s.execute(select(Clip.ordinal, Clip.id).where(Clip.video_id == video_id)).all())
+            have = set(s.scalars(select(Vector.clip_id).where(
+                Vector.set_id == set_id, Vector.clip_id.in_(list(clip_ids.values())))))
+            todo = [(clip_ids[o], v) for o, v in by_ordinal.items() if o in clip_ids and clip_ids[o] not in have]
+            if todo:
+                _insert_vectors(s, set_id, [c for c, _ in todo], np.stack([v for _, v in todo]))
+            return len(todo)
+
+    def videos_missing_vectors(self, set_id: int) -> list[tuple[int, str, ScannedFile]]:
+        """Indexed videos with clips that have no vector in `set_id`: (id, fingerprint, a path)."""
+        with_vector = select(Vector.clip_id).where(Vector.set_id == set_id)
+        lacking = select(Clip.video_id).where(Clip.id.not_in(with_vector)).distinct()
+        query = (select(Video.id, Video.fingerprint, VideoPath.path, VideoPath.size, VideoPath.mtime_ns,
+                        VideoPath.root)
+                 .join(VideoPath).where(Video.id.in_(lacking), Video.status == "indexed")
+                 .order_by(Video.id, VideoPath.path))
+        found: dict[int, tuple[int, str, ScannedFile]] = {}
+        with self.session() as s:
+            for vid, fp, path, size, mtime, root in s.execute(query):
+                found.setdefault(vid, (vid, fp, ScannedFile(Path(path), size, mtime, Path(root))))
+        return list(found.values())
+
+    def live_fingerprints(self) -> set[str]:
+        with self.session() as s:
+            return set(s.scalars(select(Video.fingerprint)))
 
     # -- reading --------------------------------------------------------------------------------
     def load_vectors(self, set_id: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -229,11 +281,29 @@ class Catalog:
         """Clips by id with one current path of their video (the first by path order)."""
         first_path = (select(VideoPath.video_id, func.min(VideoPath.path).label("path"))
                       .group_by(VideoPath.video_id).subquery())
-        query = (select(Clip.id, Clip.video_id, first_path.c.path, Clip.start, Clip.end)
+        query = (select(Clip.id, Clip.video_id, first_path.c.path, Clip.start, Clip.end, Clip.thumbnail)
                  .join(first_path, first_path.c.video_id == Clip.video_id)
                  .where(Clip.id.in_(clip_ids)))
         with self.session() as s:
             return {row[0]: ClipRow(*row) for row in s.execute(query)}
+
+    def video_rows(self) -> list[VideoRow]:
+        query = (select(Video.id, Video.duration, Video.indexed_at, VideoPath.path).join(VideoPath)
+                 .where(Video.status == "indexed").order_by(Video.id, VideoPath.path))
+        rows: dict[int, VideoRow] = {}
+        with self.session() as s:
+            for vid, duration, indexed_at, path in s.execute(query):
+                row = rows.get(vid)
+                paths = (row.paths if row else ()) + (path,)
+                rows[vid] = VideoRow(vid, paths, duration, indexed_at)
+        return list(rows.values())
+
+    def clip_video_ids(self) -> tuple[np.ndarray, np.ndarray]:
+        """(clip ids, their video ids) as int64 arrays, for turning video filters into clip ids."""
+        with self.session() as s:
+            rows = s.execute(select(Clip.id, Clip.video_id).order_by(Clip.id)).all()
+        pairs = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        return pairs[:, 0], pairs[:, 1]
 
     def stats(self) -> dict:
         with self.session() as s:

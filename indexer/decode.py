@@ -17,7 +17,7 @@ import av
 import numpy as np
 
 from indexer.records import ClipSampling, DecodedClip, VideoInfo
-from indexer.windows import WindowAssembler
+from indexer.windows import AssembledWindow, WindowAssembler
 
 MAX_CONSECUTIVE_BAD_PACKETS = 32  # past this, the rest of the stream is considered unreadable
 
@@ -127,12 +127,18 @@ class ClipDecoder:
                     continue
                 if self.end is not None and t >= self.end:
                     break
-                yield from assembler.push(index, t, lambda f=frame: self._convert(f))
+                for assembled in assembler.push(index, t, lambda f=frame: self._convert(f)):
+                    yield self._clip(assembled)
                 end_of_last = t + clock.frame_duration(frame)
                 index += 1
         self.summary.frames = index
         self.summary.duration = end_of_last
-        yield from assembler.finish(end_of_last)
+        for assembled in assembler.finish(end_of_last):
+            yield self._clip(assembled)
+
+    def _clip(self, assembled: AssembledWindow) -> DecodedClip:
+        crops = np.stack([_center_crop(f, self.size) for f in assembled.frames])
+        return DecodedClip(assembled.window, crops, assembled.frames)
 
     def _frames(self, container, stream):
         """Decode packet by packet so one corrupt packet costs a frame, not the whole video."""
@@ -151,14 +157,29 @@ class ClipDecoder:
             yield from frames
 
     def _convert(self, frame) -> np.ndarray:
-        """Resize inside FFmpeg so the short side is `size`, rotate for display, centre-crop."""
-        width, height = _scaled(frame.width, frame.height, self.size)
-        image = frame.reformat(width=width, height=height, format="rgb24",
-                               interpolation="AREA").to_ndarray()
-        rotation = int(frame.rotation or 0)
-        if rotation % 360:
-            image = np.rot90(image, k=rotation // 90)
-        return _center_crop(image, self.size)
+        return convert_frame(frame, self.size)
+
+
+def convert_frame(frame, size: int) -> np.ndarray:
+    """Resize inside FFmpeg so the short side is `size` and rotate for display (uncropped RGB)."""
+    width, height = _scaled(frame.width, frame.height, size)
+    image = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
+    rotation = int(frame.rotation or 0)
+    if rotation % 360:
+        image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
+    return image
+
+
+def read_image(path: Path, size: int) -> np.ndarray:
+    """An image file through the same FFmpeg path as video frames: uint8 (size, size, 3) RGB."""
+    try:
+        with av.open(str(path)) as container:
+            frame = next(container.decode(video=0))
+            return _center_crop(convert_frame(frame, size), size)
+    except (av.FFmpegError, StopIteration, IndexError) as exc:
+        raise ProbeError(f"cannot read as an image: {getattr(exc, 'strerror', None) or exc}") from exc
+    except OSError as exc:
+        raise ProbeError(f"cannot read file: {exc.strerror or exc}") from exc
 
 
 def _scaled(width: int, height: int, size: int) -> tuple[int, int]:
@@ -169,7 +190,7 @@ def _scaled(width: int, height: int, size: int) -> tuple[int, int]:
 def _center_crop(image: np.ndarray, size: int) -> np.ndarray:
     h, w = image.shape[:2]
     top, left = (h - size) // 2, (w - size) // 2
-    return np.ascontiguousarray(image[top:top + size, left:left + size])
+    return image[top:top + size, left:left + size]
 
 
 class _Clock:

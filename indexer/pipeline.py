@@ -1,9 +1,9 @@
-"""An index run: scan -> plan -> path updates -> decode + embed new content -> rebuild FAISS.
+"""An index run: scan -> plan -> path updates -> decode + embed -> backfill -> rebuild FAISS.
 
 Each stage is a plain function or a small object over plain records, so the same stages can run
-under another engine. Crash safety comes from the catalog: a video's clips and vectors are
-committed in one transaction after it is fully embedded, so an interrupted run resumes with
-the videos it had not finished.
+under another engine. Crash safety comes from the catalog: a video's clips, thumbnails and
+vectors are committed in one transaction after it is fully embedded, so an interrupted run
+resumes with the videos it had not finished.
 """
 
 from __future__ import annotations
@@ -12,22 +12,20 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
-from encoder.factory import VideoEncoder, VideoEncoderSpec, resolve_video_encoder
-from indexer import store
+from indexer import store, thumbnails
 from indexer.catalog import Catalog, VectorSetInfo
 from indexer.decode import ClipDecoder, ProbeError, probe
 from indexer.fingerprint import content_fingerprint
 from indexer.lock import IndexLock
 from indexer.plan import EmbedTask, Plan, plan_changes
-from indexer.records import ClipSampling, ClipWindow, Failure, IndexReport, ScannedFile, VideoInfo
+from indexer.records import ClipWindow, DecodedClip, Failure, IndexReport, ScannedFile, VideoInfo
 from indexer.scan import scan_roots
 from indexer.settings import IndexSettings
-
-VIDEO_SET = "video"  # name of the VideoMAE v2 vector set
+from indexer.towers import Towers, resolve_towers
 
 
 class Progress(Protocol):
@@ -50,20 +48,12 @@ class _NoProgress:
 ProgressFactory = Callable[[int], Progress]  # total bytes to process -> progress bar
 
 
-def sampling_for(spec: VideoEncoderSpec, stride_frames: int | None) -> ClipSampling:
-    pre = spec.weights.preprocess
-    return ClipSampling(pre.num_frames, pre.frame_interval, stride_frames)
-
-
-def vector_set_identity(spec: VideoEncoderSpec, sampling: ClipSampling) -> dict:
-    return {**spec.identity(), "sampling": sampling.to_dict()}
-
-
 @dataclass
 class EmbeddedVideo:
     info: VideoInfo
     windows: list[ClipWindow]
-    vectors: np.ndarray  # (n, D) float32
+    vectors: dict[str, np.ndarray]  # tower name -> (n, D) float32
+    thumbnails: list[str | None]
     stats: dict  # duration, frames, warning
 
 
@@ -75,24 +65,32 @@ class Indexer:
         self.settings = settings
         self.catalog = catalog
         self.progress = progress
-        self._encoder: VideoEncoder | None = None
 
     def run(self, roots: list[Path]) -> IndexReport:
         started = time.monotonic()
-        data = self.settings.data
-        with IndexLock(data.lock_file):
-            spec = self._resolve_spec()
-            sampling = sampling_for(spec, self.settings.stride_frames)
+        with IndexLock(self.settings.data.lock_file):
             if self.settings.rebuild:
                 self.catalog.reset_embeddings()
-            vset = self.catalog.ensure_vector_set(VIDEO_SET, vector_set_identity(spec, sampling), spec.dim)
+            towers = resolve_towers(self.settings, self.catalog)
+            sets = {name: self.catalog.ensure_vector_set(name, identity, towers.specs()[name].dim)
+                    for name, identity in towers.identities().items()}
             run_id = self.catalog.start_run([str(r) for r in roots])
-            report = IndexReport()
+            report = IndexReport(vectors_embedded={name: 0 for name in sets})
             try:
                 plan = self._plan(roots, report)
-                self._apply_path_changes(plan, report)
-                self._embed_all(plan.embed, spec, sampling, vset, report)
-                self._refresh_index(VIDEO_SET)
+                deleted = self._apply_path_changes(plan, report)
+                backfill = self._backfill_tasks(sets, skip={str(t.file.path) for t in plan.embed})
+                bar = self.progress(sum(t.file.size for t in plan.embed) + sum(f.size for _, _, f, _ in backfill))
+                try:
+                    for task in plan.embed:
+                        self._embed_one(task, towers, sets, report, bar)
+                    for video_id, fingerprint, f, names in backfill:
+                        self._backfill_one(video_id, f, names, towers, sets, report, bar)
+                finally:
+                    bar.close()
+                self._refresh_indexes(sets)
+                if deleted or plan.changed_count:
+                    self._sweep_thumbnails()
             except BaseException:
                 report.seconds = time.monotonic() - started
                 self.catalog.finish_run(run_id, "failed", report.to_json())
@@ -102,74 +100,70 @@ class Indexer:
             self.catalog.finish_run(run_id, "done", report.to_json())
             return report
 
-    def _resolve_spec(self) -> VideoEncoderSpec:
-        enc = self.settings.encoder
-        return resolve_video_encoder(enc.variant, enc.weights, self.settings.data.weights_dir,
-                                     self.settings.window_frames, self.settings.frame_interval)
-
     # -- planning -------------------------------------------------------------------------------
     def _plan(self, roots: list[Path], report: IndexReport) -> Plan:
         roots = [Path(os.path.abspath(r)) for r in roots]
         scan = scan_roots(roots, exclude=[self.settings.data.root])
         report.failures.extend(scan.failures)
         report.files.skipped += scan.skipped
-        fingerprint_failures: list[Failure] = []
+        unreadable: list[Failure] = []
 
         def fingerprint(f: ScannedFile) -> str:
             try:
                 return content_fingerprint(f.path)
-            except OSError as exc:  # unreadable: planned as new, reported when embedding
-                fingerprint_failures.append(Failure(str(f.path), f"cannot read file: {exc.strerror}"))
+            except OSError as exc:  # planned as new, then dropped below and reported
+                unreadable.append(Failure(str(f.path), f"cannot read file: {exc.strerror}"))
                 return f"unreadable:{f.path}"
 
         plan = plan_changes(scan.files, roots, self.catalog.known_paths(),
                             self.catalog.videos_by_fingerprint(), fingerprint,
                             self.settings.retry_failed)
-        unreadable = {f.path for f in fingerprint_failures}
-        plan.embed = [t for t in plan.embed if str(t.file.path) not in unreadable]
-        report.failures.extend(fingerprint_failures)
+        skip = {f.path for f in unreadable}
+        plan.embed = [t for t in plan.embed if str(t.file.path) not in skip]
+        report.failures.extend(unreadable)
         report.failures.extend(Failure(str(f.path), k.error or "failed") for f, k in plan.known_failed)
         return plan
 
-    def _apply_path_changes(self, plan: Plan, report: IndexReport) -> None:
+    def _apply_path_changes(self, plan: Plan, report: IndexReport) -> int:
         if plan.touched:
             self.catalog.touch_paths(plan.touched)
         relinks = plan.moved + plan.copies + plan.relinked
         if relinks:
             self.catalog.add_paths(relinks, replacing=plan.vacated)
-        if plan.deleted:
-            self.catalog.remove_paths(plan.deleted)
+        deleted = self.catalog.remove_paths(plan.deleted) if plan.deleted else 0
         counts = report.files
         counts.unchanged += len(plan.unchanged)
         counts.moved += len(plan.moved)
         counts.new += len(plan.copies)
         counts.changed += len(plan.relinked)
         counts.deleted += len(plan.deleted)
+        return deleted
+
+    def _backfill_tasks(self, sets: dict[str, VectorSetInfo], skip: set[str]):
+        """Indexed videos lacking some tower's vectors (e.g. CLIP added to a --no-clip index)."""
+        missing: dict[int, tuple[int, str, ScannedFile, list[str]]] = {}
+        for name, vset in sets.items():
+            for video_id, fingerprint, f in self.catalog.videos_missing_vectors(vset.id):
+                if str(f.path) not in skip:
+                    missing.setdefault(video_id, (video_id, fingerprint, f, []))[3].append(name)
+        return list(missing.values())
 
     # -- embedding ------------------------------------------------------------------------------
-    def _embed_all(self, tasks: list[EmbedTask], spec: VideoEncoderSpec, sampling: ClipSampling,
-                   vset: VectorSetInfo, report: IndexReport) -> None:
-        bar = self.progress(sum(t.file.size for t in tasks))
-        try:
-            for task in tasks:
-                self._embed_one(task, spec, sampling, vset, report, bar)
-        finally:
-            bar.close()
-
-    def _embed_one(self, task: EmbedTask, spec: VideoEncoderSpec, sampling: ClipSampling,
-                   vset: VectorSetInfo, report: IndexReport, bar: Progress) -> None:
+    def _embed_one(self, task: EmbedTask, towers: Towers, sets: dict[str, VectorSetInfo],
+                   report: IndexReport, bar: Progress) -> None:
         f = task.file
         bar.set_postfix_str(f.path.name[-40:])
         try:
-            result = self._embed_file(f, spec, sampling, bar)
+            result = self._embed_file(f, towers, list(sets), bar, task.fingerprint)
         except ProbeError as exc:
-            bar.update(f.size)
             self.catalog.record_failure(f, task.fingerprint, str(exc))
             report.failures.append(Failure(str(f.path), str(exc)))
             return
         self.catalog.store_video(f, task.fingerprint, result.info, result.stats, result.windows,
-                                 {vset.id: result.vectors})
+                                 {sets[n].id: v for n, v in result.vectors.items()}, result.thumbnails)
         report.clips_embedded += len(result.windows)
+        for name, vectors in result.vectors.items():
+            report.vectors_embedded[name] += len(vectors)
         if result.stats.get("warning"):
             report.warnings.append(Failure(str(f.path), result.stats["warning"]))
         if task.reason == "new":
@@ -177,48 +171,73 @@ class Indexer:
         else:
             report.files.changed += 1
 
-    def _embed_file(self, f: ScannedFile, spec: VideoEncoderSpec, sampling: ClipSampling,
-                    bar: Progress) -> EmbeddedVideo:
+    def _backfill_one(self, video_id: int, f: ScannedFile, names: list[str], towers: Towers,
+                      sets: dict[str, VectorSetInfo], report: IndexReport, bar: Progress) -> None:
+        bar.set_postfix_str(f.path.name[-40:])
+        try:
+            result = self._embed_file(f, towers, names, bar, fingerprint=None)
+        except ProbeError as exc:  # the file went bad since it was indexed: keep what we have
+            report.warnings.append(Failure(str(f.path), f"could not add {', '.join(names)} vectors: {exc}"))
+            return
+        for name, vectors in result.vectors.items():
+            by_ordinal = {w.ordinal: v for w, v in zip(result.windows, vectors)}
+            report.vectors_embedded[name] += self.catalog.add_vectors(video_id, sets[name].id, by_ordinal)
+
+    def _embed_file(self, f: ScannedFile, towers: Towers, names: list[str], bar: Progress,
+                    fingerprint: str | None) -> EmbeddedVideo:
+        """Decode once, embed with each tower in `names`; thumbnails when `fingerprint` is given."""
         info = probe(f.path)
-        decoder = ClipDecoder(f.path, info, sampling, spec.weights.preprocess.size)
-        encoder = self._load_encoder(spec)
+        decoder = ClipDecoder(f.path, info, towers.sampling, towers.decode_size)
         windows: list[ClipWindow] = []
-        vectors: list[np.ndarray] = []
-        batch = []
+        vectors: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        thumbs: list[str | None] = []
         reported = 0.0
-        for clip in decoder.clips():
-            batch.append(clip)
-            if len(batch) == self.settings.batch_size:
-                vectors.append(encoder.embed(np.stack([c.frames for c in batch])))
-                windows.extend(c.window for c in batch)
-                batch = []
+        for batch in _batches(decoder.clips(), self.settings.batch_size):
+            for name, v in towers.embed(names, np.stack([c.frames for c in batch])).items():
+                vectors[name].append(v)
+            windows.extend(c.window for c in batch)
+            if fingerprint is not None:
+                thumbs.extend(thumbnails.write_thumbnail(self.settings.data.root, fingerprint,
+                                                         c.window.ordinal, c.full_frames) for c in batch)
             if info.duration:
-                done = min(1.0, clip.window.end / info.duration) * f.size
+                done = min(1.0, batch[-1].window.end / info.duration) * f.size
                 bar.update(done - reported)
                 reported = done
-        if batch:
-            vectors.append(encoder.embed(np.stack([c.frames for c in batch])))
-            windows.extend(c.window for c in batch)
         bar.update(f.size - reported)
         if not windows:
             raise ProbeError(decoder.summary.error or "no decodable video frames")
-        return EmbeddedVideo(info, windows, np.concatenate(vectors), _decode_stats(decoder))
+        return EmbeddedVideo(info, windows, {n: np.concatenate(v) for n, v in vectors.items()},
+                             thumbs, _decode_stats(decoder))
 
-    def _load_encoder(self, spec: VideoEncoderSpec) -> VideoEncoder:
-        if self._encoder is None:
-            enc = self.settings.encoder
-            self._encoder = spec.load(enc.device, enc.precision)
-        return self._encoder
+    # -- derived files --------------------------------------------------------------------------
+    def _refresh_indexes(self, sets: dict[str, VectorSetInfo]) -> None:
+        index_dir = self.settings.data.index_dir
+        for name in sets:
+            vset = self.catalog.vector_set(name)
+            if store.index_path(index_dir, vset).is_file():
+                continue
+            store.build_from_catalog(self.catalog, vset, self.settings.memory_budget).save(index_dir)
+            store.remove_stale(index_dir, vset)
 
-    # -- derived index --------------------------------------------------------------------------
-    def _refresh_index(self, name: str) -> None:
-        vset = self.catalog.vector_set(name)
-        path = store.index_path(self.settings.data.index_dir, vset)
-        if path.is_file():
+    def _sweep_thumbnails(self) -> None:
+        root = self.settings.data.root / "thumbs"
+        if not root.is_dir():
             return
-        index = store.build_from_catalog(self.catalog, vset, self.settings.memory_budget)
-        store.save_index(index, path)
-        store.remove_stale(self.settings.data.index_dir, vset)
+        live = self.catalog.live_fingerprints()
+        for folder in root.glob("*/*"):
+            if folder.name not in live:
+                thumbnails.remove_thumbnails(self.settings.data.root, folder.name)
+
+
+def _batches(clips: Iterator[DecodedClip], size: int) -> Iterator[list[DecodedClip]]:
+    batch: list[DecodedClip] = []
+    for clip in clips:
+        batch.append(clip)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _decode_stats(decoder: ClipDecoder) -> dict:

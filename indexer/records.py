@@ -62,7 +62,8 @@ class ClipWindow:
 @dataclass(frozen=True)
 class DecodedClip:
     window: ClipWindow
-    frames: np.ndarray  # uint8 (T, S, S, 3) RGB, resized and centre-cropped
+    frames: np.ndarray  # uint8 (T, S, S, 3) RGB, resized and centre-cropped: the towers' input
+    full_frames: list[np.ndarray]  # the same T frames uncropped (short side S): thumbnails
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,8 @@ class FileCounts:
 @dataclass
 class IndexReport:
     files: FileCounts = field(default_factory=FileCounts)
-    clips_embedded: int = 0
+    clips_embedded: int = 0  # new clip windows (each with every enabled tower's vector)
+    vectors_embedded: dict[str, int] = field(default_factory=dict)  # per tower, backfills included
     failures: list[Failure] = field(default_factory=list)
     warnings: list[Failure] = field(default_factory=list)  # indexed, but with a problem
     seconds: float = 0.0
@@ -94,6 +96,7 @@ class IndexReport:
         return {
             "files": vars(self.files),
             "clips_embedded": self.clips_embedded,
+            "vectors_embedded": self.vectors_embedded,
             "failures": [vars(f) for f in self.failures],
             "warnings": [vars(w) for w in self.warnings],
             "seconds": round(self.seconds, 3),
@@ -101,14 +104,21 @@ class IndexReport:
 
 
 @dataclass(frozen=True)
-class Hit:
-    clip_id: int
+class Moment:
+    """A time range of one video that answers a query: one clip window or several merged."""
+
     video_id: int
     path: str
-    start: float
-    end: float
-    score: float
+    start: float  # seconds, start of the first merged window
+    end: float  # seconds, end of the last merged window
+    score: float  # fused, calibrated score of the best window (see app/search.py)
+    clip_id: int  # the best window
+    clip_ids: tuple[int, ...]  # every merged window, in time order
+    scores: dict[str, float]  # the best window's raw cosine similarity per query part
+    thumbnail: str | None  # absolute path of the best window's thumbnail
 
     def to_json(self) -> dict:
         return {"clip_id": self.clip_id, "video_id": self.video_id, "path": self.path,
-                "start": round(self.start, 3), "end": round(self.end, 3), "score": round(self.score, 6)}
+                "start": round(self.start, 3), "end": round(self.end, 3), "score": round(self.score, 4),
+                "scores": {k: round(v, 6) for k, v in self.scores.items()},
+                "clip_ids": list(self.clip_ids), "thumbnail": self.thumbnail}

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def utcnow() -> datetime:
@@ -64,6 +64,7 @@ class Clip(Base):
     ordinal: Mapped[int] = mapped_column(Integer)  # window number within the video
     start: Mapped[float] = mapped_column(Float)  # seconds
     end: Mapped[float] = mapped_column(Float)  # seconds
+    thumbnail: Mapped[str | None] = mapped_column(Text)  # JPEG path relative to the data dir
 
     __table_args__ = (Index("ix_clips_video", "video_id", "ordinal"),)
 
@@ -72,7 +73,7 @@ class VectorSet(Base):
     __tablename__ = "vector_sets"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(32), unique=True)  # "video" (VideoMAE v2), ...
+    name: Mapped[str] = mapped_column(String(32), unique=True)  # "video" (VideoMAE v2), "image" (CLIP)
     key: Mapped[str] = mapped_column(String(32))  # hash of `identity`
     identity: Mapped[str] = mapped_column(Text)  # JSON: encoder, weights checksum, sampling
     dim: Mapped[int] = mapped_column(Integer)

@@ -19,12 +19,18 @@ Memory is bounded by about two windows of frames, whatever the video's length.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Callable
 
 import numpy as np
 
-from indexer.records import ClipSampling, ClipWindow, DecodedClip
+from indexer.records import ClipSampling, ClipWindow
+
+
+@dataclass(frozen=True)
+class AssembledWindow:
+    window: ClipWindow
+    frames: list[Any]  # the converted frames, in sampling order (shared, not copied)
 
 
 class WindowAssembler:
@@ -32,10 +38,10 @@ class WindowAssembler:
 
     def __init__(self, sampling: ClipSampling):
         self.s = sampling
-        self._frames: dict[int, np.ndarray] = {}  # source index -> converted frame
+        self._frames: dict[int, Any] = {}  # source index -> converted frame
         self._times: dict[int, float] = {}  # source index -> seconds
         self._next_window = 0  # next regular window to complete
-        self._held: DecodedClip | None = None  # completed, released once it is not the last
+        self._held: AssembledWindow | None = None  # completed, released once it is not the last
         self._ordinal = 0
         self._count = 0  # frames pushed so far
 
@@ -54,7 +60,7 @@ class WindowAssembler:
         return i < self.s.span or self._kept_after_first_span(i)
 
     # -- feeding --------------------------------------------------------------------------------
-    def push(self, i: int, time: float, convert: Callable[[], np.ndarray]) -> list[DecodedClip]:
+    def push(self, i: int, time: float, convert: Callable[[], Any]) -> list[AssembledWindow]:
         """Add source frame `i` shown at `time`; returns the windows this frame completes."""
         if i != self._count:
             raise ValueError(f"frames must be pushed in order: expected {self._count}, got {i}")
@@ -75,7 +81,7 @@ class WindowAssembler:
         self._prune(i)
         return done
 
-    def finish(self, end_time: float) -> list[DecodedClip]:
+    def finish(self, end_time: float) -> list[AssembledWindow]:
         """End of stream at `end_time` seconds (end of the last frame). Emits what is left."""
         n = self._count
         if n == 0:
@@ -94,7 +100,7 @@ class WindowAssembler:
         if self._held is not None:
             held = self._held
             if uncovered < self._quarter:  # stretch the last window over the small remainder
-                held = DecodedClip(replace(held.window, end=end_time), held.frames)
+                held = AssembledWindow(replace(held.window, end=end_time), held.frames)
             done.append(held)
             self._held = None
         tail = self._tail_start(n)
@@ -113,20 +119,20 @@ class WindowAssembler:
     def _phase_indices(self, start: int) -> list[int]:
         return [start + j * self.s.frame_interval for j in range(self.s.num_frames)]
 
-    def _regular(self, start: int, end: float) -> DecodedClip:
+    def _regular(self, start: int, end: float) -> AssembledWindow:
         return self._window(start, self._phase_indices(start), end)
 
     def _tail_start(self, n: int) -> int:
         interval = self.s.frame_interval
         return (n - 1) // interval * interval - (self.s.num_frames - 1) * interval
 
-    def _short(self, n: int, end_time: float) -> DecodedClip:
+    def _short(self, n: int, end_time: float) -> AssembledWindow:
         indices = np.linspace(0, n - 1, self.s.num_frames).round().astype(int).tolist()
         return self._window(0, indices, end_time)
 
-    def _window(self, start: int, indices: list[int], end: float) -> DecodedClip:
-        frames = np.stack([self._frames[i] for i in indices])
-        clip = DecodedClip(ClipWindow(self._ordinal, self._times[start], end), frames)
+    def _window(self, start: int, indices: list[int], end: float) -> AssembledWindow:
+        clip = AssembledWindow(ClipWindow(self._ordinal, self._times[start], end),
+                               [self._frames[i] for i in indices])
         self._ordinal += 1
         return clip
 

@@ -86,8 +86,9 @@ def test_index_file_round_trip_and_rebuild(catalog, tmp_path):
     index_dir = tmp_path / "index"
     loaded = store.open_index(catalog, vset, index_dir, 1 << 30)
     assert not loaded.from_file and loaded.index.ntotal == 7  # no file yet: built from the catalog
-    store.save_index(loaded.index, store.index_path(index_dir, vset))
-    assert [p.name for p in index_dir.iterdir()] == [f"video-{vset.key}-v2.faiss"]  # no temp files left
+    loaded.save(index_dir)
+    assert sorted(p.name for p in index_dir.iterdir()) == [  # index, score statistics, no temp files
+        f"video-{vset.key}-v2.faiss", f"video-{vset.key}-v2.stats.npz"]
     reopened = store.open_index(catalog, vset, index_dir, 1 << 30)
     assert reopened.from_file
     scores, ids = reopened.index.search(vectors[4:5], 3)
@@ -103,6 +104,6 @@ def test_index_file_that_disagrees_with_the_catalog_is_rebuilt(catalog, tmp_path
     add_video(catalog, vset, "a.mp4", 3, 1)
     vset = catalog.vector_set("video")
     wrong = store.build_index(np.array([1], np.int64), unit_rows(1), "Flat")
-    store.save_index(wrong, store.index_path(tmp_path, vset))
+    store.LoadedIndex(wrong, vset, store.ScoreStats.of(unit_rows(1)), from_file=False).save(tmp_path)
     loaded = store.open_index(catalog, vset, tmp_path, 1 << 30)
     assert not loaded.from_file and loaded.index.ntotal == 3

@@ -19,7 +19,8 @@ from conftest import SHARED_VIDEOS
 from app.demo import cut_segment, synthesize_video
 
 ROOT = Path(__file__).resolve().parent.parent
-ENCODER = ["--encoder", "vit-tiny", "--weights", "random"]
+ENCODER = ["--encoder", "vit-tiny", "--weights", "random", "--clip-model", "tubelet-tiny-clip",
+           "--clip-weights", "random"]
 
 
 def cli(*args, expect: int | None = 0) -> subprocess.CompletedProcess:
@@ -108,8 +109,9 @@ def test_more_like_this_returns_the_clip_first(library):
     some = search(data, "--video", lib / "scene_01.mp4", "-k", "3")
     clip_id = some[1]["clip_id"]
     hits = search(data, "--like", clip_id, "-k", "3")
-    assert hits[0]["clip_id"] == clip_id and hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
-    assert len(hits) == 3
+    assert hits[0]["clip_id"] == clip_id and hits[0]["scores"]["video"] == pytest.approx(1.0, abs=1e-4)
+    assert hits[0]["scores"]["appearance"] == pytest.approx(1.0, abs=1e-4)
+    assert len(hits) == 3 and hits[0]["score"] > hits[1]["score"]
 
 
 def test_bad_queries_are_clear_errors(library, tmp_path):
@@ -149,6 +151,7 @@ def test_incremental_reindex(tmp_path, demo_videos):
     deleted = index(data, lib)
     assert deleted["files"]["deleted"] == 1 and deleted["clips_embedded"] == 0
     everything = search(data, "--like", hits[0]["clip_id"], "-k", "100")
-    assert len(everything) == 24 - 4 + 2 - 4
+    assert sum(len(h["clip_ids"]) for h in everything) == 24 - 4 + 2 - 4
     assert all("scene_05" not in h["path"] for h in everything)
+    assert json.loads(cli("status", "--data", data, "--json").stdout)["clips"] == 24 - 4 + 2 - 4
     assert "no clip with id" in cli("search", "--data", data, "--like", doomed["clip_id"], expect=2).stderr

@@ -26,7 +26,7 @@ def run(n: int, sampling: ClipSampling, fps: float = 30.0):
 
 
 def sampled(clip) -> list[int]:
-    return [int(f[0, 0, 0]) for f in clip.frames]
+    return [int(f[0, 0, 0]) for f in clip.frames]  # each frame's pixels hold its index
 
 
 def test_back_to_back_windows_tile_the_video_and_cover_the_tail():

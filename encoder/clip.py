@@ -1,0 +1,164 @@
+"""open_clip image and text towers: appearance vectors for clips, aligned with text.
+
+A clip's CLIP vector is the mean of K evenly spaced frames' image embeddings (K = 4 by
+default), re-normalised. The frames are the ones already decoded for VideoMAE v2.
+
+Default model: ViT-B-32-256 `datacomp_s34b_b86k`, the best accuracy/speed trade-off on CPU
+among open_clip's pretrained models that we measured: 72.8% ImageNet zero-shot (open_clip
+docs/openclip_classification_results.csv), close to ViT-B-16 `datacomp_xl_s13b_b90k` (73.5%)
+at 2.2x its CPU throughput (71 vs 32 images/s, bf16 weights, 2 cores; see README).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from encoder.preprocess import ImagePreprocess, normalize_images
+from encoder.runtime import Runtime, pick_runtime
+
+DEFAULT_CLIP_MODEL = "ViT-B-32-256"
+DEFAULT_CLIP_TAGS = {"ViT-B-32-256": "datacomp_s34b_b86k", "ViT-B-32": "datacomp_xl_s13b_b90k",
+                     "ViT-B-16": "datacomp_xl_s13b_b90k", "ViT-L-14": "datacomp_xl_s13b_b90k"}
+CONFIG_DIR = Path(__file__).parent / "clip_configs"  # Tubelet's own architectures (tests)
+
+
+def register_tubelet_configs() -> None:
+    """Make `tubelet-tiny-clip` known to open_clip (idempotent)."""
+    import open_clip
+
+    if "tubelet-tiny-clip" not in open_clip.list_models():
+        open_clip.add_model_config(CONFIG_DIR)
+
+
+def clip_image_size(model_name: str) -> int:
+    import open_clip
+
+    register_tubelet_configs()
+    size = open_clip.get_model_config(model_name)["vision_cfg"]["image_size"]
+    return size[0] if isinstance(size, (list, tuple)) else int(size)
+
+
+def clip_preprocess(model_name: str, tag_cfg: dict | None = None) -> ImagePreprocess:
+    """Input size from the architecture; mean/std from the pretrained tag, else OpenAI's."""
+    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+
+    tag_cfg = tag_cfg or {}
+    return ImagePreprocess(size=clip_image_size(model_name),
+                           mean=tuple(tag_cfg.get("mean", OPENAI_DATASET_MEAN)),
+                           std=tuple(tag_cfg.get("std", OPENAI_DATASET_STD)))
+
+
+class ClipTower:
+    """A loaded open_clip model: frames and texts in, unit vectors out."""
+
+    def __init__(self, spec: "ClipTowerSpec", model, tokenizer, runtime: Runtime):
+        self.spec = spec
+        self.model = model
+        self.tokenizer = tokenizer
+        self.runtime = runtime
+        self._dtype = next(model.parameters()).dtype
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim
+
+    def identity(self) -> dict:
+        return self.spec.identity()
+
+    @torch.inference_mode()
+    def encode_images(self, images: np.ndarray) -> np.ndarray:
+        """uint8 (N, S, S, 3) RGB -> float32 (N, D) unit vectors."""
+        pre = self.spec.weights.preprocess
+        x = normalize_images(images, pre.size, pre.mean, pre.std, self.runtime.device)
+        features = self.model.encode_image(x.to(self._dtype))
+        return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
+
+    @torch.inference_mode()
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        """Strings -> float32 (N, D) unit vectors."""
+        tokens = self.tokenizer(texts).to(self.runtime.device)
+        features = self.model.encode_text(tokens)
+        return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
+
+    def embed(self, clips: np.ndarray) -> np.ndarray:
+        """uint8 (B, T, S, S, 3) -> (B, D): mean of K evenly spaced frames' vectors, normalised."""
+        B, T = clips.shape[:2]
+        picks = frame_picks(T, self.spec.frames_per_clip)
+        vectors = self.encode_images(clips[:, picks].reshape(B * len(picks), *clips.shape[2:]))
+        pooled = vectors.reshape(B, len(picks), -1).mean(axis=1)
+        return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+
+
+def frame_picks(num_frames: int, k: int) -> list[int]:
+    """K evenly spaced frame indices out of `num_frames`, first and last included."""
+    return np.linspace(0, num_frames - 1, min(k, num_frames)).round().astype(int).tolist()
+
+
+@dataclass(frozen=True)
+class ClipTowerSpec:
+    """Which open_clip model with which (resolved, checksummed) weights; nothing loaded yet."""
+
+    model_name: str
+    weights: "ResolvedWeights"  # noqa: F821 (encoder.weights, imported lazily)
+    frames_per_clip: int = 4
+    tower: str = "open_clip"
+
+    @property
+    def dim(self) -> int:
+        import open_clip
+
+        return int(open_clip.get_model_config(self.model_name)["embed_dim"])
+
+    @property
+    def size(self) -> int:
+        return self.weights.preprocess.size
+
+    def identity(self) -> dict:
+        return {
+            "tower": self.tower,
+            "model": self.model_name,
+            "weights": self.weights.source,
+            "sha256": self.weights.sha256,
+            "preprocess": self.weights.preprocess.to_dict(),
+            "frames_per_clip": self.frames_per_clip,
+            "dim": self.dim,
+        }
+
+    def load(self, device: str = "auto", precision: str = "auto") -> ClipTower:
+        import open_clip
+
+        runtime = pick_runtime(device, precision)
+        pre = self.weights.preprocess
+        model = open_clip.create_model(
+            self.model_name, pretrained=str(self.weights.path), device=runtime.device,
+            force_preprocess_cfg={"mean": pre.mean, "std": pre.std})
+        if runtime.amp_dtype is not None:
+            # Converted weights beat autocast for CLIP-sized batches on CPU (DESIGN.md measurements).
+            model = model.to(runtime.amp_dtype)
+        return ClipTower(self, model.eval(), open_clip.get_tokenizer(self.model_name), runtime)
+
+
+def resolve_clip_tower(model_name: str, weights: str | None, cache_dir: Path,
+                       frames_per_clip: int = 4) -> ClipTowerSpec:
+    from encoder.errors import ConfigError
+    from encoder.weights import resolve_clip_weights
+
+    if frames_per_clip < 1:
+        raise ConfigError(f"CLIP frames per clip must be at least 1, got {frames_per_clip}")
+    return ClipTowerSpec(model_name, resolve_clip_weights(model_name, weights, Path(cache_dir)), frames_per_clip)
+
+
+def clip_spec_from_identity(identity: dict, cache_dir: Path) -> ClipTowerSpec:
+    """The exact CLIP tower recorded with a vector set; refuses weights whose checksum changed."""
+    from encoder.errors import WeightsError
+
+    spec = resolve_clip_tower(identity["model"], identity["weights"], cache_dir, identity["frames_per_clip"])
+    if spec.weights.sha256 != identity["sha256"]:
+        raise WeightsError(f"CLIP weights {identity['weights']!r} changed since indexing "
+                           f"(sha256 {spec.weights.sha256[:12]} != {identity['sha256'][:12]}); "
+                           "restore them or re-index with --rebuild")
+    return spec
