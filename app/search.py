@@ -125,7 +125,7 @@ class SearchService:
         allowed = self.allowed_clip_ids(filters)
         if allowed is not None and len(allowed) == 0:
             return SearchResult(no_match=True)
-        scored = self._score_candidates(parts, allowed, options.k)
+        scored = self.rank(parts, allowed, options.k)
         if not scored:
             return SearchResult(no_match=True)
         best_score = max(c.score for c, _ in scored)
@@ -196,9 +196,9 @@ class SearchService:
             raise QueryError(f"no clip with id {clip_id} in this index")
         return found
 
-    def _score_candidates(self, parts: list[QueryPart], allowed: np.ndarray | None, k: int
-                          ) -> list[tuple[ScoredClip, dict[str, float]]]:
-        """Fused score of every candidate clip, best first, with each part's raw similarity."""
+    def rank(self, parts: list[QueryPart], allowed: np.ndarray | None, k: int
+             ) -> list[tuple[ScoredClip, dict[str, float]]]:
+        """Candidate clips with their fused score, best first, and each part's raw cosine."""
         per_part = max(200, CANDIDATES_PER_K * k)
         positive = [p for p in parts if p.weight > 0]
         if not positive:

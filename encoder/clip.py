@@ -62,13 +62,6 @@ class ClipTower:
         self.runtime = runtime
         self._dtype = next(model.parameters()).dtype
 
-    @property
-    def dim(self) -> int:
-        return self.spec.dim
-
-    def identity(self) -> dict:
-        return self.spec.identity()
-
     @torch.inference_mode()
     def encode_images(self, images: np.ndarray) -> np.ndarray:
         """uint8 (N, S, S, 3) RGB -> float32 (N, D) unit vectors."""

@@ -62,13 +62,6 @@ class VideoEncoder:
     def preprocess(self) -> VideoPreprocess:
         return self.spec.weights.preprocess
 
-    @property
-    def dim(self) -> int:
-        return self.spec.dim
-
-    def identity(self) -> dict:
-        return self.spec.identity()
-
     @torch.inference_mode()
     def embed(self, clips: np.ndarray) -> np.ndarray:
         """uint8 (B, T, S, S, 3), any square size S -> float32 (B, D), rows L2-normalised."""

@@ -101,22 +101,27 @@ def resolve_videomae2_weights(variant: str, source: str | None, cache_dir: Path)
         tag = tags[source]
         path = download_hub_file(tag.repo, tag.filename, revision=None)
         return _resolved(f"hf:{tag.repo}/{tag.filename}", path, tag.preprocess, cache_dir)
+    return _resolve_file_source(source, default_preprocess(variant), cache_dir, "--weights",
+                                lambda seed: random_weights_file(variant, seed, cache_dir),
+                                f"weights {source!r} for {variant!r}", valid_sources(variant))
+
+
+def _resolve_file_source(source: str, preprocess, cache_dir: Path, flag: str, make_random,
+                         what: str, valid: str) -> ResolvedWeights:
+    """The sources every tower shares: hf:OWNER/REPO/FILE, random[:SEED], a local file."""
     if source.startswith("hf:"):
         repo, filename, revision = parse_hub_source(source)
-        path = download_hub_file(repo, filename, revision)
-        return _resolved(source, path, default_preprocess(variant), cache_dir)
+        return _resolved(source, download_hub_file(repo, filename, revision, flag), preprocess, cache_dir)
     if source == "random" or source.startswith("random:"):
         seed = _parse_seed(source)
-        path = random_weights_file(variant, seed, cache_dir)
-        return _resolved(f"random:{seed}", path, default_preprocess(variant), cache_dir)
+        return _resolved(f"random:{seed}", make_random(seed), preprocess, cache_dir)
     path = Path(source).expanduser()
     if not path.is_file():
-        raise WeightsError(f"weights {source!r} for {variant!r}: no such file. "
-                           f"Valid sources: {valid_sources(variant)}")
+        raise WeightsError(f"{what}: no such file. Valid sources: {valid}")
     if path.suffix not in CHECKPOINT_SUFFIXES:
         raise WeightsError(f"weights file {str(path)!r} has suffix {path.suffix!r}; expected one of "
                            f"{', '.join(CHECKPOINT_SUFFIXES)}")
-    return _resolved(str(path.resolve()), path.resolve(), default_preprocess(variant), cache_dir)
+    return _resolved(str(path.resolve()), path.resolve(), preprocess, cache_dir)
 
 
 def default_preprocess(variant: str) -> VideoPreprocess:
@@ -277,19 +282,11 @@ def resolve_clip_weights(model_name: str, source: str | None, cache_dir: Path) -
         tag_cfg = open_clip.pretrained.get_pretrained_cfg(model_name, source)
         path = _download_clip_tag(model_name, source, tag_cfg)
         return _resolved(f"open_clip:{model_name}/{source}", path, clip_preprocess(model_name, tag_cfg), cache_dir)
-    if source.startswith("hf:"):
-        repo, filename, revision = parse_hub_source(source)
-        path = download_hub_file(repo, filename, revision, "--clip-weights")
-        return _resolved(source, path, clip_preprocess(model_name), cache_dir)
-    if source == "random" or source.startswith("random:"):
-        seed = _parse_seed(source)
-        path = random_clip_weights_file(model_name, seed, cache_dir)
-        return _resolved(f"random:{seed}", path, clip_preprocess(model_name), cache_dir)
-    path = Path(source).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"CLIP weights {source!r} for {model_name!r}: no such file. Valid: open_clip "
-                           f"tags {', '.join(tags) or '(none)'}; hf:OWNER/REPO/FILE; a local file; random")
-    return _resolved(str(path.resolve()), path.resolve(), clip_preprocess(model_name), cache_dir)
+    return _resolve_file_source(source, clip_preprocess(model_name), cache_dir, "--clip-weights",
+                                lambda seed: random_clip_weights_file(model_name, seed, cache_dir),
+                                f"CLIP weights {source!r} for {model_name!r}",
+                                f"open_clip tags {', '.join(tags) or '(none)'}; hf:OWNER/REPO/FILE; "
+                                "a local file; random")
 
 
 def _download_clip_tag(model_name: str, tag: str, tag_cfg: dict) -> Path:
