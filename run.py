@@ -245,7 +245,8 @@ def cmd_demo(args) -> int:
     print(f"\nQuery: 2.5-5.0 s of {source[len(source) // 2]}, re-encoded as {query}")
     options = SearchOptions(k=5)
     print_result(service.search(Query(video=query), options=options), options)
-    print(f"\nNext: python run.py search --data {settings.data.root} --like CLIP_ID  |  python run.py status")
+    print(f"\nNext: python run.py search --data {settings.data.root} --text \"a blue disc\"  |  "
+          f"--like CLIP_ID  |  python run.py status --data {settings.data.root}")
     return EXIT_SOME_FAILED if report.failures else EXIT_OK
 
 
