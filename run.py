@@ -6,6 +6,7 @@
     python run.py search --video clip.mp4    # moments like this clip
     python run.py search --like 42           # more like indexed clip 42
     python run.py status                     # what is indexed, what failed
+    python run.py serve                      # web UI and API on http://127.0.0.1:7860
     python run.py demo                       # index a generated library and search it
 
 Exit codes: 0 success; 3 `index` finished but some files failed; 2 bad input or a refused
@@ -73,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = _command(sub, "status", cmd_status, "what is indexed, what failed")
     status.add_argument("--json", action="store_true")
+
+    serve = _command(sub, "serve", cmd_serve, "web UI and API on a local port")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--auth", default=os.environ.get("TUBELET_AUTH"),
+                       help="USER:PASSWORD required to use the UI and API (env TUBELET_AUTH)")
+    serve.add_argument("--root", type=Path, action="append", default=[],
+                       help="a folder the UI may index (repeatable); off when none")
+    serve.add_argument("--max-upload-mb", type=int, default=500, help="largest upload accepted")
+    _runtime_options(serve)
 
     demo = _command(sub, "demo", cmd_demo, "index a folder (default: a generated library) and search it")
     demo.add_argument("folder", nargs="?", type=Path, help="videos to index (default: generate 6)")
@@ -151,15 +162,9 @@ def cmd_index(args) -> int:
 
 def run_index(settings, paths: list[Path]):
     from app.cli_output import progress_bar
-    from indexer.catalog import Catalog
-    from indexer.pipeline import Indexer
+    from indexer.pipeline import run_index as run
 
-    settings.data.root.mkdir(parents=True, exist_ok=True)
-    catalog = Catalog(settings.data.catalog).open()
-    try:
-        return Indexer(settings, catalog, progress_bar).run(paths)
-    finally:
-        catalog.close()
+    return run(settings, paths, progress_bar)
 
 
 def cmd_search(args) -> int:
@@ -220,6 +225,19 @@ def cmd_status(args) -> int:
         print(json.dumps(status, indent=2))
     else:
         print_status(status)
+    return EXIT_OK
+
+
+def cmd_serve(args) -> int:
+    from app.server import ServeSettings, parse_auth, serve
+
+    try:
+        auth = parse_auth(args.auth)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    serve(ServeSettings(data_dir(args), args.host, args.port, auth, tuple(r.absolute() for r in args.root),
+                        args.max_upload_mb, args.device, args.precision))
     return EXIT_OK
 
 

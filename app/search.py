@@ -89,13 +89,21 @@ class SearchService:
     def load(self) -> "SearchService":
         if self.data.catalog_url is None and not (self.data.root / "catalog.db").is_file():
             raise QueryError(f"no index at {self.data.root}: run `python run.py index PATH` first")
-        self.catalog.open()
+        if not self.catalog.is_open:
+            self.catalog.open()
         if self.catalog.vector_set(VIDEO_SET) is None:
             raise QueryError(f"the index at {self.data.root} is empty: run `python run.py index PATH` first")
         self.towers, sets = towers_from_catalog(self.catalog, self.data.weights_dir, self.device, self.precision)
         self.indexes = {name: self._open_index(vset) for name, vset in sets.items()}
         self._index_ids = {name: np.sort(faiss_ids(loaded.index)) for name, loaded in self.indexes.items()}
         self._filter_cache = None
+        return self
+
+    def ensure_ready(self) -> "SearchService":
+        """Load on first use (the index may not exist when a server starts), else refresh."""
+        if self.towers is None:
+            return self.load()
+        self.refresh()
         return self
 
     def refresh(self) -> bool:

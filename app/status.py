@@ -32,7 +32,7 @@ def library_status(data: DataDir) -> dict:
             "failures": [vars(f) for f in stats["failures"]],
             "encoder": vset.identity if vset else None,
             "vectors": catalog.vector_count(vset.id) if vset else 0,
-            "index_file": {"path": str(index_file), "current": index_file.is_file()} if index_file else None,
+            "index_file": {"file": str(index_file), "current": index_file.is_file()} if index_file else None,
             "towers": towers,
         }
     finally:

@@ -108,6 +108,10 @@ class Catalog:
         self._check_schema_version()
         return self
 
+    @property
+    def is_open(self) -> bool:
+        return self._engine is not None
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()

@@ -61,10 +61,12 @@ class Indexer:
     """Cheap to construct; `run(roots)` does the work."""
 
     def __init__(self, settings: IndexSettings, catalog: Catalog,
-                 progress: ProgressFactory = lambda total: _NoProgress()):
+                 progress: ProgressFactory = lambda total: _NoProgress(),
+                 should_stop: Callable[[], bool] = lambda: False):
         self.settings = settings
         self.catalog = catalog
         self.progress = progress
+        self.should_stop = should_stop  # polled between videos: a cancelled run keeps what it finished
 
     def run(self, roots: list[Path]) -> IndexReport:
         started = time.monotonic()
@@ -83,11 +85,16 @@ class Indexer:
                 bar = self.progress(sum(t.file.size for t in plan.embed) + sum(f.size for _, _, f, _ in backfill))
                 try:
                     for task in plan.embed:
+                        if self.should_stop():
+                            break
                         self._embed_one(task, towers, sets, report, bar)
                     for video_id, fingerprint, f, names in backfill:
+                        if self.should_stop():
+                            break
                         self._backfill_one(video_id, f, names, towers, sets, report, bar)
                 finally:
                     bar.close()
+                report.cancelled = self.should_stop()
                 self._refresh_indexes(sets)
                 if deleted or plan.changed_count:
                     self._sweep_thumbnails()
@@ -97,7 +104,7 @@ class Indexer:
                 raise
             report.files.failed = len(report.failures)
             report.seconds = time.monotonic() - started
-            self.catalog.finish_run(run_id, "done", report.to_json())
+            self.catalog.finish_run(run_id, "cancelled" if report.cancelled else "done", report.to_json())
             return report
 
     # -- planning -------------------------------------------------------------------------------
@@ -227,6 +234,17 @@ class Indexer:
         for folder in root.glob("*/*"):
             if folder.name not in live:
                 thumbnails.remove_thumbnails(self.settings.data.root, folder.name)
+
+
+def run_index(settings: IndexSettings, roots: list[Path], progress: ProgressFactory = lambda t: _NoProgress(),
+              should_stop: Callable[[], bool] = lambda: False) -> IndexReport:
+    """Open the catalog, run one index over `roots`, close it."""
+    settings.data.root.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(settings.data.catalog).open()
+    try:
+        return Indexer(settings, catalog, progress, should_stop).run(roots)
+    finally:
+        catalog.close()
 
 
 def _batches(clips: Iterator[DecodedClip], size: int) -> Iterator[list[DecodedClip]]:

@@ -91,6 +91,7 @@ class IndexReport:
     failures: list[Failure] = field(default_factory=list)
     warnings: list[Failure] = field(default_factory=list)  # indexed, but with a problem
     seconds: float = 0.0
+    cancelled: bool = False  # stopped early on request; finished videos are kept
 
     def to_json(self) -> dict:
         return {
@@ -100,6 +101,7 @@ class IndexReport:
             "failures": [vars(f) for f in self.failures],
             "warnings": [vars(w) for w in self.warnings],
             "seconds": round(self.seconds, 3),
+            "cancelled": self.cancelled,
         }
 
 

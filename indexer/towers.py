@@ -18,7 +18,7 @@ from encoder.clip import ClipTower, ClipTowerSpec, clip_image_size, clip_spec_fr
 from encoder.factory import VideoEncoder, VideoEncoderSpec, resolve_video_encoder, spec_from_identity
 from indexer.catalog import Catalog, VectorSetInfo
 from indexer.records import ClipSampling
-from indexer.settings import IndexSettings
+from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettings
 
 VIDEO_SET = "video"
 IMAGE_SET = "image"
@@ -88,3 +88,22 @@ def towers_from_catalog(catalog: Catalog, weights_dir: Path, device: str = "auto
     sampling = ClipSampling(**video_identity["sampling"])
     decode_size = int(catalog.get_meta(DECODE_SIZE_KEY) or video.weights.preprocess.size)
     return Towers(video, image, sampling, decode_size, device, precision), sets
+
+
+def index_settings_from_catalog(data: DataDir, device: str = "auto", precision: str = "auto") -> IndexSettings:
+    """Settings that index more footage into `data` with exactly the encoders it already uses."""
+    catalog = Catalog(data.catalog).open()
+    try:
+        video, image = catalog.vector_set(VIDEO_SET), catalog.vector_set(IMAGE_SET)
+    finally:
+        catalog.close()
+    if video is None:
+        return IndexSettings(data, EncoderSettings(device=device, precision=precision))
+    ident, sampling = video.identity, video.identity["sampling"]
+    clip = ClipSettings(enabled=False)
+    if image is not None:
+        clip = ClipSettings(True, image.identity["model"], image.identity["weights"],
+                            image.identity["frames_per_clip"])
+    return IndexSettings(data, EncoderSettings(ident["variant"], ident["weights"], device, precision), clip,
+                         window_frames=sampling["num_frames"], frame_interval=sampling["frame_interval"],
+                         stride_frames=sampling["stride_frames"])

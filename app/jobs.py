@@ -1,0 +1,124 @@
+"""Index runs started from the web UI: one at a time, in a background thread, cancellable.
+
+Searching keeps working meanwhile: every finished video is committed to the catalog, and the
+query service picks up new vectors on its next query (SearchService.refresh).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from app.query import QueryError
+from indexer.pipeline import run_index
+from indexer.settings import IndexSettings
+
+
+@dataclass(frozen=True)
+class JobState:
+    status: str = "idle"  # idle | running | done | cancelled | failed
+    folder: str | None = None
+    total_bytes: int = 0
+    done_bytes: float = 0.0
+    current: str = ""  # file being indexed
+    started: float | None = None  # time.monotonic()
+    error: str | None = None
+    report: dict | None = None
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done_bytes / self.total_bytes) if self.total_bytes else 0.0
+
+    def eta_seconds(self) -> float | None:
+        if self.status != "running" or not self.started or self.fraction <= 0.01:
+            return None
+        elapsed = time.monotonic() - self.started
+        return elapsed * (1 - self.fraction) / self.fraction
+
+
+def inside(folder: Path, roots: list[Path]) -> bool:
+    real = Path(os.path.realpath(folder))
+    return any(real == r or r in real.parents for r in (Path(os.path.realpath(x)) for x in roots))
+
+
+class IndexJobs:
+    """Cheap to construct; `start()` launches a run over a folder inside the allowed roots."""
+
+    def __init__(self, settings: Callable[[], IndexSettings], allowed_roots: list[Path]):
+        self._settings = settings
+        self.allowed_roots = [Path(r) for r in allowed_roots]
+        self._state = JobState()
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def state(self) -> JobState:
+        with self._lock:
+            return self._state
+
+    def start(self, folder: str) -> JobState:
+        path = Path(folder.strip()).expanduser() if folder and folder.strip() else None
+        if not self.allowed_roots:
+            raise QueryError("indexing from the web UI is off: start the server with --root DIR")
+        if path is None or not path.is_absolute():
+            raise QueryError("give the absolute path of a folder to index")
+        if not inside(path, self.allowed_roots):
+            roots = ", ".join(str(r) for r in self.allowed_roots)
+            raise QueryError(f"{path} is not inside the allowed library roots ({roots})")
+        if not path.is_dir():
+            raise QueryError(f"{path} is not a folder")
+        with self._lock:
+            if self._state.status == "running":
+                raise QueryError(f"already indexing {self._state.folder}; wait or cancel it first")
+            self._cancel.clear()
+            self._state = JobState("running", str(path), started=time.monotonic())
+        self._thread = threading.Thread(target=self._run, args=(path,), name="tubelet-index", daemon=True)
+        self._thread.start()
+        return self.state()
+
+    def cancel(self) -> JobState:
+        self._cancel.set()
+        return self.state()
+
+    def wait(self, timeout: float | None = None) -> JobState:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.state()
+
+    def _run(self, path: Path) -> None:
+        try:
+            report = run_index(self._settings(), [path], self._progress, self._cancel.is_set)
+            status = "cancelled" if report.cancelled else "done"
+            self._update(status=status, report=report.to_json(), current="")
+        except Exception as exc:  # shown in the UI; the catalog keeps every finished video
+            self._update(status="failed", error=f"{type(exc).__name__}: {exc}", current="")
+
+    def _update(self, **changes) -> None:
+        with self._lock:
+            self._state = replace(self._state, **changes)
+
+    def _progress(self, total: int) -> "_JobProgress":
+        self._update(total_bytes=total)
+        return _JobProgress(self)
+
+
+class _JobProgress:
+    """The Indexer's progress interface, recording into the job state."""
+
+    def __init__(self, jobs: IndexJobs):
+        self.jobs = jobs
+
+    def update(self, n: float) -> None:
+        with self.jobs._lock:
+            state = self.jobs._state
+            self.jobs._state = replace(state, done_bytes=state.done_bytes + n)
+
+    def set_postfix_str(self, s: str) -> None:
+        self.jobs._update(current=s)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,223 @@
+"""The web UI in a real browser (Debian chromium via Playwright) and the API via gradio_client,
+against a real `run.py serve` process on loopback over an index of generated videos."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from live_server import live_server
+from test_cli_end_to_end import ENCODER, cli
+
+from app.demo import cut_segment
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, demo_videos):
+    root = tmp_path_factory.mktemp("footage")
+    lib = root / "library"
+    lib.mkdir()
+    for video in demo_videos[:5]:
+        shutil.copy(video, lib / video.name)
+    data = tmp_path_factory.mktemp("data")
+    cli("index", "--data", data, lib, *ENCODER, "--precision", "fp32", "--json")
+    return root, lib, data
+
+
+@pytest.fixture(scope="module")
+def server(indexed):
+    root, lib, data = indexed
+    with live_server(data, "--root", str(root)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(server)
+    page.wait_for_selector("#query-text textarea")
+    yield page
+    page.close()
+
+
+def seconds(text: str) -> float:
+    minutes, secs = text.split(":")
+    return int(minutes) * 60 + float(secs)
+
+
+def card_captions(page) -> list[tuple[str, float, float]]:
+    out = []
+    for caption in page.locator("#moments .caption-label").all_inner_texts():
+        name, span, _score = caption.split(" · ")
+        start, end = span.split("–")
+        out.append((name, seconds(start), seconds(end)))
+    return out
+
+
+def test_text_query_shows_moment_cards(page):
+    page.fill("#query-text textarea", "a yellow disc on blue stripes")
+    page.click("#search-button")
+    page.wait_for_selector("#moments .thumbnail-item img", timeout=60_000)
+    captions = card_captions(page)
+    assert len(captions) >= 3 and all(name.startswith("scene_0") for name, _, _ in captions)
+    assert "moments, best first" in page.inner_text("#search-status")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-search-results.png"), full_page=True)
+
+
+def test_uploaded_clip_finds_its_source_and_plays_the_moment(page, indexed, tmp_path):
+    root, lib, data = indexed
+    query = cut_segment(lib / "scene_02.mp4", tmp_path / "query clip.mp4", 3.0, 5.5)
+    page.set_input_files("#query-video input[type=file]", str(query))
+    page.wait_for_selector("#query-video video", timeout=30_000)
+    page.click("#search-button")
+    page.wait_for_selector("#moments .thumbnail-item img", timeout=60_000)
+    name, start, end = card_captions(page)[0]
+    assert name == "scene_02.mp4" and start < 5.5 and end > 3.0
+
+    page.locator("#moments .thumbnail-item").first.click()
+    video = page.wait_for_selector("#player video", timeout=60_000)
+    page.wait_for_function("() => { const v = document.querySelector('#player video');"
+                           " return v && !v.paused && v.currentTime > 0; }", timeout=30_000)
+    state = video.evaluate("v => ({t: v.currentTime, offset: +v.dataset.offset, start: +v.dataset.start,"
+                           " paused: v.paused, error: v.error && v.error.code})")
+    assert state["error"] is None and not state["paused"]
+    assert state["start"] == pytest.approx(start, abs=0.01)
+    assert state["t"] >= state["offset"] - 0.05  # playback began at the moment's start
+    page.screenshot(path=str(ARTIFACTS / "ui-playing-moment.png"), full_page=True)
+
+
+def test_library_lists_videos_and_shows_a_timeline(page, indexed):
+    page.get_by_role("tab", name="Library").click()
+    page.wait_for_selector("#library >> text=scene_03.mp4", timeout=30_000)
+    assert page.inner_text("#library").count("indexed") >= 5
+    page.get_by_text("scene_03.mp4").first.click()
+    page.wait_for_function("() => document.querySelectorAll('#timeline .thumbnail-item').length == 4",
+                           timeout=30_000)
+    captions = page.locator("#timeline .caption-label").all_inner_texts()
+    assert captions[0] == "0:00.00–0:02.13" and captions[-1] == "0:05.87–0:08.00"
+    page.locator("#timeline .thumbnail-item").nth(1).click()
+    page.wait_for_selector("#timeline-player video[data-start='2.133']", timeout=60_000)
+
+
+def test_empty_data_dir_says_how_to_start(browser, tmp_path):
+    with live_server(tmp_path) as url:
+        page = browser.new_page()
+        page.goto(url)
+        page.fill("#query-text textarea", "anything")
+        page.click("#search-button")
+        page.wait_for_selector("#search-status >> text=No index yet", timeout=30_000)
+        page.close()
+
+
+def test_index_tab_indexes_a_folder_in_the_background(page, indexed, demo_videos):
+    root, lib, data = indexed
+    incoming = root / "incoming"
+    incoming.mkdir(exist_ok=True)
+    shutil.copy(demo_videos[5], incoming / "late arrival.mp4")
+    page.get_by_role("tab", name="Index").click()
+    page.fill("#index-folder textarea", str(incoming))
+    page.click("#index-start")
+    page.wait_for_selector("#index-progress [data-status=done]", timeout=120_000)
+    assert "1 new" in page.inner_text("#index-progress")
+    page.get_by_role("tab", name="Search").click()
+    page.fill("#query-text textarea", "anything")
+    page.click("#search-button")
+    page.wait_for_function("() => [...document.querySelectorAll('#moments .caption-label')]"
+                           ".some(c => c.textContent.startsWith('late arrival.mp4'))", timeout=60_000)
+
+
+def test_index_tab_refuses_folders_outside_the_roots(page, tmp_path):
+    page.get_by_role("tab", name="Index").click()
+    page.fill("#index-folder textarea", str(tmp_path))
+    page.click("#index-start")
+    page.wait_for_selector("text=is not inside the allowed library roots", timeout=30_000)
+
+
+def test_api_search_matches_the_cli(server, indexed):
+    from gradio_client import Client
+
+    root, lib, data = indexed
+    client = Client(server, verbose=False, download_files=False)
+    hits = client.predict(text="a green square", k=5, api_name="/search")
+    expected = json.loads(cli("search", "--data", data, "--text", "a green square", "-k", "5",
+                              "--precision", "fp32", "--json").stdout)
+    assert [(h["clip_id"], h["start"], h["end"], h["score"]) for h in hits] == \
+           [(h["clip_id"], h["start"], h["end"], h["score"]) for h in expected]
+    status = client.predict(api_name="/status")
+    assert status["clips"] >= 20 and status["videos"]["indexed"] >= 5
+
+
+def test_api_video_upload(server, indexed, tmp_path):
+    from gradio_client import Client, handle_file
+
+    root, lib, data = indexed
+    query = cut_segment(lib / "scene_04.mp4", tmp_path / "q.mp4", 1.0, 3.5)
+    hits = Client(server, verbose=False, download_files=False).predict(video=handle_file(str(query)), k=3, api_name="/search")
+    assert hits[0]["path"] == str(lib / "scene_04.mp4") and hits[0]["start"] < 3.5 and hits[0]["end"] > 1.0
+
+
+def status_of(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_files_outside_the_allowed_roots_are_refused(server, indexed):
+    root, lib, data = indexed
+    file_url = server + "gradio_api/file="
+    thumbnail = next((data / "thumbs").rglob("*.jpg"))
+    assert status_of(file_url + quote(str(thumbnail))) == 200
+    assert status_of(file_url + quote(str(lib / "scene_00.mp4"))) == 200  # a library root
+    for forbidden in ["/etc/passwd", str(data / "catalog.db"), str(next((data / "weights").iterdir())),
+                      str(next((data / "index").iterdir())), f"{lib}/../../../../etc/passwd",
+                      str(Path(__file__).resolve())]:
+        assert status_of(file_url + quote(forbidden)) == 403, forbidden
+
+
+def test_auth_protects_ui_and_api(indexed):
+    from gradio_client import Client
+
+    root, lib, data = indexed
+    with live_server(data, "--auth", "ann:s3cret word") as url:
+        assert status_of(url + "gradio_api/info") == 401
+        thumbnail = next((data / "thumbs").rglob("*.jpg"))
+        assert status_of(url + "gradio_api/file=" + quote(str(thumbnail))) in (401, 403)
+        hits = Client(url, auth=("ann", "s3cret word"), verbose=False, download_files=False).predict(text="x", k=2, api_name="/search")
+        assert len(hits) == 2
+
+
+def test_oversized_upload_is_refused_with_a_clear_message(indexed, tmp_path):
+    from gradio_client import Client, handle_file
+
+    root, lib, data = indexed
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * (2 << 20))
+    with live_server(data, "--max-upload-mb", "1") as url:
+        with pytest.raises(Exception, match=re.compile("file size|too large|exceeds", re.I)):
+            Client(url, verbose=False, download_files=False).predict(video=handle_file(str(big)), api_name="/search")
