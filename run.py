@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print moments as JSON, best first")
 
     status = _command(sub, "status", cmd_status, "what is indexed, what failed")
+    status.add_argument("--check", action="store_true",
+                        help="verify catalog, index files and footage agree (exit 3 if not)")
+    status.add_argument("--repair", action="store_true",
+                        help="rebuild index files and thumbnails from the catalog, then check")
     status.add_argument("--json", action="store_true")
 
     serve = _command(sub, "serve", cmd_serve, "web UI and API on a local port")
@@ -217,9 +221,17 @@ def parse_time(text: str | None):
 
 
 def cmd_status(args) -> int:
-    from app.cli_output import print_status
+    from app.cli_output import print_check, print_status
     from app.status import library_status
 
+    if args.check or args.repair:
+        from indexer.check import check_library, repair_library
+
+        repaired = repair_library(data_dir(args)).repaired if args.repair else []
+        report = check_library(data_dir(args))
+        report.repaired = repaired
+        print(json.dumps(report.to_json(), indent=2)) if args.json else print_check(report)
+        return EXIT_OK if report.ok else EXIT_SOME_FAILED
     status = library_status(data_dir(args))
     if args.json:
         print(json.dumps(status, indent=2))

@@ -75,3 +75,14 @@ def print_status(status: dict) -> None:
     print(f"vector index: {status['vectors']} vectors, file {'current' if index['current'] else 'stale or missing'}")
     for failure in status["failures"]:
         print(f"  failed: {failure['path']}: {failure['error']}")
+
+
+def print_check(report) -> None:
+    for line in report.repaired:
+        print(f"repaired: {line}")
+    for line in report.problems:
+        print(f"problem: {line}")
+    for line in report.notes:
+        print(f"note: {line}")
+    print("OK: catalog, index files and footage agree." if report.ok else
+          "Problems found: `python run.py status --repair` rebuilds what derives from the catalog.")

@@ -22,6 +22,7 @@ of each positive part's top hits, searched inside the filters.
 from __future__ import annotations
 
 import fnmatch
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from indexer.lock import IndexLock
 from indexer.records import Moment
 from indexer.settings import DataDir
 from indexer.towers import IMAGE_SET, VIDEO_SET, Towers, towers_from_catalog
+
+log = logging.getLogger(__name__)
 
 PART_SETS = {"video": VIDEO_SET, "appearance": IMAGE_SET, "text": IMAGE_SET, "image": IMAGE_SET,
              "negative": IMAGE_SET}
@@ -119,8 +122,12 @@ class SearchService:
 
     def _open_index(self, vset: VectorSetInfo) -> store.LoadedIndex:
         loaded = store.open_index(self.catalog, vset, self.data.index_dir, self.memory_budget)
-        if not loaded.from_file and not IndexLock(self.data.lock_file).is_held_elsewhere():
-            loaded.save(self.data.index_dir)  # rebuilt from the catalog: keep it for the next reader
+        if not loaded.from_file and not self.catalog.read_only \
+                and not IndexLock(self.data.lock_file).is_held_elsewhere():
+            try:
+                loaded.save(self.data.index_dir)  # rebuilt from the catalog: keep it for the next reader
+            except OSError as exc:  # a full disk: searching from memory is still right, only slower to start
+                log.warning("could not save the rebuilt index: %s", exc)
         return loaded
 
     def has_text_search(self) -> bool:

@@ -226,7 +226,10 @@ def file_sha256(path: Path, cache_dir: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     cache[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest()}
-    _write_json_atomic(cache_file, cache)
+    try:
+        _write_json_atomic(cache_file, cache)
+    except OSError:
+        pass  # a read-only data dir: the cache only saves time, the checksum above is right
     return digest.hexdigest()
 
 

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
-from sqlalchemy import create_engine, delete, event, func, insert, select, update
+from sqlalchemy import create_engine, delete, event, func, insert, make_url, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexer.records import ClipWindow, Failure, ScannedFile, VideoInfo
@@ -35,6 +39,10 @@ from indexer.schema import (
 
 class CatalogError(RuntimeError):
     """The catalog cannot be used as asked; the message says what to do."""
+
+
+class DataDirError(CatalogError):
+    """The data dir cannot be written (read-only, full, permissions); nothing indexed is lost."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,37 @@ def identity_key(identity: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _sqlite_file(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _writable(path: Path) -> bool:
+    if path.exists():
+        return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    return os.access(path.parent if path.parent.exists() else path.parent.parent, os.W_OK)
+
+
+def _read_only_connection(path: Path) -> sqlite3.Connection:
+    """A connection that never writes, for a data dir that cannot be written (or is full).
+
+    SQLite's read-only WAL mode (3.22+) reads committed transactions still in the -wal file, but
+    needs a usable WAL index (-shm). When it has none (no -wal left after a clean shutdown, or a
+    disk too full to recover one), `immutable` reads the main file as of the last checkpoint.
+    """
+    uri = f"file:{quote(str(path))}?mode=ro"
+    if path.with_name(path.name + "-wal").exists():
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+    return sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False)
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the indexer, nor it them
@@ -96,14 +135,34 @@ class Catalog:
 
     def __init__(self, url: str):
         self.url = url
+        self.read_only = False  # decided by open()
+        self.read_only_reason = ""
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
 
     def open(self) -> "Catalog":
+        """Connect; create the schema if needed. A SQLite file that cannot be written (read-only
+        file system or permissions) is opened read-only, so searching still works."""
+        sqlite_file = _sqlite_file(self.url)
+        if sqlite_file is not None and not _writable(sqlite_file):
+            return self._open_read_only(sqlite_file, "it is read-only")
         engine = create_engine(self.url)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(engine)
+        try:
+            Base.metadata.create_all(engine)
+        except OperationalError as exc:
+            if sqlite_file is None or not sqlite_file.exists():
+                raise
+            engine.dispose()  # e.g. a full disk: no room for the WAL index; reading still works
+            return self._open_read_only(sqlite_file, str(exc.orig))
+        self._engine, self._sessions = engine, sessionmaker(engine, expire_on_commit=False)
+        self._check_schema_version()
+        return self
+
+    def _open_read_only(self, sqlite_file: Path, reason: str) -> "Catalog":
+        self.read_only, self.read_only_reason = True, reason
+        engine = create_engine("sqlite://", creator=lambda: _read_only_connection(sqlite_file))
         self._engine, self._sessions = engine, sessionmaker(engine, expire_on_commit=False)
         self._check_schema_version()
         return self
@@ -124,6 +183,8 @@ class Catalog:
     def _check_schema_version(self) -> None:
         with self.session() as s, s.begin():
             row = s.get(Meta, "schema_version")
+            if row is None and self.read_only:
+                raise CatalogError(f"{self.url} is read-only and holds no Tubelet catalog")
             if row is None:
                 s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
             elif int(row.value) != SCHEMA_VERSION:
@@ -254,6 +315,11 @@ class Catalog:
                 found.setdefault(vid, (vid, fp, ScannedFile(Path(path), size, mtime, Path(root))))
         return list(found.values())
 
+    def set_thumbnail(self, video_id: int, ordinal: int, relative: str) -> None:
+        with self.session() as s, s.begin():
+            s.execute(update(Clip).where(Clip.video_id == video_id, Clip.ordinal == ordinal)
+                      .values(thumbnail=relative))
+
     def live_fingerprints(self) -> set[str]:
         with self.session() as s:
             return set(s.scalars(select(Video.fingerprint)))
@@ -330,6 +396,18 @@ class Catalog:
             s.add(run)
             s.flush()
             return run.id
+
+    def mark_interrupted_runs(self) -> int:
+        with self.session() as s, s.begin():
+            return s.execute(update(IndexRun).where(IndexRun.status == "running")
+                             .values(status="interrupted")).rowcount
+
+    def runs(self, limit: int = 20) -> list[dict]:
+        with self.session() as s:
+            rows = s.scalars(select(IndexRun).order_by(IndexRun.id.desc()).limit(limit)).all()
+            return [{"id": r.id, "status": r.status, "started_at": r.started_at.isoformat(timespec="seconds"),
+                     "finished_at": r.finished_at.isoformat(timespec="seconds") if r.finished_at else None,
+                     "roots": json.loads(r.roots)} for r in rows]
 
     def finish_run(self, run_id: int, status: str, report: dict) -> None:
         with self.session() as s, s.begin():

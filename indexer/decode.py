@@ -29,10 +29,10 @@ class ProbeError(Exception):
 def _open(path: Path):
     try:
         return av.open(str(path), metadata_errors="ignore")
+    except OSError as exc:  # first: PyAV's missing-file and permission errors are OSErrors too
+        raise ProbeError(f"cannot read file: {exc.strerror or exc}") from exc
     except av.FFmpegError as exc:
         raise ProbeError(f"cannot open as media: {exc.strerror or exc}") from exc
-    except OSError as exc:
-        raise ProbeError(f"cannot read file: {exc.strerror or exc}") from exc
 
 
 # FFmpeg demuxers that present a still image or text (ANSI art, binary text) as a video stream.

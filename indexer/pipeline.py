@@ -8,6 +8,7 @@ resumes with the videos it had not finished.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from dataclasses import dataclass
@@ -17,7 +18,9 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 
 from indexer import store, thumbnails
-from indexer.catalog import Catalog, VectorSetInfo
+from sqlalchemy.exc import OperationalError
+
+from indexer.catalog import Catalog, DataDirError, VectorSetInfo
 from indexer.decode import ClipDecoder, ProbeError, probe
 from indexer.fingerprint import content_fingerprint
 from indexer.lock import IndexLock
@@ -71,6 +74,7 @@ class Indexer:
     def run(self, roots: list[Path]) -> IndexReport:
         started = time.monotonic()
         with IndexLock(self.settings.data.lock_file):
+            self.catalog.mark_interrupted_runs()  # we hold the lock: any "running" run died
             if self.settings.rebuild:
                 self.catalog.reset_embeddings()
             towers = resolve_towers(self.settings, self.catalog)
@@ -166,6 +170,10 @@ class Indexer:
             self.catalog.record_failure(f, task.fingerprint, str(exc))
             report.failures.append(Failure(str(f.path), str(exc)))
             return
+        if not _unchanged_since_scan(f):  # written to while we read it: what we embedded is stale
+            report.failures.append(Failure(str(f.path), "changed while being indexed; not stored, "
+                                                         "the next index run will pick it up"))
+            return
         self.catalog.store_video(f, task.fingerprint, result.info, result.stats, result.windows,
                                  {sets[n].id: v for n, v in result.vectors.items()}, result.thumbnails)
         report.clips_embedded += len(result.windows)
@@ -236,15 +244,50 @@ class Indexer:
                 thumbnails.remove_thumbnails(self.settings.data.root, folder.name)
 
 
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
 def run_index(settings: IndexSettings, roots: list[Path], progress: ProgressFactory = lambda t: _NoProgress(),
               should_stop: Callable[[], bool] = lambda: False) -> IndexReport:
-    """Open the catalog, run one index over `roots`, close it."""
-    settings.data.root.mkdir(parents=True, exist_ok=True)
-    catalog = Catalog(settings.data.catalog).open()
+    """Open the catalog, run one index over `roots`, close it.
+
+    A data dir that cannot be written (read-only, full, permissions) stops the run with a
+    DataDirError; every video committed before that stays indexed and searchable.
+    """
+    root = settings.data.root
     try:
+        root.mkdir(parents=True, exist_ok=True)
+        catalog = Catalog(settings.data.catalog).open()
+    except (OSError, OperationalError) as exc:
+        raise _data_dir_error(root, exc) from exc
+    try:
+        if catalog.read_only:
+            raise DataDirError(f"cannot index into {root}: {catalog.read_only_reason}. Searching it still "
+                               "works; free space, fix permissions or use another --data to index")
         return Indexer(settings, catalog, progress, should_stop).run(roots)
+    except OperationalError as exc:
+        raise _data_dir_error(root, exc) from exc
+    except OSError as exc:
+        if exc.errno in WRITE_ERRNOS:
+            raise _data_dir_error(root, exc) from exc
+        raise
     finally:
         catalog.close()
+
+
+def _data_dir_error(root: Path, exc: BaseException) -> DataDirError:
+    reason = getattr(exc, "strerror", None) or str(getattr(exc, "orig", exc))
+    return DataDirError(f"cannot write to the data dir {root}: {reason}. Free space or fix permissions, "
+                        "or use another --data; the index as of the last finished video is intact and "
+                        "searchable, and the next run resumes from there")
+
+
+def _unchanged_since_scan(f: ScannedFile) -> bool:
+    try:
+        stat = os.stat(f.path)
+    except OSError:
+        return False
+    return (stat.st_size, stat.st_mtime_ns) == (f.size, f.mtime_ns)
 
 
 def _batches(clips: Iterator[DecodedClip], size: int) -> Iterator[list[DecodedClip]]:

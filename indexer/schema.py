@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def utcnow() -> datetime:
@@ -25,6 +25,7 @@ class Base(DeclarativeBase):
 
 class Video(Base):
     __tablename__ = "videos"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)  # content hash
@@ -66,7 +67,9 @@ class Clip(Base):
     end: Mapped[float] = mapped_column(Float)  # seconds
     thumbnail: Mapped[str | None] = mapped_column(Text)  # JPEG path relative to the data dir
 
-    __table_args__ = (Index("ix_clips_video", "video_id", "ordinal"),)
+    # AUTOINCREMENT: a deleted clip's id is never reused, so an index file built before the
+    # deletion can never point at a different clip.
+    __table_args__ = (Index("ix_clips_video", "video_id", "ordinal", unique=True), {"sqlite_autoincrement": True})
 
 
 class VectorSet(Base):

@@ -7,6 +7,7 @@ fsynced and renamed: a crash leaves either the old file or the new one, never ha
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,9 +46,13 @@ def index_path(index_dir: Path, vset: VectorSetInfo) -> Path:
 def save_index(index: faiss.Index, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    faiss.write_index(index, str(tmp))
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
+    try:
+        faiss.write_index(index, str(tmp))
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+    except (RuntimeError, OSError) as exc:  # faiss reports a full disk as RuntimeError
+        tmp.unlink(missing_ok=True)
+        raise OSError(errno.ENOSPC if "No space" in str(exc) else errno.EIO, f"cannot write {path}: {exc}") from exc
     os.replace(tmp, path)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -92,7 +97,11 @@ class ScoreStats:
 
     def save(self, path: Path) -> None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, mean=self.mean, cov=self.cov)
+        try:
+            np.savez(tmp, mean=self.mean, cov=self.cov)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, path)
 
     @classmethod
@@ -113,9 +122,11 @@ class LoadedIndex:
     from_file: bool  # False when it had to be rebuilt from the catalog
 
     def save(self, index_dir: Path) -> None:
+        """Statistics first, index last: an index file on disk always has its statistics."""
         path = index_path(index_dir, self.vset)
-        save_index(self.index, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         self.stats.save(stats_path(path))
+        save_index(self.index, path)
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """The indexed vectors of `ids` (all must be present)."""

@@ -212,6 +212,22 @@ def test_auth_protects_ui_and_api(indexed):
         assert len(hits) == 2
 
 
+def test_hostile_api_calls_get_clear_errors(server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    client = Client(server, verbose=False, download_files=False)
+    garbage = tmp_path / "clip.mp4"
+    garbage.write_bytes(b"\x00garbage" * 1000)
+    with pytest.raises(Exception, match="cannot open as media"):
+        client.predict(video=handle_file(str(garbage)), api_name="/search")
+    with pytest.raises(Exception, match="k must be between 1 and 1000"):
+        client.predict(text="x", k=10**9, api_name="/search")
+    not_uploaded = {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}
+    with pytest.raises(Exception):  # a server-side path is not an upload: Gradio refuses it
+        client.predict(image=not_uploaded, api_name="/search")
+    assert client.predict(text="x", path_prefix="../../../etc", api_name="/search") == []
+
+
 def test_oversized_upload_is_refused_with_a_clear_message(indexed, tmp_path):
     from gradio_client import Client, handle_file
 

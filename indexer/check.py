@@ -1,0 +1,170 @@
+"""`status --check` and `--repair`: verify catalog <-> index files <-> footage, rebuild what is derived.
+
+The catalog is the source of truth. Index files, their statistics and thumbnails derive from it
+(and from the footage), so repair rebuilds them; it never changes the catalog's videos, clips or
+vectors, and never touches the footage.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+from sqlalchemy import func, select
+
+from indexer import store, thumbnails
+from indexer.catalog import Catalog
+from indexer.decode import ClipDecoder, ProbeError, probe
+from indexer.records import ClipSampling
+from indexer.schema import Clip, Vector, Video, VideoPath
+from indexer.settings import DataDir
+from indexer.towers import DECODE_SIZE_KEY, IMAGE_SET, VIDEO_SET
+
+
+@dataclass
+class CheckReport:
+    problems: list[str] = field(default_factory=list)  # things that are wrong
+    notes: list[str] = field(default_factory=list)  # worth knowing, not wrong
+    repaired: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "problems": self.problems, "notes": self.notes, "repaired": self.repaired}
+
+
+def check_library(data: DataDir) -> CheckReport:
+    report = CheckReport()
+    catalog = Catalog(data.catalog).open()
+    try:
+        for vset in _vector_sets(catalog):
+            _check_index(catalog, vset, data.index_dir, report)
+            _check_coverage(catalog, vset, report)
+        _check_files(catalog, report)
+        _check_thumbnails(catalog, data.root, report)
+        interrupted = [r for r in catalog.runs(1000) if r["status"] == "interrupted"]
+        if interrupted:
+            report.notes.append(f"{len(interrupted)} index run(s) were interrupted; their finished videos are kept")
+    finally:
+        catalog.close()
+    return report
+
+
+def _vector_sets(catalog: Catalog) -> list:
+    return [vset for name in (VIDEO_SET, IMAGE_SET) if (vset := catalog.vector_set(name)) is not None]
+
+
+def _check_index(catalog: Catalog, vset, index_dir: Path, report: CheckReport) -> None:
+    path = store.index_path(index_dir, vset)
+    if not path.is_file() or not store.stats_path(path).is_file():
+        report.problems.append(f"{vset.name} index file {path.name} (or its statistics) is missing or stale")
+        return
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        report.problems.append(f"{vset.name} index file {path.name} cannot be read: {exc}")
+        return
+    ids, _ = catalog.load_vectors(vset.id, vset.dim)
+    indexed = np.sort(faiss.vector_to_array(index.id_map))
+    if index.d != vset.dim or not np.array_equal(indexed, ids):
+        report.problems.append(f"{vset.name} index file holds {index.ntotal} vectors, the catalog "
+                               f"{len(ids)} ({len(np.setdiff1d(ids, indexed))} missing, "
+                               f"{len(np.setdiff1d(indexed, ids))} unknown)")
+    for stray in index_dir.glob(f"{vset.name}-*"):
+        if stray.name not in (path.name, store.stats_path(path).name):
+            report.notes.append(f"stale index file {stray.name}")
+
+
+def _check_coverage(catalog: Catalog, vset, report: CheckReport) -> None:
+    with catalog.session() as s:
+        lacking = s.scalar(select(func.count()).select_from(Clip).where(
+            Clip.id.not_in(select(Vector.clip_id).where(Vector.set_id == vset.id))))
+    if lacking:
+        message = f"{lacking} clips have no {vset.name} vector"
+        (report.notes if vset.name == IMAGE_SET else report.problems).append(
+            message + ("; run index to add them" if vset.name == IMAGE_SET else ""))
+
+
+def _check_files(catalog: Catalog, report: CheckReport) -> None:
+    with catalog.session() as s:
+        rows = s.execute(select(VideoPath.path, VideoPath.size, VideoPath.mtime_ns)
+                         .join(Video).where(Video.status == "indexed")).all()
+    missing = changed = 0
+    for path, size, mtime in rows:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            missing += 1
+            continue
+        changed += (stat.st_size, stat.st_mtime_ns) != (size, mtime)
+    if missing:
+        report.notes.append(f"{missing} indexed file(s) missing on disk; the next index run removes them")
+    if changed:
+        report.notes.append(f"{changed} indexed file(s) changed since indexing; the next index run updates them")
+
+
+def _missing_thumbnails(catalog: Catalog, root: Path) -> dict[int, list[int]]:
+    with catalog.session() as s:
+        rows = s.execute(select(Clip.video_id, Clip.ordinal, Clip.thumbnail)).all()
+    missing: dict[int, list[int]] = {}
+    for video_id, ordinal, thumb in rows:
+        if not thumb or not (root / thumb).is_file():
+            missing.setdefault(video_id, []).append(ordinal)
+    return missing
+
+
+def _check_thumbnails(catalog: Catalog, root: Path, report: CheckReport) -> None:
+    missing = _missing_thumbnails(catalog, root)
+    if missing:
+        report.problems.append(f"{sum(map(len, missing.values()))} clip thumbnails are missing")
+
+
+def repair_library(data: DataDir) -> CheckReport:
+    """Rebuild index files and statistics from the catalog, re-make missing thumbnails, tidy up."""
+    report = CheckReport()
+    catalog = Catalog(data.catalog).open()
+    try:
+        for vset in _vector_sets(catalog):
+            store.build_from_catalog(catalog, vset, 4 << 30).save(data.index_dir)
+            store.remove_stale(data.index_dir, vset)
+            report.repaired.append(f"rebuilt the {vset.name} index from {catalog.vector_count(vset.id)} vectors")
+        for tmp in data.index_dir.glob(".*.tmp*"):
+            tmp.unlink(missing_ok=True)
+        made = _remake_thumbnails(catalog, data)
+        if made:
+            report.repaired.append(f"re-made {made} thumbnails")
+    finally:
+        catalog.close()
+    return report
+
+
+def _remake_thumbnails(catalog: Catalog, data: DataDir) -> int:
+    missing = _missing_thumbnails(catalog, data.root)
+    vset = catalog.vector_set(VIDEO_SET)
+    if not missing or vset is None:
+        return 0
+    sampling = ClipSampling(**vset.identity["sampling"])
+    size = int(catalog.get_meta(DECODE_SIZE_KEY) or vset.identity["preprocess"]["size"])
+    made = 0
+    for video_id, ordinals in missing.items():
+        with catalog.session() as s:
+            video = s.get(Video, video_id)
+            paths = [p.path for p in video.paths if os.path.exists(p.path)]
+            fingerprint = video.fingerprint
+        if not paths:
+            continue
+        try:
+            decoder = ClipDecoder(Path(paths[0]), probe(Path(paths[0])), sampling, size)
+            for clip in decoder.clips():
+                if clip.window.ordinal in ordinals:
+                    relative = thumbnails.write_thumbnail(data.root, fingerprint, clip.window.ordinal, clip.full_frames)
+                    catalog.set_thumbnail(video_id, clip.window.ordinal, relative)
+                    made += 1
+        except ProbeError:
+            continue  # the file went bad: the check keeps reporting it
+    return made
