@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from badfiles import ODD_NAMES, bad_corpus, huge_frames, long_video
-from test_cli_end_to_end import ENCODER, ROOT, cli, index, search
+from test_cli_end_to_end import ENCODER, ROOT, cli, cli_in_process, index, search
 
 from app.demo import synthesize_video
 from indexer.pipeline import run_index
@@ -273,7 +273,7 @@ def test_hostile_cli_queries_are_clear_errors(small_index, tmp_path):
         ("--like", "-5"): "no clip with id -5",
     }
     for args, message in cases.items():
-        done = cli("search", "--data", data, *args, expect=2)
+        done = cli_in_process("search", "--data", data, *args, expect=2)
         assert message in done.stderr, (args, done.stderr)
     odd_filters = search(data, "--text", "x", "--path-prefix", "%'; DROP TABLE clips;--", "--path-glob", "[")
     assert odd_filters == []

@@ -16,7 +16,7 @@ import open_clip
 import pytest
 import torch
 from PIL import Image
-from test_cli_end_to_end import ENCODER, cli, search
+from test_cli_end_to_end import ENCODER, cli, cli_in_process, search
 
 from app.demo import synthesize_video
 from app.query import Filters, Query, SearchOptions
@@ -196,11 +196,11 @@ def test_text_search_needs_clip_vectors(tmp_path, demo_videos):
 
 def test_bad_query_combinations_are_clear_errors(library):
     lib, data, *_ = library
-    assert "nothing to search for" in cli("search", "--data", data, expect=2).stderr
-    assert "k must be between 1 and 1000" in cli("search", "--data", data, "--text", "x", "-k", "5000",
+    assert "nothing to search for" in cli_in_process("search", "--data", data, expect=2).stderr
+    assert "k must be between 1 and 1000" in cli_in_process("search", "--data", data, "--text", "x", "-k", "5000",
                                                   expect=2).stderr
-    assert "unknown weight" in cli("search", "--data", data, "--text", "x", "--weight", "colour=2",
+    assert "unknown weight" in cli_in_process("search", "--data", data, "--text", "x", "--weight", "colour=2",
                                    expect=2).stderr
-    assert "nothing to search for" in cli("search", "--data", data, "--negative", "x", expect=2).stderr
-    assert "needs something to search for" in cli("search", "--data", data, "--text", "x", "--negative", "y",
+    assert "nothing to search for" in cli_in_process("search", "--data", data, "--negative", "x", expect=2).stderr
+    assert "needs something to search for" in cli_in_process("search", "--data", data, "--text", "x", "--negative", "y",
                                                   "--weight", "text=0", expect=2).stderr
