@@ -11,24 +11,21 @@ from __future__ import annotations
 import errno
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Protocol
 
-import numpy as np
-
-from indexer import store, thumbnails
 from sqlalchemy.exc import OperationalError
 
+from indexer import store, thumbnails
 from indexer.catalog import Catalog, DataDirError, VectorSetInfo
-from indexer.decode import ClipDecoder, ProbeError, probe
+from indexer.embedding import EmbeddedVideo, Job, embed_videos
 from indexer.fingerprint import content_fingerprint
 from indexer.lock import IndexLock
 from indexer.plan import EmbedTask, Plan, plan_changes
-from indexer.records import ClipWindow, DecodedClip, Failure, IndexReport, ScannedFile, VideoInfo
+from indexer.records import Failure, IndexReport, ScannedFile
 from indexer.scan import scan_roots
 from indexer.settings import IndexSettings
-from indexer.towers import Towers, resolve_towers
+from indexer.towers import resolve_towers
 
 
 class Progress(Protocol):
@@ -49,15 +46,6 @@ class _NoProgress:
 
 
 ProgressFactory = Callable[[int], Progress]  # total bytes to process -> progress bar
-
-
-@dataclass
-class EmbeddedVideo:
-    info: VideoInfo
-    windows: list[ClipWindow]
-    vectors: dict[str, np.ndarray]  # tower name -> (n, D) float32
-    thumbnails: list[str | None]
-    stats: dict  # duration, frames, warning
 
 
 class Indexer:
@@ -86,16 +74,14 @@ class Indexer:
                 plan = self._plan(roots, report)
                 deleted = self._apply_path_changes(plan, report)
                 backfill = self._backfill_tasks(sets, skip={str(t.file.path) for t in plan.embed})
-                bar = self.progress(sum(t.file.size for t in plan.embed) + sum(f.size for _, _, f, _ in backfill))
+                jobs = [Job(t.file, tuple(sets), t.fingerprint, t) for t in plan.embed]
+                jobs += [Job(f, tuple(names), None, video_id) for video_id, _, f, names in backfill]
+                bar = self.progress(sum(job.file.size for job in jobs))
                 try:
-                    for task in plan.embed:
-                        if self.should_stop():
-                            break
-                        self._embed_one(task, towers, sets, report, bar)
-                    for video_id, fingerprint, f, names in backfill:
-                        if self.should_stop():
-                            break
-                        self._backfill_one(video_id, f, names, towers, sets, report, bar)
+                    for video in embed_videos(jobs, towers, self.settings.data.root, self.settings.batch_size,
+                                              self.should_stop, bar.update):
+                        bar.set_postfix_str(video.job.file.path.name[-40:])
+                        self._store(video, sets, report)
                 finally:
                     bar.close()
                 report.cancelled = self.should_stop()
@@ -159,70 +145,47 @@ class Indexer:
                     missing.setdefault(video_id, (video_id, fingerprint, f, []))[3].append(name)
         return list(missing.values())
 
-    # -- embedding ------------------------------------------------------------------------------
-    def _embed_one(self, task: EmbedTask, towers: Towers, sets: dict[str, VectorSetInfo],
-                   report: IndexReport, bar: Progress) -> None:
+    # -- storing ------------------------------------------------------------------------------
+    def _store(self, video: EmbeddedVideo, sets: dict[str, VectorSetInfo], report: IndexReport) -> None:
+        if isinstance(video.job.payload, EmbedTask):
+            self._store_new(video, video.job.payload, sets, report)
+        else:
+            self._store_backfill(video, video.job.payload, sets, report)
+
+    def _store_new(self, video: EmbeddedVideo, task: EmbedTask, sets: dict[str, VectorSetInfo],
+                   report: IndexReport) -> None:
         f = task.file
-        bar.set_postfix_str(f.path.name[-40:])
-        try:
-            result = self._embed_file(f, towers, list(sets), bar, task.fingerprint)
-        except ProbeError as exc:
-            self.catalog.record_failure(f, task.fingerprint, str(exc))
-            report.failures.append(Failure(str(f.path), str(exc)))
+        if video.error is not None:
+            self.catalog.record_failure(f, task.fingerprint, str(video.error))
+            report.failures.append(Failure(str(f.path), str(video.error)))
             return
         if not _unchanged_since_scan(f):  # written to while we read it: what we embedded is stale
             report.failures.append(Failure(str(f.path), "changed while being indexed; not stored, "
                                                          "the next index run will pick it up"))
             return
-        self.catalog.store_video(f, task.fingerprint, result.info, result.stats, result.windows,
-                                 {sets[n].id: v for n, v in result.vectors.items()}, result.thumbnails)
-        report.clips_embedded += len(result.windows)
-        for name, vectors in result.vectors.items():
-            report.vectors_embedded[name] += len(vectors)
-        if result.stats.get("warning"):
-            report.warnings.append(Failure(str(f.path), result.stats["warning"]))
+        vectors = {sets[name].id: video.matrix(name) for name in video.job.towers}
+        self.catalog.store_video(f, task.fingerprint, video.info, video.stats, video.windows, vectors,
+                                 video.thumbnails)
+        report.clips_embedded += len(video.windows)
+        for name in video.job.towers:
+            report.vectors_embedded[name] += len(video.windows)
+        if video.stats.get("warning"):
+            report.warnings.append(Failure(str(f.path), video.stats["warning"]))
         if task.reason == "new":
             report.files.new += 1
         else:
             report.files.changed += 1
 
-    def _backfill_one(self, video_id: int, f: ScannedFile, names: list[str], towers: Towers,
-                      sets: dict[str, VectorSetInfo], report: IndexReport, bar: Progress) -> None:
-        bar.set_postfix_str(f.path.name[-40:])
-        try:
-            result = self._embed_file(f, towers, names, bar, fingerprint=None)
-        except ProbeError as exc:  # the file went bad since it was indexed: keep what we have
-            report.warnings.append(Failure(str(f.path), f"could not add {', '.join(names)} vectors: {exc}"))
+    def _store_backfill(self, video: EmbeddedVideo, video_id: int, sets: dict[str, VectorSetInfo],
+                        report: IndexReport) -> None:
+        names = video.job.towers
+        if video.error is not None:  # the file went bad since it was indexed: keep what we have
+            report.warnings.append(Failure(str(video.job.file.path),
+                                           f"could not add {', '.join(names)} vectors: {video.error}"))
             return
-        for name, vectors in result.vectors.items():
-            by_ordinal = {w.ordinal: v for w, v in zip(result.windows, vectors)}
+        for name in names:
+            by_ordinal = {w.ordinal: v for w, v in zip(video.windows, video.vectors[name])}
             report.vectors_embedded[name] += self.catalog.add_vectors(video_id, sets[name].id, by_ordinal)
-
-    def _embed_file(self, f: ScannedFile, towers: Towers, names: list[str], bar: Progress,
-                    fingerprint: str | None) -> EmbeddedVideo:
-        """Decode once, embed with each tower in `names`; thumbnails when `fingerprint` is given."""
-        info = probe(f.path)
-        decoder = ClipDecoder(f.path, info, towers.sampling, towers.decode_size)
-        windows: list[ClipWindow] = []
-        vectors: dict[str, list[np.ndarray]] = {name: [] for name in names}
-        thumbs: list[str | None] = []
-        reported = 0.0
-        for batch in _batches(decoder.clips(), self.settings.batch_size):
-            for name, v in towers.embed(names, np.stack([c.frames for c in batch])).items():
-                vectors[name].append(v)
-            windows.extend(c.window for c in batch)
-            if fingerprint is not None:
-                thumbs.extend(thumbnails.write_thumbnail(self.settings.data.root, fingerprint,
-                                                         c.window.ordinal, c.full_frames) for c in batch)
-            if info.duration:
-                done = min(1.0, batch[-1].window.end / info.duration) * f.size
-                bar.update(done - reported)
-                reported = done
-        bar.update(f.size - reported)
-        if not windows:
-            raise ProbeError(decoder.summary.error or "no decodable video frames")
-        return EmbeddedVideo(info, windows, {n: np.concatenate(v) for n, v in vectors.items()},
-                             thumbs, _decode_stats(decoder))
 
     # -- derived files --------------------------------------------------------------------------
     def _refresh_indexes(self, sets: dict[str, VectorSetInfo]) -> None:
@@ -290,23 +253,3 @@ def _unchanged_since_scan(f: ScannedFile) -> bool:
     return (stat.st_size, stat.st_mtime_ns) == (f.size, f.mtime_ns)
 
 
-def _batches(clips: Iterator[DecodedClip], size: int) -> Iterator[list[DecodedClip]]:
-    batch: list[DecodedClip] = []
-    for clip in clips:
-        batch.append(clip)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _decode_stats(decoder: ClipDecoder) -> dict:
-    summary = decoder.summary
-    problems = []
-    if summary.bad_packets:
-        problems.append(f"{summary.bad_packets} corrupt packet(s) skipped")
-    if summary.error:
-        problems.append(f"{summary.error} at {summary.duration:.2f} s; indexed what decoded")
-    return {"duration": summary.duration, "frames": summary.frames,
-            "warning": "; ".join(problems) or None}

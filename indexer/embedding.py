@@ -1,0 +1,172 @@
+"""Decode and embed at the same time: a decode thread feeds clips through a bounded queue to the
+encoders, which batch clips across videos; each video is committed once all its clips are embedded.
+
+    decode thread:  probe -> ClipDecoder -> thumbnails -> queue (bounded: memory stays flat)
+    caller thread:  queue -> batches per tower set -> towers.embed -> commit finished videos
+
+FFmpeg decodes while torch multiplies; on a GPU, the GPU works while the CPU decodes. The queue
+holds at most `QUEUE_CLIPS` clips (each about 3 MB at 256 px), so memory does not depend on the
+footage. A video whose decoding fails is reported, the others go on.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from indexer import thumbnails
+from indexer.decode import ClipDecoder, ProbeError, probe
+from indexer.records import ClipWindow, DecodedClip, ScannedFile, VideoInfo
+from indexer.towers import Towers
+
+QUEUE_CLIPS = 16
+
+
+@dataclass
+class Job:
+    """One video to embed with some towers."""
+
+    file: ScannedFile
+    towers: tuple[str, ...]  # which towers' vectors to compute
+    fingerprint: str | None  # set for new content: thumbnails are written
+    payload: object = None  # the caller's own record (plan task, backfill entry)
+
+
+@dataclass
+class EmbeddedVideo:
+    job: Job
+    info: VideoInfo | None = None
+    windows: list[ClipWindow] = field(default_factory=list)
+    vectors: dict[str, list[np.ndarray]] = field(default_factory=dict)  # tower -> per-clip vectors
+    thumbnails: list[str | None] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)  # duration, frames, warning
+    error: ProbeError | None = None  # decoding failed: nothing to store
+    pending: int = 0  # clips decoded but not embedded yet
+    ended: bool = False  # the decoder is done with this video
+
+    def matrix(self, tower: str) -> np.ndarray:
+        return np.stack(self.vectors[tower])
+
+
+_END, _CLIP, _FATAL = "end", "clip", "fatal"
+
+
+class DecodeThread(threading.Thread):
+    """Decodes jobs in order into the queue; stops early when asked."""
+
+    def __init__(self, jobs: Iterable[Job], towers: Towers, data_root: Path, out: queue.Queue,
+                 should_stop: Callable[[], bool], on_bytes: Callable[[float], None]):
+        super().__init__(name="tubelet-decode", daemon=True)
+        self.jobs, self.towers, self.data_root, self.out = list(jobs), towers, data_root, out
+        self.should_stop, self.on_bytes = should_stop, on_bytes
+        self.abort = threading.Event()  # set by the consumer when it fails
+
+    def run(self) -> None:
+        try:
+            for job in self.jobs:
+                if self.should_stop() or self.abort.is_set():
+                    break
+                self._decode(job)
+        except BaseException as exc:  # handed to the consumer thread, which re-raises it
+            self._put((_FATAL, None, exc))
+        self._put((_END, None, None))
+
+    def _decode(self, job: Job) -> None:
+        video = EmbeddedVideo(job, vectors={name: [] for name in job.towers})
+        reported = 0.0
+        try:
+            video.info = probe(job.file.path)
+            decoder = ClipDecoder(job.file.path, video.info, self.towers.sampling, self.towers.decode_size)
+            for clip in decoder.clips():
+                if self.abort.is_set():
+                    return
+                thumb = (thumbnails.write_thumbnail(self.data_root, job.fingerprint, clip.window.ordinal,
+                                                    clip.full_frames) if job.fingerprint else None)
+                self._put((_CLIP, video, (clip, thumb)))
+                if video.info.duration:
+                    done = min(1.0, clip.window.end / video.info.duration) * job.file.size
+                    self.on_bytes(done - reported)
+                    reported = done
+            video.stats = decoder_stats(decoder)
+            if decoder.summary.frames == 0:
+                raise ProbeError(decoder.summary.error or "no decodable video frames")
+        except ProbeError as exc:
+            video.error = exc
+        finally:
+            self.on_bytes(job.file.size - reported)
+        self._put((_END, video, None))
+
+    def _put(self, item) -> None:
+        while not self.abort.is_set():
+            try:
+                self.out.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+
+def embed_videos(jobs: Iterable[Job], towers: Towers, data_root: Path, batch_size: int,
+                 should_stop: Callable[[], bool] = lambda: False,
+                 on_bytes: Callable[[float], None] = lambda n: None) -> Iterator[EmbeddedVideo]:
+    """Yield each video once all its clips are embedded (or its decoding failed).
+
+    Batches fill across videos; a video that has ended waits for the batch holding its last
+    clips, and everything left is flushed when decoding is over.
+    """
+    channel: queue.Queue = queue.Queue(maxsize=QUEUE_CLIPS)
+    worker = DecodeThread(jobs, towers, data_root, channel, should_stop, on_bytes)
+    batches: dict[tuple[str, ...], list[tuple[EmbeddedVideo, DecodedClip]]] = {}
+    waiting: list[EmbeddedVideo] = []  # ended, some clips not embedded yet
+    worker.start()
+    try:
+        while True:
+            kind, video, payload = channel.get()
+            if kind == _FATAL:
+                raise payload
+            if kind == _END and video is None:  # the decode thread is done
+                for names in list(batches):
+                    _embed_batch(batches.pop(names), towers)
+                yield from waiting
+                return
+            if kind == _CLIP:
+                clip, thumb = payload
+                video.pending += 1
+                video.windows.append(clip.window)
+                video.thumbnails.append(thumb)
+                batch = batches.setdefault(video.job.towers, [])
+                batch.append((video, clip))
+                if len(batch) == batch_size:
+                    _embed_batch(batches.pop(video.job.towers), towers)
+            else:
+                video.ended = True
+                waiting.append(video)
+            done = [v for v in waiting if v.pending == 0]
+            waiting = [v for v in waiting if v.pending]
+            yield from done
+    finally:
+        worker.abort.set()
+        worker.join(timeout=30)
+
+
+def _embed_batch(batch: list[tuple[EmbeddedVideo, DecodedClip]], towers: Towers) -> None:
+    names = list(batch[0][0].job.towers)
+    vectors = towers.embed(names, np.stack([clip.frames for _, clip in batch]))
+    for row, (video, _) in enumerate(batch):
+        for name in names:
+            video.vectors[name].append(vectors[name][row])
+        video.pending -= 1
+
+
+def decoder_stats(decoder: ClipDecoder) -> dict:
+    summary = decoder.summary
+    problems = []
+    if summary.bad_packets:
+        problems.append(f"{summary.bad_packets} corrupt packet(s) skipped")
+    if summary.error:
+        problems.append(f"{summary.error} at {summary.duration:.2f} s; indexed what decoded")
+    return {"duration": summary.duration, "frames": summary.frames, "warning": "; ".join(problems) or None}
