@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from encoder.preprocess import ImagePreprocess, normalize_images
+from encoder.preprocess import ImagePreprocess, normalize_images, to_device
 from encoder.runtime import Runtime, pick_runtime
 
 DEFAULT_CLIP_MODEL = "ViT-B-32-256"
@@ -66,7 +66,7 @@ class ClipTower:
     def encode_images(self, images: np.ndarray) -> np.ndarray:
         """uint8 (N, S, S, 3) RGB -> float32 (N, D) unit vectors."""
         pre = self.spec.weights.preprocess
-        x = normalize_images(images, pre.size, pre.mean, pre.std, self.runtime.device)
+        x = normalize_images(to_device(images, self.runtime.device), pre.size, pre.mean, pre.std)
         features = self.model.encode_image(x.to(self._dtype))
         return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
 

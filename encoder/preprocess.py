@@ -43,6 +43,14 @@ class ImagePreprocess:
         return asdict(self)
 
 
+def to_device(frames: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 frames to the device; through pinned memory on CUDA so the copy runs asynchronously."""
+    x = torch.from_numpy(np.ascontiguousarray(frames))
+    if device.type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True)
+    return x
+
+
 def normalize_images(images: np.ndarray | torch.Tensor, size: int, mean, std, device=None) -> torch.Tensor:
     """uint8 (N, S, S, 3) RGB -> float32 (N, 3, size, size) normalised."""
     x = torch.as_tensor(images, device=device)

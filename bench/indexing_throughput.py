@@ -1,0 +1,123 @@
+"""Indexing throughput, split into decode-only, encode-only and end to end, on the same input.
+
+    .venv/bin/python bench/indexing_throughput.py --input shared         # ../shared/videos
+    .venv/bin/python bench/indexing_throughput.py --input 720p --minutes 60
+
+decode-only: every clip window decoded, resized and cropped exactly as indexing does, nothing else.
+encode-only: the same number of clips through the encoders (VideoMAE v2 and, unless --no-clip,
+             CLIP), from clips already in memory.
+end to end:  a real index run into an empty data dir (decode thread + encoders + catalog +
+             thumbnails + FAISS).
+Throughput is video seconds per wall second. The last column compares each time with
+max(decode-only, encode-only): end to end at 1.0 would mean decoding is completely hidden.
+Real-size architectures with random weights (no model hub here; speed does not depend on weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from footage import long_video  # noqa: E402
+
+from indexer.catalog import Catalog  # noqa: E402
+from indexer.decode import ClipDecoder, ProbeError, probe  # noqa: E402
+from indexer.pipeline import run_index  # noqa: E402
+from indexer.scan import scan_roots  # noqa: E402
+from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettings  # noqa: E402
+from indexer.towers import resolve_towers  # noqa: E402
+
+
+def settings(data: Path, args) -> IndexSettings:
+    return IndexSettings(DataDir(data), EncoderSettings(args.encoder, "random", args.device, args.precision),
+                         ClipSettings(not args.no_clip, args.clip_model, "random"), batch_size=args.batch_size)
+
+
+def inputs(args) -> list[Path]:
+    if args.input == "shared":
+        return [f.path for f in scan_roots([ROOT.parent / "shared" / "videos"]).files]
+    width, height = {"720p": (1280, 720), "1080p": (1920, 1080), "360p": (640, 360)}[args.input]
+    return [long_video(args.minutes, width, height)]
+
+
+def decode_only(files: list[Path], towers) -> tuple[float, int, float]:
+    start, clips, seconds = time.perf_counter(), 0, 0.0
+    for path in files:
+        try:
+            decoder = ClipDecoder(path, probe(path), towers.sampling, towers.decode_size)
+        except ProbeError:
+            continue
+        clips += sum(1 for _ in decoder.clips())
+        seconds += decoder.summary.duration
+    return time.perf_counter() - start, clips, seconds
+
+
+def encode_only(clips: int, towers, batch_size: int) -> float:
+    names = list(towers.specs())
+    size, frames = towers.decode_size, towers.sampling.num_frames
+    batch = np.random.default_rng(0).integers(0, 255, (batch_size, frames, size, size, 3), dtype=np.uint8)
+    towers.embed(names, batch[:1])  # load and warm up, not timed
+    start = time.perf_counter()
+    for done in range(0, clips, batch_size):
+        towers.embed(names, batch[: min(batch_size, clips - done)])
+    return time.perf_counter() - start
+
+
+def end_to_end(files: list[Path], args) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = Path(tmp) / "lib"
+        lib.mkdir()
+        for i, path in enumerate(files):
+            (lib / f"{i:03d}{path.suffix}").symlink_to(path)
+        (Path(tmp) / "empty").mkdir()
+        run_index(settings(Path(tmp) / "warm", args), [Path(tmp) / "empty"])  # random weights made, not timed
+        (Path(tmp) / "data").mkdir()
+        (Path(tmp) / "data" / "weights").symlink_to(Path(tmp) / "warm" / "weights")
+        start = time.perf_counter()
+        report = run_index(settings(Path(tmp) / "data", args), [lib])
+        elapsed = time.perf_counter() - start
+        print(f"  end to end: {report.clips_embedded} clips, {len(report.failures)} failed files")
+        return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", default="shared", choices=["shared", "360p", "720p", "1080p"])
+    parser.add_argument("--minutes", type=int, default=10)
+    parser.add_argument("--encoder", default="vit-s")
+    parser.add_argument("--clip-model", default="ViT-B-32-256")
+    parser.add_argument("--no-clip", action="store_true")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto")
+    args = parser.parse_args()
+
+    files = inputs(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        catalog = Catalog(f"sqlite:///{tmp}/c.db").open()
+        towers = resolve_towers(settings(Path(tmp), args), catalog)
+        catalog.close()
+        decode_s, clips, video_s = decode_only(files, towers)
+        encode_s = encode_only(clips, towers, args.batch_size)
+    e2e_s = end_to_end(files, args)
+    slowest = max(decode_s, encode_s)
+    towers_used = args.encoder + ("" if args.no_clip else f" + {args.clip_model}")
+    print(f"\ninput: {args.input}{'' if args.input == 'shared' else f' {args.minutes} min'}, "
+          f"{len(files)} files, {video_s:.0f} s of video, {clips} clips; towers: {towers_used}; "
+          f"runtime: {towers.encoder('video').runtime.describe()}")
+    print(f"{'stage':14s} {'wall s':>8s} {'video s/s':>10s} {'x max(dec, enc)':>16s}")
+    for name, seconds in (("decode-only", decode_s), ("encode-only", encode_s), ("end to end", e2e_s)):
+        print(f"{name:14s} {seconds:8.1f} {video_s / seconds:10.2f} {seconds / slowest:16.2f}")
+
+
+if __name__ == "__main__":
+    main()
