@@ -85,7 +85,6 @@ class SearchService:
         self.catalog = Catalog(data.catalog)
         self.towers: Towers | None = None
         self.indexes: dict[str, store.LoadedIndex] = {}
-        self._index_ids: dict[str, np.ndarray] = {}
         self._filter_cache: tuple | None = None
 
     # -- loading --------------------------------------------------------------------------------
@@ -98,7 +97,6 @@ class SearchService:
             raise QueryError(f"the index at {self.data.root} is empty: run `python run.py index PATH` first")
         self.towers, sets = towers_from_catalog(self.catalog, self.data.weights_dir, self.device, self.precision)
         self.indexes = {name: self._open_index(vset) for name, vset in sets.items()}
-        self._index_ids = {name: np.sort(faiss_ids(loaded.index)) for name, loaded in self.indexes.items()}
         self._filter_cache = None
         return self
 
@@ -110,15 +108,19 @@ class SearchService:
         return self
 
     def refresh(self) -> bool:
-        """Reload indexes if an index run changed the catalog since `load()`; True if it did."""
-        for name, loaded in self.indexes.items():
+        """Catch up with vectors committed since `load()` (in memory, incrementally); True if any."""
+        changed = False
+        for name in (VIDEO_SET, IMAGE_SET):
             vset = self.catalog.vector_set(name)
-            if vset is None or vset.version != loaded.vset.version:
-                self.indexes = {n: self._open_index(v) for n in self.indexes if (v := self.catalog.vector_set(n))}
-                self._index_ids = {n: np.sort(faiss_ids(i.index)) for n, i in self.indexes.items()}
-                self._filter_cache = None
-                return True
-        return False
+            loaded = self.indexes.get(name)
+            if vset is None or (loaded is not None and vset.version == loaded.vset.version):
+                continue
+            self.indexes[name] = (store.catch_up(loaded, self.catalog, vset, self.memory_budget)
+                                  if loaded is not None and loaded.vset.key == vset.key else self._open_index(vset))
+            changed = True
+        if changed:
+            self._filter_cache = None
+        return changed
 
     def _open_index(self, vset: VectorSetInfo) -> store.LoadedIndex:
         loaded = store.open_index(self.catalog, vset, self.data.index_dir, self.memory_budget)
@@ -221,7 +223,7 @@ class SearchService:
         candidates = np.unique(np.concatenate([
             self.indexes[PART_SETS[p.name]].search(p.vector, per_part, allowed)[1] for p in positive]))
         for p in parts:  # a clip must have a vector in every tower the query uses
-            candidates = candidates[np.isin(candidates, self._index_ids[PART_SETS[p.name]])]
+            candidates = candidates[np.isin(candidates, self.indexes[PART_SETS[p.name]].ids)]
         if len(candidates) == 0:
             return []
         fused = np.zeros(len(candidates))
@@ -298,12 +300,6 @@ def group_by_video(moments: list[Moment]) -> list[VideoGroup]:
         if len(group.moments) < MOMENTS_PER_VIDEO:
             group.moments.append(moment)
     return list(groups.values())
-
-
-def faiss_ids(index) -> np.ndarray:
-    import faiss
-
-    return faiss.vector_to_array(index.id_map).astype(np.int64)
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

@@ -325,18 +325,23 @@ class Catalog:
             return set(s.scalars(select(Video.fingerprint)))
 
     # -- reading --------------------------------------------------------------------------------
-    def load_vectors(self, set_id: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
-        """All vectors of a set: ids (n,) int64 and matrix (n, dim) float32, read in chunks."""
-        query = (select(Vector.clip_id, Vector.data).where(Vector.set_id == set_id)
-                 .order_by(Vector.clip_id).execution_options(yield_per=20000))
+    def load_vectors(self, set_id: int, dim: int, only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of a set (all, or the clip ids in `only`): ids (n,) int64, matrix (n, dim) float32."""
         id_chunks, vector_chunks = [], []
         with self.session() as s:
-            for rows in s.execute(query).partitions():
-                id_chunks.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
-                vector_chunks.append(np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4"))
+            for query in _vector_queries(set_id, only):
+                for rows in s.execute(query.execution_options(yield_per=20000)).partitions():
+                    id_chunks.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+                    vector_chunks.append(np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4"))
         if not id_chunks:
             return np.empty(0, np.int64), np.empty((0, dim), np.float32)
         return np.concatenate(id_chunks), np.concatenate(vector_chunks).reshape(-1, dim)
+
+    def vector_ids(self, set_id: int) -> np.ndarray:
+        """Sorted clip ids that have a vector in the set."""
+        with self.session() as s:
+            rows = s.scalars(select(Vector.clip_id).where(Vector.set_id == set_id).order_by(Vector.clip_id)).all()
+        return np.array(rows, dtype=np.int64)
 
     def vector_count(self, set_id: int) -> int:
         with self.session() as s:
@@ -430,6 +435,14 @@ def _describe(identity: dict) -> str:
     sampling = identity.get("sampling", {})
     return (f"{identity.get('tower')} {identity.get('variant')} weights={identity.get('weights')} "
             f"(sha256 {str(identity.get('sha256'))[:12]}) sampling={sampling}")
+
+
+def _vector_queries(set_id: int, only: np.ndarray | None):
+    base = select(Vector.clip_id, Vector.data).where(Vector.set_id == set_id).order_by(Vector.clip_id)
+    if only is None:
+        return [base]
+    return [base.where(Vector.clip_id.in_(chunk.tolist())) for chunk in np.array_split(
+        np.asarray(only), max(1, len(only) // 5000 + 1)) if len(chunk)]
 
 
 def _set_info(row: VectorSet) -> VectorSetInfo:

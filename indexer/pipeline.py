@@ -189,12 +189,13 @@ class Indexer:
 
     # -- derived files --------------------------------------------------------------------------
     def _refresh_indexes(self, sets: dict[str, VectorSetInfo]) -> None:
+        """Bring each index file up to the catalog: incrementally from the last file when it can."""
         index_dir = self.settings.data.index_dir
         for name in sets:
             vset = self.catalog.vector_set(name)
-            if store.index_path(index_dir, vset).is_file():
-                continue
-            store.build_from_catalog(self.catalog, vset, self.settings.memory_budget).save(index_dir)
+            loaded = store.open_index(self.catalog, vset, index_dir, self.settings.memory_budget)
+            if not loaded.from_file:
+                loaded.save(index_dir)
             store.remove_stale(index_dir, vset)
 
     def _sweep_thumbnails(self) -> None:

@@ -3,11 +3,17 @@
 File name = vector set key + catalog version (`video-<key>-v<version>.faiss`), so a reader can
 tell from the catalog alone whether a file is current. Files are written to a temporary name,
 fsynced and renamed: a crash leaves either the old file or the new one, never half of one.
+
+The index type is a pure function of (vector count, dimension, memory budget), see
+`choose_index_spec`. An index that is behind the catalog catches up incrementally (new vectors
+added, removed ones dropped) when its type still fits, and is rebuilt when it does not.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,30 +23,82 @@ import numpy as np
 
 from indexer.catalog import Catalog, VectorSetInfo
 
-def choose_index_spec(count: int, dim: int, memory_budget: int) -> str:
-    """FAISS factory string for `count` vectors of `dim` floats within `memory_budget` bytes.
+log = logging.getLogger(__name__)
 
-    Exact inner-product search for now: perfect recall, and fast enough for libraries of up to
-    about 100k clips (bench/RESULTS.md).
+EXACT_LIMIT = 20_000  # up to here exact search takes ~2 ms and is perfect (bench/RESULTS.md)
+SUBSET_EXACT_LIMIT = 50_000  # a filter leaving at most this many clips is searched exactly
+HNSW_M = 32  # graph degree: recall@10 >= 0.95 at 1M with ef_search 96 (bench/RESULTS.md)
+HNSW_EF_SEARCH = 96
+HNSW_EF_CONSTRUCTION = 40
+
+# Exact search over many queries at once is ~10x slower with faiss 1.15's default BLAS threshold.
+faiss.cvar.distance_compute_blas_threshold = 7680
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    factory: str  # faiss index_factory description
+    ef_search: int | None = None  # HNSW: candidates explored per query
+    nprobe: int | None = None  # IVF: inverted lists visited per query
+
+    @property
+    def family(self) -> str:
+        return self.factory.split(",")[0].rstrip("0123456789_")
+
+
+def index_bytes(spec: IndexSpec, count: int, dim: int) -> int:
+    """Approximate memory of an index of `count` vectors (what the budget is checked against)."""
+    ids = 16 * count  # IndexIDMap2: id array + reverse map
+    if spec.factory == "Flat":
+        return count * dim * 4 + ids
+    if spec.factory.startswith("HNSW"):
+        code = dim if spec.factory.endswith("SQ8") else 4 * dim
+        graph = count * (2 * HNSW_M * 4 + 16)  # level 0 holds 2M neighbours; upper levels ~1/M of it
+        return count * code + graph + ids
+    m = int(spec.factory.rsplit("PQ", 1)[1].split("x")[0])
+    return count * m + ids
+
+
+def choose_index_spec(count: int, dim: int, memory_budget: int) -> IndexSpec:
+    """The index for `count` vectors of `dim` floats within `memory_budget` bytes. Pure.
+
+    exact (Flat)          up to EXACT_LIMIT vectors: perfect recall, ~2 ms
+    HNSW32 (full floats)  if it fits: recall@10 >= 0.95 at a few ms even at 1M
+    HNSW32,SQ8            8-bit scalar codes, 4x smaller, recall close to full floats
+    IVF-PQ                when nothing else fits: compact, lower recall
     """
-    del count, dim, memory_budget
-    return "Flat"
+    candidates = [IndexSpec("Flat")] if count <= EXACT_LIMIT else []
+    candidates += [IndexSpec(f"HNSW{HNSW_M}", ef_search=HNSW_EF_SEARCH),
+                   IndexSpec(f"HNSW{HNSW_M},SQ8", ef_search=HNSW_EF_SEARCH)]
+    for spec in candidates:
+        if index_bytes(spec, count, dim) <= memory_budget:
+            return spec
+    nlist = max(1, min(65536, 2 ** round(math.log2(4 * math.sqrt(max(count, 1))))))
+    fitting = [m for m in (64, 32, 16, 8) if dim % m == 0 and count * m <= memory_budget]
+    return IndexSpec(f"IVF{nlist}_HNSW32,PQ{fitting[0] if fitting else 8}", nprobe=32)
 
 
-def build_index(ids: np.ndarray, vectors: np.ndarray, spec: str) -> faiss.Index:
+def build_index(ids: np.ndarray, vectors: np.ndarray, spec: IndexSpec) -> faiss.Index:
     """Inner-product index over unit vectors (= cosine), ids = catalog clip ids."""
     dim = vectors.shape[1]
-    base = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
+    base = faiss.index_factory(dim, spec.factory, faiss.METRIC_INNER_PRODUCT)
+    if spec.factory.startswith("HNSW"):
+        base.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
     index = faiss.IndexIDMap2(base)
-    if not base.is_trained:
-        base.train(vectors)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if not base.is_trained and len(vectors):
+        base.train(vectors[np.random.default_rng(0).permutation(len(vectors))[:256 * 1024]])
     if len(ids):
-        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
+        index.add_with_ids(vectors, ids.astype(np.int64))
     return index
 
 
 def index_path(index_dir: Path, vset: VectorSetInfo) -> Path:
     return index_dir / f"{vset.name}-{vset.key}-v{vset.version}.faiss"
+
+
+def stats_path(index_file: Path) -> Path:
+    return index_file.with_suffix(".stats.npz")
 
 
 def save_index(index: faiss.Index, path: Path) -> None:
@@ -70,48 +128,62 @@ def remove_stale(index_dir: Path, vset: VectorSetInfo) -> None:
             old.unlink(missing_ok=True)
 
 
-@dataclass(frozen=True)
+@dataclass
 class ScoreStats:
-    """The distribution of inner products between any query and this index's vectors.
+    """Running sums of the indexed vectors, for the distribution of any query's scores.
 
-    For a query q the scores q.x over all indexed x have mean q.mu and variance q' C q, where
-    mu and C are the vectors' mean and covariance: exact over the whole index, at the cost of one
-    D x D matrix. Used to put different towers' scores on one scale (z-scores).
+    For a query q the scores q.x over all indexed x have mean q.mu and variance q' C q, where mu
+    and C are the vectors' mean and covariance: exact over the whole index, from one D x D matrix
+    that vectors can be added to and removed from. Puts different towers' scores on one scale.
     """
 
-    mean: np.ndarray  # (D,) float64
-    cov: np.ndarray  # (D, D) float64
+    count: int
+    total: np.ndarray  # (D,) float64 sum of vectors
+    outer: np.ndarray  # (D, D) float64 sum of x x'
 
     @classmethod
     def of(cls, vectors: np.ndarray) -> "ScoreStats":
-        if len(vectors) < 2:
-            dim = vectors.shape[1]
-            return cls(vectors.mean(axis=0).astype(np.float64) if len(vectors) else np.zeros(dim), np.eye(dim))
         x = vectors.astype(np.float64)
-        return cls(x.mean(axis=0), np.cov(x, rowvar=False))
+        return cls(len(x), x.sum(axis=0), x.T @ x)
+
+    def add(self, vectors: np.ndarray, sign: int = 1) -> None:
+        x = vectors.astype(np.float64)
+        self.count += sign * len(x)
+        self.total += sign * x.sum(axis=0)
+        self.outer += sign * (x.T @ x)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.total / max(self.count, 1)
+
+    @property
+    def cov(self) -> np.ndarray:
+        if self.count < 2:
+            return np.eye(len(self.total))
+        mean = self.mean
+        return (self.outer - self.count * np.outer(mean, mean)) / (self.count - 1)
 
     def zscores(self, query: np.ndarray, scores: np.ndarray) -> np.ndarray:
         q = query.astype(np.float64)
         std = float(np.sqrt(max(q @ self.cov @ q, 1e-12)))
         return (scores - q @ self.mean) / std
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, spec: IndexSpec) -> None:
+        """With the index's spec: the sidecar says how the index file was built and is searched."""
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
         try:
-            np.savez(tmp, mean=self.mean, cov=self.cov)
+            np.savez(tmp, count=self.count, total=self.total, outer=self.outer, factory=spec.factory,
+                     ef_search=spec.ef_search or 0, nprobe=spec.nprobe or 0)
         except OSError:
             tmp.unlink(missing_ok=True)
             raise
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path) -> "ScoreStats":
+    def load(cls, path: Path) -> tuple["ScoreStats", IndexSpec]:
         with np.load(path) as data:
-            return cls(data["mean"], data["cov"])
-
-
-def stats_path(index_file: Path) -> Path:
-    return index_file.with_suffix(".stats.npz")
+            spec = IndexSpec(str(data["factory"]), int(data["ef_search"]) or None, int(data["nprobe"]) or None)
+            return cls(int(data["count"]), data["total"], data["outer"]), spec
 
 
 @dataclass
@@ -119,13 +191,18 @@ class LoadedIndex:
     index: faiss.Index
     vset: VectorSetInfo
     stats: ScoreStats
-    from_file: bool  # False when it had to be rebuilt from the catalog
+    spec: IndexSpec
+    from_file: bool  # False when it was built or brought up to date from the catalog
+
+    def __post_init__(self):
+        _apply_search_settings(self.index, self.spec)
+        self.ids = np.sort(faiss.vector_to_array(self.index.id_map).astype(np.int64))
 
     def save(self, index_dir: Path) -> None:
         """Statistics first, index last: an index file on disk always has its statistics."""
         path = index_path(index_dir, self.vset)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.stats.save(stats_path(path))
+        self.stats.save(stats_path(path), self.spec)
         save_index(self.index, path)
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
@@ -133,28 +210,96 @@ class LoadedIndex:
         return self.index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
 
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None):
-        """Top-k (scores, ids) for one query; `allowed` restricts the search to those ids."""
-        params = None
-        if allowed is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)))
+        """Top-k (scores, ids) for one query; `allowed` restricts the search to those ids.
+
+        A restriction to few clips is searched exactly (their vectors scored directly), so a
+        narrow filter gets the true top-k whatever the index type.
+        """
+        query = query.reshape(1, -1).astype(np.float32)
+        if allowed is not None and len(allowed) <= SUBSET_EXACT_LIMIT:
+            allowed = np.intersect1d(allowed, self.ids)
+            scores = self.vectors(allowed) @ query[0] if len(allowed) else np.empty(0, np.float32)
+            top = np.argsort(-scores, kind="stable")[:k]
+            return scores[top], allowed[top]
+        params = _search_params(self.spec, allowed)
         k = max(1, min(k, self.index.ntotal))
-        scores, ids = self.index.search(query.reshape(1, -1).astype(np.float32), k, params=params)
+        scores, ids = self.index.search(query, k, params=params)
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep]
 
 
+def _apply_search_settings(index: faiss.Index, spec: IndexSpec) -> None:
+    base = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
+    if spec.ef_search is not None and hasattr(base, "hnsw"):
+        base.hnsw.efSearch = spec.ef_search
+    if spec.nprobe is not None:
+        faiss.extract_index_ivf(base).nprobe = spec.nprobe
+
+
+def _search_params(spec: IndexSpec, allowed: np.ndarray | None):
+    selector = None if allowed is None else faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+    if spec.ef_search is not None:
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=spec.ef_search)
+    if spec.nprobe is not None:
+        return faiss.SearchParametersIVF(sel=selector, nprobe=spec.nprobe)
+    return None if selector is None else faiss.SearchParameters(sel=selector)
+
+
 def build_from_catalog(catalog: Catalog, vset: VectorSetInfo, memory_budget: int) -> LoadedIndex:
     ids, vectors = catalog.load_vectors(vset.id, vset.dim)
-    index = build_index(ids, vectors, choose_index_spec(len(ids), vset.dim, memory_budget))
-    return LoadedIndex(index, vset, ScoreStats.of(vectors), from_file=False)
+    spec = choose_index_spec(len(ids), vset.dim, memory_budget)
+    return LoadedIndex(build_index(ids, vectors, spec), vset, ScoreStats.of(vectors), spec, from_file=False)
+
+
+def catch_up(loaded: LoadedIndex, catalog: Catalog, vset: VectorSetInfo, memory_budget: int) -> LoadedIndex:
+    """Bring an index built for an older version of `vset` up to date, incrementally if it can.
+
+    New vectors are added; removed ones are dropped (Flat) — an HNSW graph cannot drop nodes, so
+    removals, a change of index type, or more change than index rebuild it from the catalog.
+    """
+    current = catalog.vector_ids(vset.id)
+    new = np.setdiff1d(current, loaded.ids, assume_unique=True)
+    gone = np.setdiff1d(loaded.ids, current, assume_unique=True)
+    spec = choose_index_spec(len(current), vset.dim, memory_budget)
+    removable = loaded.spec.factory == "Flat" or len(gone) == 0
+    if spec != loaded.spec or not removable or len(new) + len(gone) > len(current):
+        return build_from_catalog(catalog, vset, memory_budget)
+    if len(gone):
+        loaded.stats.add(loaded.vectors(gone), sign=-1)
+        loaded.index.remove_ids(faiss.IDSelectorBatch(gone))
+    if len(new):
+        ids, vectors = catalog.load_vectors(vset.id, vset.dim, only=new)
+        loaded.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+        loaded.stats.add(vectors)
+    return LoadedIndex(loaded.index, vset, loaded.stats, spec, from_file=False)
+
+
+def latest_file(index_dir: Path, vset: VectorSetInfo) -> Path | None:
+    """The newest index file of this vector set (same key), whatever its version."""
+    files = []
+    for path in index_dir.glob(f"{vset.name}-{vset.key}-v*.faiss"):
+        version = path.stem.rsplit("-v", 1)[1]
+        if version.isdigit() and stats_path(path).is_file():
+            files.append((int(version), path))
+    return max(files)[1] if files else None
+
+
+def read_index(path: Path, vset: VectorSetInfo) -> LoadedIndex:
+    stats, spec = ScoreStats.load(stats_path(path))
+    return LoadedIndex(faiss.read_index(str(path)), vset, stats, spec, from_file=True)
 
 
 def open_index(catalog: Catalog, vset: VectorSetInfo, index_dir: Path, memory_budget: int) -> LoadedIndex:
-    """The current index file if it exists and agrees with the catalog, else a rebuild."""
+    """The current index file; else an older one caught up with the catalog; else a fresh build."""
     path = index_path(index_dir, vset)
     if path.is_file() and stats_path(path).is_file():
-        index = faiss.read_index(str(path))
-        if index.ntotal == catalog.vector_count(vset.id) and index.d == vset.dim:
-            return LoadedIndex(index, vset, ScoreStats.load(stats_path(path)), from_file=True)
+        loaded = read_index(path, vset)
+        if loaded.index.ntotal == catalog.vector_count(vset.id) and loaded.index.d == vset.dim:
+            return loaded
+    older = latest_file(index_dir, vset)
+    if older is not None and older != path:
+        try:
+            return catch_up(read_index(older, vset), catalog, vset, memory_budget)
+        except (RuntimeError, OSError, ValueError, KeyError) as exc:  # unreadable: the catalog has it all
+            log.warning("rebuilding %s from the catalog: %s", older.name, exc)
     return build_from_catalog(catalog, vset, memory_budget)
-

@@ -103,7 +103,55 @@ def test_index_file_that_disagrees_with_the_catalog_is_rebuilt(catalog, tmp_path
     vset = catalog.ensure_vector_set("video", IDENTITY, 8)
     add_video(catalog, vset, "a.mp4", 3, 1)
     vset = catalog.vector_set("video")
-    wrong = store.build_index(np.array([1], np.int64), unit_rows(1), "Flat")
-    store.LoadedIndex(wrong, vset, store.ScoreStats.of(unit_rows(1)), from_file=False).save(tmp_path)
+    wrong = store.build_index(np.array([1], np.int64), unit_rows(1), store.IndexSpec("Flat"))
+    store.LoadedIndex(wrong, vset, store.ScoreStats.of(unit_rows(1)), store.IndexSpec("Flat"), False).save(tmp_path)
     loaded = store.open_index(catalog, vset, tmp_path, 1 << 30)
     assert not loaded.from_file and loaded.index.ntotal == 3
+
+
+def test_index_type_is_a_pure_function_of_count_dim_and_budget():
+    gib = 1 << 30
+    assert store.choose_index_spec(10_000, 384, gib).factory == "Flat"
+    assert store.choose_index_spec(1_000_000, 384, 4 * gib) == store.IndexSpec("HNSW32", ef_search=96)
+    assert store.choose_index_spec(1_000_000, 768, 4 * gib).factory == "HNSW32"  # 3.3 GB
+    assert store.choose_index_spec(1_000_000, 768, 2 * gib).factory == "HNSW32,SQ8"
+    small = store.choose_index_spec(10_000_000, 768, 2 * gib)
+    assert small.factory.startswith("IVF") and small.nprobe == 32
+    assert store.index_bytes(small, 10_000_000, 768) <= 2 * gib
+    for count, dim, budget in [(5, 8, 1), (30_000, 384, gib), (2_000_000, 1408, 8 * gib)]:
+        spec = store.choose_index_spec(count, dim, budget)
+        assert spec == store.choose_index_spec(count, dim, budget)
+
+
+def test_stale_index_catches_up_incrementally(catalog, tmp_path):
+    vset = catalog.ensure_vector_set("video", IDENTITY, 8)
+    add_video(catalog, vset, "a.mp4", 3, 1)
+    first = store.open_index(catalog, catalog.vector_set("video"), tmp_path, 1 << 30)
+    first.save(tmp_path)
+    add_video(catalog, vset, "b.mp4", 4, 2)
+    catalog.remove_paths(["/lib/a.mp4"])
+    now = catalog.vector_set("video")
+    caught = store.open_index(catalog, now, tmp_path, 1 << 30)
+    rebuilt = store.build_from_catalog(catalog, now, 1 << 30)
+    assert not caught.from_file and caught.ids.tolist() == rebuilt.ids.tolist() == [4, 5, 6, 7]
+    assert caught.stats.count == 4
+    assert np.allclose(caught.stats.mean, rebuilt.stats.mean) and np.allclose(caught.stats.cov, rebuilt.stats.cov)
+
+
+def test_hnsw_index_and_exact_search_inside_narrow_filters():
+    rng = np.random.default_rng(3)
+    vectors = unit_rows(30_000, dim=16, seed=3)
+    ids = np.arange(1, 30_001, dtype=np.int64)
+    spec = store.choose_index_spec(30_000, 16, 1 << 30)
+    assert spec.factory == "HNSW32"
+    from indexer.catalog import VectorSetInfo
+
+    loaded = store.LoadedIndex(store.build_index(ids, vectors, spec), VectorSetInfo(1, "video", "k", {}, 16, 1),
+                               store.ScoreStats.of(vectors), spec, from_file=False)
+    query = vectors[123]
+    scores, found = loaded.search(query, 10)
+    assert found[0] == 124 and scores[0] == pytest.approx(1.0, abs=1e-5)
+    allowed = rng.choice(ids, 500, replace=False)
+    scores, found = loaded.search(query, 10, allowed)
+    exact = allowed[np.argsort(-(vectors[allowed - 1] @ query))[:10]]
+    assert found.tolist() == exact.tolist()
