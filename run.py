@@ -189,7 +189,7 @@ def cmd_search(args) -> int:
 
 
 def search_request(args):
-    from app.query import Filters, Query, QueryError, SearchOptions
+    from app.query import Filters, Query, QueryError, SearchOptions, parse_time
 
     weights = {}
     for item in args.weight:
@@ -203,21 +203,6 @@ def search_request(args):
     filters = Filters(args.path_prefix, args.path_glob, args.min_duration, args.max_duration,
                       parse_time(args.indexed_after))
     return query, filters, SearchOptions(args.k, args.min_score, args.group, weights)
-
-
-def parse_time(text: str | None):
-    """ISO date or date-time (local time unless it says otherwise) -> naive UTC, as stored."""
-    from datetime import datetime, timezone
-
-    from app.query import QueryError
-
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise QueryError(f"--indexed-after takes an ISO date such as 2026-11-01 or 2026-11-01T08:00, got {text!r}") from None
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def cmd_status(args) -> int:

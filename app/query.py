@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 MAX_K = 1000
@@ -80,3 +80,15 @@ class SearchOptions:
 
     def weight(self, part: str) -> float:
         return self.weights.get(part, DEFAULT_WEIGHTS[part])
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """ISO date or date-time (local time unless it says otherwise) -> naive UTC, as stored."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise QueryError(f"--indexed-after takes an ISO date such as 2026-11-01 or 2026-11-01T08:00, "
+                         f"got {text!r}") from None
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)

@@ -19,7 +19,7 @@ from app.cli_output import format_time
 from app.jobs import IndexJobs, JobState
 from app.library import COLUMNS, library_rows, timeline
 from app.media import preview_for
-from app.query import Filters, Query, QueryError, SearchOptions
+from app.query import Filters, Query, QueryError, SearchOptions, parse_time
 from app.search import SearchService
 from app.status import library_status
 from indexer.decode import ProbeError
@@ -162,8 +162,6 @@ def _number(value) -> float | None:
 
 
 def _when(value):
-    from run import parse_time
-
     return parse_time(_text(value))
 
 

@@ -11,6 +11,7 @@ at 2.2x its CPU throughput (71 vs 32 images/s, bf16 weights, 2 cores; see README
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +87,52 @@ class ClipTower:
         return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
 
 
+def load_clip_weights(model: torch.nn.Module, path: Path) -> None:
+    """Load an open_clip checkpoint into `model`, casting to the model's dtype.
+
+    A checkpoint whose keys fit the model exactly (open_clip's own releases) is streamed one
+    tensor at a time: open_clip's loader holds the whole checkpoint beside the model (1.2 GB
+    for ViT-B-32-256 in fp32). Anything else (OpenAI TorchScript files, older layouts, other
+    position-embedding sizes) goes through open_clip's loader, which converts those.
+    """
+    import open_clip
+
+    from encoder.errors import CheckpointError
+
+    if _stream_if_exact(model, path):
+        return
+    try:
+        open_clip.load_checkpoint(model, str(path))
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path} does not fit open_clip model weights: {exc}") from exc
+
+
+def _stream_if_exact(model: torch.nn.Module, path: Path) -> bool:
+    own = model.state_dict()
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            if set(handle.keys()) != set(own):
+                return False
+            for key in own:
+                own[key].copy_(handle.get_tensor(key))
+        return True
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, pickle.UnpicklingError):  # TorchScript or legacy files: not mappable
+        return False
+    if not isinstance(state, dict):
+        return False
+    state = state.get("state_dict", state)
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if set(state) != set(own):
+        return False
+    for key, value in state.items():
+        own[key].copy_(value)
+    return True
+
+
 def frame_picks(num_frames: int, k: int) -> list[int]:
     """K evenly spaced frame indices out of `num_frames`, first and last included."""
     return np.linspace(0, num_frames - 1, min(k, num_frames)).round().astype(int).tolist()
@@ -125,14 +172,13 @@ class ClipTowerSpec:
         import open_clip
 
         runtime = pick_runtime(device, precision)
-        pre = self.weights.preprocess
-        model = open_clip.create_model(
-            self.model_name, pretrained=str(self.weights.path), device=runtime.device,
-            force_preprocess_cfg={"mean": pre.mean, "std": pre.std})
+        model = open_clip.create_model(self.model_name, pretrained=None)
         if runtime.amp_dtype is not None:
             # Converted weights beat autocast for CLIP-sized batches on CPU (DESIGN.md measurements).
             model = model.to(runtime.amp_dtype)
-        return ClipTower(self, model.eval(), open_clip.get_tokenizer(self.model_name), runtime)
+        load_clip_weights(model, self.weights.path)
+        tokenizer = open_clip.get_tokenizer(self.model_name)
+        return ClipTower(self, model.to(runtime.device).eval(), tokenizer, runtime)
 
 
 def resolve_clip_tower(model_name: str, weights: str | None, cache_dir: Path,

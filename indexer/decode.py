@@ -8,7 +8,8 @@ centre-cropped to the encoder's square input.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
@@ -20,6 +21,7 @@ from indexer.records import ClipSampling, DecodedClip, VideoInfo
 from indexer.windows import AssembledWindow, WindowAssembler
 
 MAX_CONSECUTIVE_BAD_PACKETS = 32  # past this, the rest of the stream is considered unreadable
+SEEK_MIN_STRIDE_SPANS = 2  # windows this many spans apart (or more) are reached by seeking
 
 
 class ProbeError(Exception):
@@ -104,7 +106,8 @@ class ClipDecoder:
     """Decodes one video into clip windows. Cheap to build; work happens in `clips()`."""
 
     def __init__(self, path: Path, info: VideoInfo, sampling: ClipSampling, size: int,
-                 time_range: tuple[float | None, float | None] | None = None):
+                 time_range: tuple[float | None, float | None] | None = None, seek: bool | None = None):
+        self.seek = seek  # None: seek when windows are sparse; True/False force a mode
         self.path = path
         self.info = info
         self.sampling = sampling
@@ -113,14 +116,59 @@ class ClipDecoder:
         self.summary = DecodeSummary()
 
     def clips(self) -> Iterator[DecodedClip]:
+        """Windows in time order. Sparse windows (gaps of a window or more between them, in
+        constant frame rate footage) are reached by seeking; dense ones by decoding everything."""
+        seek = self._sparse() if self.seek is None else self.seek and bool(self.info.fps)
+        if seek:
+            yield from self._seeking_clips()
+        else:
+            yield from self._sequential_clips()
+
+    def _sparse(self) -> bool:
+        return (self.start is None and self.end is None and bool(self.info.fps)
+                and self.sampling.stride >= SEEK_MIN_STRIDE_SPANS * self.sampling.span)
+
+    def _open_stream(self, container):
+        stream = container.streams[self.info.stream_index]
+        stream.thread_type = "AUTO"
+        # Deblocking changes pixels by 0.09 levels on average once frames are downscaled to the
+        # model's input (bench/RESULTS.md) but costs ~30% of H.264 decoding: skip it.
+        stream.codec_context.options = {"skip_loop_filter": "all"}
+        return stream
+
+    def _seeking_clips(self) -> Iterator[DecodedClip]:
+        """One seek per window: decode from the keyframe before it to its end, nothing between."""
+        one_window = ClipSampling(self.sampling.num_frames, self.sampling.frame_interval)
+        frame_seconds = 1 / self.info.fps
+        with _open(self.path) as container:
+            stream = self._open_stream(container)
+            clock = _Clock(stream)
+            for ordinal in itertools.count():
+                target = ordinal * self.sampling.stride * frame_seconds
+                container.seek(clock.to_pts(target), stream=stream, backward=True)
+                assembler, index, done, end_of_last = WindowAssembler(one_window), 0, [], target
+                for frame in self._frames(container, stream):
+                    t = clock.seconds(frame)
+                    if t < target - frame_seconds / 2:
+                        continue
+                    done = assembler.push(index, t, lambda f=frame: self._convert(f))
+                    end_of_last, index = t + clock.frame_duration(frame), index + 1
+                    if done:
+                        break
+                if index == 0:
+                    return  # sought past the end
+                self.summary.frames += index
+                self.summary.duration = max(self.summary.duration, end_of_last)
+                window = (done or assembler.finish(end_of_last))[0]
+                yield self._clip(AssembledWindow(replace(window.window, ordinal=ordinal), window.frames))
+                if not done:
+                    return  # the stream ended inside this window
+
+    def _sequential_clips(self) -> Iterator[DecodedClip]:
         assembler = WindowAssembler(self.sampling)
         end_of_last = 0.0
         with _open(self.path) as container:
-            stream = container.streams[self.info.stream_index]
-            stream.thread_type = "AUTO"
-            # Deblocking changes pixels by 0.09 levels on average once frames are downscaled to the
-            # model's input (bench/RESULTS.md) but costs ~30% of H.264 decoding: skip it.
-            stream.codec_context.options = {"skip_loop_filter": "all"}
+            stream = self._open_stream(container)
             clock = _Clock(stream)
             if self.start:
                 container.seek(clock.to_pts(self.start), stream=stream, backward=True)

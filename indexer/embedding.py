@@ -5,8 +5,9 @@ encoders, which batch clips across videos; each video is committed once all its 
     caller thread:  queue -> batches per tower set -> towers.embed -> commit finished videos
 
 FFmpeg decodes while torch multiplies; on a GPU, the GPU works while the CPU decodes. The queue
-holds at most `QUEUE_CLIPS` clips (each about 3 MB at 256 px), so memory does not depend on the
-footage. A video whose decoding fails is reported, the others go on.
+holds at most `QUEUE_CLIPS` clips (each about 3 MB at 256 px; the uncropped frames kept for
+thumbnails are dropped before queueing), so memory does not depend on the footage. A video
+whose decoding fails is reported, the others go on.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from indexer.decode import ClipDecoder, ProbeError, probe
 from indexer.records import ClipWindow, DecodedClip, ScannedFile, VideoInfo
 from indexer.towers import Towers
 
-QUEUE_CLIPS = 16
+QUEUE_CLIPS = 8
 
 
 @dataclass
@@ -87,7 +88,7 @@ class DecodeThread(threading.Thread):
                     return
                 thumb = (thumbnails.write_thumbnail(self.data_root, job.fingerprint, clip.window.ordinal,
                                                     clip.full_frames) if job.fingerprint else None)
-                self._put((_CLIP, video, (clip, thumb)))
+                self._put((_CLIP, video, (DecodedClip(clip.window, clip.frames, []), thumb)))
                 if video.info.duration:
                     done = min(1.0, clip.window.end / video.info.duration) * job.file.size
                     self.on_bytes(done - reported)

@@ -27,9 +27,9 @@ log = logging.getLogger(__name__)
 
 EXACT_LIMIT = 20_000  # up to here exact search takes ~2 ms and is perfect (bench/RESULTS.md)
 SUBSET_EXACT_LIMIT = 50_000  # a filter leaving at most this many clips is searched exactly
-HNSW_M = 32  # graph degree: recall@10 >= 0.95 at 1M with ef_search 96 (bench/RESULTS.md)
-HNSW_EF_SEARCH = 96
-HNSW_EF_CONSTRUCTION = 40
+HNSW_M = 32  # graph degree
+HNSW_EF_SEARCH = 128  # recall@10 vs latency at 1M: bench/RESULTS.md
+HNSW_EF_CONSTRUCTION = 80
 
 # Exact search over many queries at once is ~10x slower with faiss 1.15's default BLAS threshold.
 faiss.cvar.distance_compute_blas_threshold = 7680
@@ -197,6 +197,7 @@ class LoadedIndex:
     def __post_init__(self):
         _apply_search_settings(self.index, self.spec)
         self.ids = np.sort(faiss.vector_to_array(self.index.id_map).astype(np.int64))
+        self._searcher = _on_gpus(self.index) if self.spec.factory == "Flat" else self.index
 
     def save(self, index_dir: Path) -> None:
         """Statistics first, index last: an index file on disk always has its statistics."""
@@ -223,9 +224,24 @@ class LoadedIndex:
             return scores[top], allowed[top]
         params = _search_params(self.spec, allowed)
         k = max(1, min(k, self.index.ntotal))
-        scores, ids = self.index.search(query, k, params=params)
+        searcher = self.index if params is not None else self._searcher  # GPU copies search unfiltered
+        scores, ids = searcher.search(query, k, params=params)
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep]
+
+
+def _on_gpus(index: faiss.Index) -> faiss.Index:
+    """An exact index copied to the GPUs when this is a faiss-gpu build with GPUs, else itself.
+
+    Untested here (no GPU on the build machines); any failure keeps the CPU index.
+    """
+    if not hasattr(faiss, "index_cpu_to_all_gpus") or faiss.get_num_gpus() == 0:
+        return index
+    try:
+        return faiss.index_cpu_to_all_gpus(index)
+    except RuntimeError as exc:
+        log.warning("searching on the CPU: could not copy the index to the GPUs: %s", exc)
+        return index
 
 
 def _apply_search_settings(index: faiss.Index, spec: IndexSpec) -> None:

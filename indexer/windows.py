@@ -6,7 +6,8 @@ known at the end of the stream, so windows are assembled as frames arrive:
 - regular windows start every `stride` source frames and sample `num_frames` frames
   `frame_interval` apart; a window represents `span = num_frames * frame_interval` frames, so
   with the default stride (= span) the windows tile the video;
-- the tail: when the last regular window leaves at least a quarter span of the stream uncovered,
+- the tail: when windows cover the stream (stride <= span) and the last regular window leaves at
+  least a quarter span of it uncovered,
   one more window is aligned to the end of the stream (same sampling phase), so the last
   seconds are searchable; a smaller remainder is not worth a near-duplicate window, so the last
   window's time range is extended to the end instead (each window is therefore emitted a
@@ -99,12 +100,13 @@ class WindowAssembler:
         uncovered = n - (last_start + self.s.span)
         if self._held is not None:
             held = self._held
-            if uncovered < self._quarter:  # stretch the last window over the small remainder
+            if uncovered < self._quarter and self.s.stride <= self.s.span:  # stretch over a small remainder
                 held = AssembledWindow(replace(held.window, end=end_time), held.frames)
             done.append(held)
             self._held = None
         tail = self._tail_start(n)
-        if uncovered >= self._quarter and tail > last_start:
+        covering = self.s.stride <= self.s.span  # sparse windows leave gaps by design: no tail
+        if covering and uncovered >= self._quarter and tail > last_start:
             done.append(self._window(tail, self._phase_indices(tail), end_time))
         return done
 

@@ -112,7 +112,7 @@ def test_index_file_that_disagrees_with_the_catalog_is_rebuilt(catalog, tmp_path
 def test_index_type_is_a_pure_function_of_count_dim_and_budget():
     gib = 1 << 30
     assert store.choose_index_spec(10_000, 384, gib).factory == "Flat"
-    assert store.choose_index_spec(1_000_000, 384, 4 * gib) == store.IndexSpec("HNSW32", ef_search=96)
+    assert store.choose_index_spec(1_000_000, 384, 4 * gib) == store.IndexSpec("HNSW32", ef_search=store.HNSW_EF_SEARCH)
     assert store.choose_index_spec(1_000_000, 768, 4 * gib).factory == "HNSW32"  # 3.3 GB
     assert store.choose_index_spec(1_000_000, 768, 2 * gib).factory == "HNSW32,SQ8"
     small = store.choose_index_spec(10_000_000, 768, 2 * gib)

@@ -137,3 +137,18 @@ def test_cut_segment_reencodes_the_range(demo_videos, tmp_path):
     cut = cut_segment(demo_videos[3], tmp_path / "cut.mp4", 2.0, 3.0)
     clips, summary = decode(cut)
     assert summary.frames == 30 and summary.duration == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", ["intel_one-by-one-person-detection.mp4", "pims_bulk-water.mov"])
+def test_sparse_windows_by_seeking_equal_sequential_decoding(name):
+    path = shared_video(name)
+    sparse = ClipSampling(16, 4, stride_frames=200)
+    seeking = list(ClipDecoder(path, probe(path), sparse, 64, seek=True).clips())
+    decoding = list(ClipDecoder(path, probe(path), sparse, 64, seek=False).clips())
+    assert [c.window for c in seeking] == [c.window for c in decoding] and len(seeking) >= 3
+    assert all(np.array_equal(a.frames, b.frames) for a, b in zip(seeking, decoding))
+
+
+def test_sparse_windows_leave_gaps_and_no_tail(demo_videos):
+    clips, _ = decode(demo_videos[0], sampling=ClipSampling(8, 2, stride_frames=90))
+    assert spans(clips) == [(0.0, 0.533), (3.0, 3.533), (6.0, 6.533)]
