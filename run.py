@@ -266,4 +266,7 @@ def cmd_demo(args) -> int:
 
 
 if __name__ == "__main__":
+    from indexer.memory import tune_malloc
+
+    tune_malloc()  # before any thread starts: see indexer/memory.py
     sys.exit(main())

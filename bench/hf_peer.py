@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from indexing_throughput import inputs  # noqa: E402
 
 from indexer.decode import ClipDecoder, ProbeError, probe  # noqa: E402
+from indexer.memory import tune_malloc  # noqa: E402
 from indexer.pipeline import run_index  # noqa: E402
 from indexer.records import ClipSampling  # noqa: E402
 from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettings  # noqa: E402
@@ -99,6 +100,7 @@ def tubelet(files: list[Path]) -> tuple[float, int]:
 
 
 def main() -> None:
+    tune_malloc()  # as run.py does
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", default="shared", choices=["shared", "360p", "720p", "1080p"])
     parser.add_argument("--minutes", type=int, default=2)

@@ -25,6 +25,7 @@ DEFAULT_CLIP_MODEL = "ViT-B-32-256"
 DEFAULT_CLIP_TAGS = {"ViT-B-32-256": "datacomp_s34b_b86k", "ViT-B-32": "datacomp_xl_s13b_b90k",
                      "ViT-B-16": "datacomp_xl_s13b_b90k", "ViT-L-14": "datacomp_xl_s13b_b90k"}
 CONFIG_DIR = Path(__file__).parent / "clip_configs"  # Tubelet's own architectures (tests)
+STREAM_BYTES = 64 << 20  # checkpoint bytes mapped at once while loading CLIP weights
 
 
 def register_tubelet_configs() -> None:
@@ -110,14 +111,7 @@ def load_clip_weights(model: torch.nn.Module, path: Path) -> None:
 def _stream_if_exact(model: torch.nn.Module, path: Path) -> bool:
     own = model.state_dict()
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as handle:
-            if set(handle.keys()) != set(own):
-                return False
-            for key in own:
-                own[key].copy_(handle.get_tensor(key))
-        return True
+        return _stream_safetensors(own, path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except (RuntimeError, pickle.UnpicklingError):  # TorchScript or legacy files: not mappable
@@ -130,6 +124,29 @@ def _stream_if_exact(model: torch.nn.Module, path: Path) -> bool:
         return False
     for key, value in state.items():
         own[key].copy_(value)
+    return True
+
+
+def _stream_safetensors(own: dict, path: Path) -> bool:
+    """Copy tensors in groups of about STREAM_BYTES, reopening the file between groups.
+
+    safetensors memory-maps the file and every page read stays resident (and counted in RSS)
+    until the file is closed; reopening bounds that to one group.
+    """
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        if set(handle.keys()) != set(own):
+            return False
+    keys, done = sorted(own), 0
+    while done < len(keys):
+        with safe_open(str(path), framework="pt") as handle:
+            copied = 0
+            while done < len(keys) and copied < STREAM_BYTES:
+                tensor = handle.get_tensor(keys[done])
+                own[keys[done]].copy_(tensor)
+                copied += tensor.nbytes
+                done += 1
     return True
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from indexer import thumbnails
 from indexer.decode import ClipDecoder, ProbeError, probe
+from indexer.memory import release_free_memory
 from indexer.records import ClipWindow, DecodedClip, ScannedFile, VideoInfo
 from indexer.towers import Towers
 
@@ -161,6 +162,8 @@ def _embed_batch(batch: list[tuple[EmbeddedVideo, DecodedClip]], towers: Towers)
         for name in names:
             video.vectors[name].append(vectors[name][row])
         video.pending -= 1
+    batch.clear()  # drop the frames now, then hand their pages back: memory stays flat over hours
+    release_free_memory()
 
 
 def decoder_stats(decoder: ClipDecoder) -> dict:

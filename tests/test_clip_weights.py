@@ -28,7 +28,9 @@ def assert_same_weights(model, reference):
         assert torch.equal(model.state_dict()[key], value), key
 
 
-def test_safetensors_checkpoint_is_streamed_exactly(reference, tmp_path):
+@pytest.mark.parametrize("group_bytes", [1 << 30, 4096])
+def test_safetensors_checkpoint_is_streamed_exactly(reference, tmp_path, monkeypatch, group_bytes):
+    monkeypatch.setattr("encoder.clip.STREAM_BYTES", group_bytes)  # one group, or many reopenings
     path = tmp_path / "open_clip_model.safetensors"
     save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(path))
     model = fresh()
