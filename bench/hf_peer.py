@@ -64,14 +64,17 @@ def peer(files: list[Path], sampling: ClipSampling) -> tuple[float, int]:
     for path, windows in plans.items():
         wanted = {i for w in windows for i in w}
         frames = {}
+        last = None
         with av.open(str(path)) as container:
             for i, frame in enumerate(container.decode(video=0)):
                 if i in wanted:
                     frames[i] = frame.to_ndarray(format="rgb24")
+                last = frame
+        if last is None:
+            continue
+        final = last.to_ndarray(format="rgb24")  # windows past the end repeat the last frame, as ours do
         for window in windows:
-            video = [frames[i] for i in window if i in frames]
-            if not video:
-                continue
+            video = [frames.get(i, final) for i in window]
             inputs = processor(video, return_tensors="pt")
             with torch.no_grad():
                 model(**inputs).last_hidden_state.mean(1)
