@@ -91,9 +91,10 @@ class ClipTower:
 def load_clip_weights(model: torch.nn.Module, path: Path) -> None:
     """Load an open_clip checkpoint into `model`, casting to the model's dtype.
 
-    A checkpoint whose keys fit the model exactly (open_clip's own releases) is streamed one
-    tensor at a time: open_clip's loader holds the whole checkpoint beside the model (1.2 GB
-    for ViT-B-32-256 in fp32). Anything else (OpenAI TorchScript files, older layouts, other
+    A checkpoint whose keys fit the model exactly (open_clip's own releases) is streamed into
+    it tensor by tensor: open_clip's loader holds the whole checkpoint beside the model (1.2 GB
+    for ViT-B-32-256 in fp32). Torch files are memory-mapped whole, so their pages count in RSS
+    until loading ends; safetensors (the hub default) are read in bounded groups. Anything else (OpenAI TorchScript files, older layouts, other
     position-embedding sizes) goes through open_clip's loader, which converts those.
     """
     import open_clip
