@@ -82,7 +82,6 @@ def run(n: int, dim: int, budget: int, sweep: bool, data: str) -> list[str]:
         t = time.perf_counter()
         index = exact if spec.factory == "Flat" else store.build_index(ids, data, spec)
         build = time.perf_counter() - t
-        store._apply_search_settings(index, spec)
         efs = [32, 64, 128, 256] if sweep and spec.ef_search else [spec.ef_search]
         for ef in efs:
             searched = store.IndexSpec(spec.factory, ef, spec.nprobe) if ef else spec

@@ -51,9 +51,9 @@ def to_device(frames: np.ndarray, device: torch.device) -> torch.Tensor:
     return x
 
 
-def normalize_images(images: np.ndarray | torch.Tensor, size: int, mean, std, device=None) -> torch.Tensor:
-    """uint8 (N, S, S, 3) RGB -> float32 (N, 3, size, size) normalised."""
-    x = torch.as_tensor(images, device=device)
+def normalize_images(images: np.ndarray | torch.Tensor, size: int, mean, std) -> torch.Tensor:
+    """uint8 (N, S, S, 3) RGB -> float32 (N, 3, size, size) normalised, on the images' device."""
+    x = torch.as_tensor(images)
     if x.ndim != 4 or x.shape[-1] != 3 or x.shape[1] != x.shape[2]:
         raise ValueError(f"expected square images shaped (N, S, S, 3), got {tuple(x.shape)}")
     x = x.permute(0, 3, 1, 2).float().div_(255.0)  # (N, 3, S, S)
@@ -65,9 +65,9 @@ def normalize_images(images: np.ndarray | torch.Tensor, size: int, mean, std, de
     return x.sub_(mean_t).div_(std_t)
 
 
-def normalize_clips(clips: np.ndarray | torch.Tensor, size: int, mean, std, device=None) -> torch.Tensor:
-    """uint8 (B, T, S, S, 3) RGB -> float32 (B, 3, T, size, size) normalised."""
-    x = torch.as_tensor(clips, device=device)
+def normalize_clips(clips: np.ndarray | torch.Tensor, size: int, mean, std) -> torch.Tensor:
+    """uint8 (B, T, S, S, 3) RGB -> float32 (B, 3, T, size, size) normalised, on the clips' device."""
+    x = torch.as_tensor(clips)
     if x.ndim != 5:
         raise ValueError(f"expected clips shaped (B, T, S, S, 3), got {tuple(x.shape)}")
     B, T = x.shape[:2]

@@ -195,7 +195,6 @@ class LoadedIndex:
     from_file: bool  # False when it was built or brought up to date from the catalog
 
     def __post_init__(self):
-        _apply_search_settings(self.index, self.spec)
         self.ids = np.sort(faiss.vector_to_array(self.index.id_map).astype(np.int64))
         self._searcher = _on_gpus(self.index) if self.spec.factory == "Flat" else self.index
 
@@ -244,15 +243,9 @@ def _on_gpus(index: faiss.Index) -> faiss.Index:
         return index
 
 
-def _apply_search_settings(index: faiss.Index, spec: IndexSpec) -> None:
-    base = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
-    if spec.ef_search is not None and hasattr(base, "hnsw"):
-        base.hnsw.efSearch = spec.ef_search
-    if spec.nprobe is not None:
-        faiss.extract_index_ivf(base).nprobe = spec.nprobe
-
-
 def _search_params(spec: IndexSpec, allowed: np.ndarray | None):
+    """Per-search settings (efSearch, nprobe) and filter. The only place they are set: faiss needs
+    the typed parameters for a filter anyway, and they override whatever the index file holds."""
     selector = None if allowed is None else faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
     if spec.ef_search is not None:
         return faiss.SearchParametersHNSW(sel=selector, efSearch=spec.ef_search)

@@ -98,14 +98,14 @@ class WindowAssembler:
             self._next_window += 1
         last_start = (self._next_window - 1) * self.s.stride
         uncovered = n - (last_start + self.s.span)
+        covering = self.s.stride <= self.s.span  # sparse windows leave gaps by design: no tail, no stretch
         if self._held is not None:
             held = self._held
-            if uncovered < self._quarter and self.s.stride <= self.s.span:  # stretch over a small remainder
+            if covering and uncovered < self._quarter:  # stretch the last window over the small remainder
                 held = AssembledWindow(replace(held.window, end=end_time), held.frames)
             done.append(held)
             self._held = None
         tail = self._tail_start(n)
-        covering = self.s.stride <= self.s.span  # sparse windows leave gaps by design: no tail
         if covering and uncovered >= self._quarter and tail > last_start:
             done.append(self._window(tail, self._phase_indices(tail), end_time))
         return done
