@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.video.reformatter import VideoReformatter
 
 from indexer.decode import ProbeError, convert_frame
 
@@ -63,7 +64,7 @@ def _copy_range(inp, stream, out, begin: float, finish: float) -> None:
     origin = stream.start_time or 0
     if begin > 0:
         inp.seek(int(begin / stream.time_base) + origin, stream=stream, backward=True)
-    encoder, last_pts = None, -1
+    encoder, last_pts, reformatter = None, -1, VideoReformatter()
     for frame in inp.decode(stream):
         if frame.pts is None:
             continue
@@ -72,7 +73,7 @@ def _copy_range(inp, stream, out, begin: float, finish: float) -> None:
             continue
         if t >= finish:
             break
-        image = convert_frame(frame, PREVIEW_SHORT_SIDE)
+        image = convert_frame(frame, PREVIEW_SHORT_SIDE, reformatter)
         image = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2]  # even sides for yuv420p
         if encoder is None:
             encoder = out.add_stream("libx264", rate=_rate(stream))

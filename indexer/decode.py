@@ -16,6 +16,7 @@ from typing import Iterator
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from indexer.records import ClipSampling, DecodedClip, VideoInfo
 from indexer.windows import AssembledWindow, WindowAssembler
@@ -114,6 +115,9 @@ class ClipDecoder:
         self.size = size
         self.start, self.end = time_range or (None, None)
         self.summary = DecodeSummary()
+        # One reformatter per decoder: it keeps its scaler between frames. `frame.reformat` builds
+        # a new one per call, which cost two thirds of the conversion time (bench/RESULTS.md).
+        self._reformatter = VideoReformatter()
 
     def clips(self) -> Iterator[DecodedClip]:
         """Windows in time order. Sparse windows (gaps of a window or more between them, in
@@ -209,13 +213,16 @@ class ClipDecoder:
             yield from frames
 
     def _convert(self, frame) -> np.ndarray:
-        return convert_frame(frame, self.size)
+        return convert_frame(frame, self.size, self._reformatter)
 
 
-def convert_frame(frame, size: int) -> np.ndarray:
-    """Resize inside FFmpeg so the short side is `size` and rotate for display (uncropped RGB)."""
+def convert_frame(frame, size: int, reformatter: VideoReformatter | None = None) -> np.ndarray:
+    """Resize inside FFmpeg so the short side is `size` and rotate for display (uncropped RGB).
+    Pass the same `reformatter` for the frames of one stream to reuse its scaler."""
     width, height = _scaled(frame.width, frame.height, size)
-    image = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
+    reformatter = reformatter or VideoReformatter()
+    image = reformatter.reformat(frame, width=width, height=height, format="rgb24",
+                                 interpolation="AREA").to_ndarray()
     rotation = int(frame.rotation or 0)
     if rotation % 360:
         image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
