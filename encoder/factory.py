@@ -58,6 +58,10 @@ class VideoEncoder:
         self.spec = spec
         self.model = model
         self.runtime = runtime
+        pre = spec.weights.preprocess
+        # Clips at the model's size skip the float normalisation pass: it is folded into a copy
+        # of the tubelet embedding that takes 0-255 pixels (integers, exact in bf16).
+        self.raw_pixel_embed = model.patch_embed.for_raw_pixels(pre.mean, pre.std)
 
     @property
     def preprocess(self) -> VideoPreprocess:
@@ -67,10 +71,15 @@ class VideoEncoder:
     def embed(self, clips: np.ndarray) -> np.ndarray:
         """uint8 (B, T, S, S, 3), any square size S -> float32 (B, D), rows L2-normalised."""
         pre = self.preprocess
-        x = normalize_clips(to_device(clips, self.runtime.device), pre.size, pre.mean, pre.std)
+        x = to_device(clips, self.runtime.device)
         dtype = next(self.model.parameters()).dtype
         with self.runtime.autocast() if dtype == torch.float32 else contextlib.nullcontext():
-            features = self.model.forward_features(x.to(dtype))
+            if x.ndim == 5 and x.shape[2:4] == (pre.size, pre.size):
+                tokens = self.raw_pixel_embed(x.permute(0, 4, 1, 2, 3).to(dtype))  # (B, 3, T, S, S) 0-255
+                features = self.model.forward_tokens(tokens)
+            else:
+                x = normalize_clips(x, pre.size, pre.mean, pre.std)
+                features = self.model.forward_features(x.to(dtype))
         features = torch.nn.functional.normalize(features.float(), dim=-1)
         return features.cpu().numpy()
 

@@ -162,3 +162,39 @@ def test_fewer_frames_index_the_same_position_table():
     assert pooled.shape == (2, 64)
     with pytest.raises(ValueError, match="multiple of tubelet size"):
         model.forward_features(clip_batch(model.cfg, frames=7))
+
+
+def test_raw_pixel_embedding_equals_embedding_of_normalised_pixels():
+    model = random_model("vit-tiny")
+    pixels = torch.randint(0, 256, (2, 3, 16, 64, 64), generator=torch.Generator().manual_seed(3)).float()
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    normalised = (pixels / 255 - torch.tensor(mean).view(1, 3, 1, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1, 1)
+    with torch.no_grad():
+        expected = model.patch_embed(normalised)
+        got = model.patch_embed.for_raw_pixels(mean, std)(pixels)
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-5)
+    assert expected.abs().mean() > 0.1  # not trivially small
+
+
+def test_patch_embedding_equals_the_official_conv3d():
+    model = random_model("vit-s")
+    x = clip_batch(model.cfg, batch=1)
+    with torch.no_grad():
+        conv = model.patch_embed.proj(x).flatten(2).transpose(1, 2)  # official: Conv3d, then (B, N, D)
+        torch.testing.assert_close(model.patch_embed(x), conv, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_encoder_on_raw_clips_equals_the_normalising_path(tmp_path, precision):
+    from encoder.factory import resolve_video_encoder
+    from encoder.preprocess import normalize_clips
+
+    encoder = resolve_video_encoder("vit-tiny", "random", tmp_path).load("cpu", precision)
+    clips = np.random.default_rng(4).integers(0, 256, (2, 16, 64, 64, 3), dtype=np.uint8)
+    pre = encoder.preprocess
+    with torch.inference_mode():
+        x = normalize_clips(clips, pre.size, pre.mean, pre.std).to(next(encoder.model.parameters()).dtype)
+        expected = torch.nn.functional.normalize(encoder.model.forward_features(x).float(), dim=-1).numpy()
+    got = encoder.embed(clips)
+    np.testing.assert_allclose(got, expected, atol=1e-5 if precision == "fp32" else 2e-2)
+    assert (got * expected).sum(axis=1).min() > (0.99999 if precision == "fp32" else 0.999)
