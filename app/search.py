@@ -32,7 +32,7 @@ from app.moments import ScoredClip, best, merge_moments
 from app.query import Filters, Query, QueryError, SearchOptions
 from indexer import store
 from indexer.catalog import Catalog, VectorSetInfo
-from indexer.decode import ClipDecoder, ProbeError, probe, read_image
+from indexer.decode import ProbeError, probe, read_image
 from indexer.lock import IndexLock
 from indexer.records import Moment
 from indexer.settings import DataDir
@@ -185,8 +185,9 @@ class SearchService:
             info = probe(Path(path))
         except ProbeError as exc:
             raise QueryError(f"query video {path}: {exc}") from exc
-        decoder = ClipDecoder(Path(path), info, towers.sampling, towers.decode_size, (start, end))
-        per_window = [towers.embed(names, clip.frames[None]) for clip in decoder.clips()]
+        decoder = towers.clip_decoder(Path(path), info, names, (start, end))
+        per_window = [towers.embed(names, {size: frames[None] for size, frames in clip.by_size().items()})
+                      for clip in decoder.clips()]
         if not per_window:
             where = f" between {start} s and {end} s" if start is not None or end is not None else ""
             raise QueryError(f"query video {path}: no frames{where}")
@@ -197,7 +198,7 @@ class SearchService:
     def embed_image(self, path: Path) -> np.ndarray:
         tower = self._clip_tower_for("image")
         try:
-            image = read_image(Path(path), self._towers().decode_size)
+            image = read_image(Path(path), self._towers().input_size(IMAGE_SET))
         except ProbeError as exc:
             raise QueryError(f"query image {path}: {exc}") from exc
         return tower.encode_images(image[None])[0]

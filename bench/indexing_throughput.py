@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from footage import long_video  # noqa: E402
 
 from indexer.catalog import Catalog  # noqa: E402
-from indexer.decode import ClipDecoder, ProbeError, probe  # noqa: E402
+from indexer.decode import ProbeError, probe  # noqa: E402
 from indexer.memory import tune_malloc  # noqa: E402
 from indexer.pipeline import run_index  # noqa: E402
 from indexer.scan import scan_roots  # noqa: E402
@@ -54,7 +54,7 @@ def decode_only(files: list[Path], towers) -> tuple[float, int, float]:
     start, clips, seconds = time.perf_counter(), 0, 0.0
     for path in files:
         try:
-            decoder = ClipDecoder(path, probe(path), towers.sampling, towers.decode_size)
+            decoder = towers.clip_decoder(path, probe(path))
         except ProbeError:
             continue
         clips += sum(1 for _ in decoder.clips())
@@ -65,16 +65,17 @@ def decode_only(files: list[Path], towers) -> tuple[float, int, float]:
 def encode_only(clips: int, towers, batch_size: int) -> tuple[float, float]:
     """Seconds to embed `clips` clips, and seconds to load the models (which end to end includes)."""
     names = list(towers.specs())
-    size, frames = towers.decode_size, towers.sampling.num_frames
-    batch = np.random.default_rng(0).integers(0, 255, (batch_size, frames, size, size, 3), dtype=np.uint8)
+    frames, rng = towers.sampling.num_frames, np.random.default_rng(0)
+    batch = {size: rng.integers(0, 255, (batch_size, frames, size, size, 3), dtype=np.uint8)
+             for size in towers.input_sizes()}  # each size indexing decodes
     start = time.perf_counter()
     for name in names:
         towers.encoder(name)
     load_s = time.perf_counter() - start
-    towers.embed(names, batch[:1])  # warm up, not timed
+    towers.embed(names, {size: b[:1] for size, b in batch.items()})  # warm up, not timed
     start = time.perf_counter()
     for done in range(0, clips, batch_size):
-        towers.embed(names, batch[: min(batch_size, clips - done)])
+        towers.embed(names, {size: b[: min(batch_size, clips - done)] for size, b in batch.items()})
     return time.perf_counter() - start, load_s
 
 

@@ -21,7 +21,7 @@ from indexer.decode import ClipDecoder, ProbeError, probe
 from indexer.records import ClipSampling
 from indexer.schema import Clip, Vector, Video, VideoPath
 from indexer.settings import DataDir
-from indexer.towers import DECODE_SIZE_KEY, IMAGE_SET, VIDEO_SET
+from indexer.towers import IMAGE_SET, VIDEO_SET
 
 
 @dataclass
@@ -149,7 +149,7 @@ def _remake_thumbnails(catalog: Catalog, data: DataDir) -> int:
     if not missing or vset is None:
         return 0
     sampling = ClipSampling(**vset.identity["sampling"])
-    size = int(catalog.get_meta(DECODE_SIZE_KEY) or vset.identity["preprocess"]["size"])
+    size = int(vset.identity["preprocess"]["size"])  # thumbnails at the video tower's input size
     made = 0
     for video_id, ordinals in missing.items():
         with catalog.session() as s:

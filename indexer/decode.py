@@ -107,17 +107,21 @@ class ClipDecoder:
     """Decodes one video into clip windows. Cheap to build; work happens in `clips()`."""
 
     def __init__(self, path: Path, info: VideoInfo, sampling: ClipSampling, size: int,
-                 time_range: tuple[float | None, float | None] | None = None, seek: bool | None = None):
+                 time_range: tuple[float | None, float | None] | None = None, seek: bool | None = None,
+                 extra_sizes: tuple[int, ...] = ()):
         self.seek = seek  # None: seek when windows are sparse; True/False force a mode
         self.path = path
         self.info = info
         self.sampling = sampling
-        self.size = size
+        self.size = size  # square side of `DecodedClip.frames` (and of the thumbnails' frames)
+        # Other towers' input sizes, each resized from the source frame by FFmpeg: several times
+        # cheaper than resizing the `size` square again in torch (bench/RESULTS.md).
+        self.sizes = (size, *sorted(set(extra_sizes) - {size}))
         self.start, self.end = time_range or (None, None)
         self.summary = DecodeSummary()
-        # One reformatter per decoder: it keeps its scaler between frames. `frame.reformat` builds
+        # One reformatter per output size: it keeps its scaler between frames. `frame.reformat` builds
         # a new one per call, which cost two thirds of the conversion time (bench/RESULTS.md).
-        self._reformatter = VideoReformatter()
+        self._reformatters = [VideoReformatter() for _ in self.sizes]
 
     def clips(self) -> Iterator[DecodedClip]:
         """Windows in time order. Sparse windows (gaps of a window or more between them, in
@@ -193,8 +197,9 @@ class ClipDecoder:
             yield self._clip(assembled)
 
     def _clip(self, assembled: AssembledWindow) -> DecodedClip:
-        crops = np.stack([_center_crop(f, self.size) for f in assembled.frames])
-        return DecodedClip(assembled.window, crops, assembled.frames)
+        per_size = list(zip(*assembled.frames))  # [size][frame] uncropped images
+        crops = [np.stack([_center_crop(f, size) for f in frames]) for size, frames in zip(self.sizes, per_size)]
+        return DecodedClip(assembled.window, crops[0], list(per_size[0]), dict(zip(self.sizes[1:], crops[1:])))
 
     def _frames(self, container, stream):
         """Decode packet by packet so one corrupt packet costs a frame, not the whole video."""
@@ -212,8 +217,9 @@ class ClipDecoder:
             consecutive_bad = 0
             yield from frames
 
-    def _convert(self, frame) -> np.ndarray:
-        return convert_frame(frame, self.size, self._reformatter)
+    def _convert(self, frame) -> tuple[np.ndarray, ...]:
+        return tuple(convert_frame(frame, size, reformatter)
+                     for size, reformatter in zip(self.sizes, self._reformatters))
 
 
 def convert_frame(frame, size: int, reformatter: VideoReformatter | None = None) -> np.ndarray:

@@ -83,13 +83,13 @@ class DecodeThread(threading.Thread):
         reported = 0.0
         try:
             video.info = probe(job.file.path)
-            decoder = ClipDecoder(job.file.path, video.info, self.towers.sampling, self.towers.decode_size)
+            decoder = self.towers.clip_decoder(job.file.path, video.info, job.towers)
             for clip in decoder.clips():
                 if self.abort.is_set():
                     return
                 thumb = (thumbnails.write_thumbnail(self.data_root, job.fingerprint, clip.window.ordinal,
                                                     clip.full_frames) if job.fingerprint else None)
-                self._put((_CLIP, video, (DecodedClip(clip.window, clip.frames, []), thumb)))
+                self._put((_CLIP, video, (DecodedClip(clip.window, clip.frames, [], clip.resized), thumb)))
                 if video.info.duration:
                     done = min(1.0, clip.window.end / video.info.duration) * job.file.size
                     self.on_bytes(done - reported)
@@ -157,7 +157,8 @@ def embed_videos(jobs: Iterable[Job], towers: Towers, data_root: Path, batch_siz
 
 def _embed_batch(batch: list[tuple[EmbeddedVideo, DecodedClip]], towers: Towers) -> None:
     names = list(batch[0][0].job.towers)
-    vectors = towers.embed(names, np.stack([clip.frames for _, clip in batch]))
+    sizes = batch[0][1].by_size()
+    vectors = towers.embed(names, {size: np.stack([clip.by_size()[size] for _, clip in batch]) for size in sizes})
     for row, (video, _) in enumerate(batch):
         for name in names:
             video.vectors[name].append(vectors[name][row])

@@ -64,6 +64,11 @@ class DecodedClip:
     window: ClipWindow
     frames: np.ndarray  # uint8 (T, S, S, 3) RGB, resized and centre-cropped: the towers' input
     full_frames: list[np.ndarray]  # the same T frames uncropped (short side S): thumbnails
+    resized: dict[int, np.ndarray] = field(default_factory=dict)  # size -> the frames at that size
+
+    def by_size(self) -> dict[int, np.ndarray]:
+        """Every square size the frames were decoded at -> uint8 (T, size, size, 3)."""
+        return {self.frames.shape[1]: self.frames, **self.resized}
 
 
 @dataclass(frozen=True)

@@ -3,26 +3,28 @@
 - "video": VideoMAE v2 (motion, actions); always present.
 - "image": open_clip image tower (appearance, aligned with text); optional (`--no-clip`).
 
-Frames are decoded once per clip at `decode_size` (the largest input among the towers, fixed
-for a data dir when it is first indexed) and each tower resizes the square to its own input.
+Frames are decoded once per clip and FFmpeg resizes each one to every tower's input size, from
+the source frame: a tower's vectors do not depend on which other towers a run computes.
+Thumbnails come from the largest size.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
-from encoder.clip import ClipTower, ClipTowerSpec, clip_image_size, clip_spec_from_identity, resolve_clip_tower
+from encoder.clip import ClipTower, ClipTowerSpec, clip_spec_from_identity, resolve_clip_tower
 from encoder.factory import VideoEncoder, VideoEncoderSpec, resolve_video_encoder, spec_from_identity
 from indexer.catalog import Catalog, VectorSetInfo
-from indexer.records import ClipSampling
+from indexer.decode import ClipDecoder
+from indexer.records import ClipSampling, VideoInfo
 from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettings
 
 VIDEO_SET = "video"
 IMAGE_SET = "image"
-DECODE_SIZE_KEY = "decode_size"
 
 
 @dataclass
@@ -30,7 +32,6 @@ class Towers:
     video: VideoEncoderSpec
     image: ClipTowerSpec | None  # None when CLIP vectors are not computed
     sampling: ClipSampling
-    decode_size: int  # square side frames are decoded at
     device: str = "auto"
     precision: str = "auto"
     _loaded: dict = field(default_factory=dict)
@@ -47,15 +48,31 @@ class Towers:
             ids[IMAGE_SET] = self.image.identity()
         return ids
 
+    def input_size(self, name: str) -> int:
+        return self.specs()[name].weights.preprocess.size
+
+    def input_sizes(self, names: Iterable[str] | None = None) -> tuple[int, ...]:
+        """The distinct input sizes of the towers `names` (default: all), largest first."""
+        return tuple(sorted({self.input_size(name) for name in names or self.specs()}, reverse=True))
+
+    def clip_decoder(self, path: Path, info: VideoInfo, names: Iterable[str] | None = None,
+                     time_range: tuple[float | None, float | None] | None = None) -> ClipDecoder:
+        """A decoder giving every tower in `names` (default: all) clips at its own input size."""
+        largest, *others = self.input_sizes(names)
+        return ClipDecoder(path, info, self.sampling, largest, time_range, extra_sizes=tuple(others))
+
     def encoder(self, name: str) -> VideoEncoder | ClipTower:
         """The loaded encoder of a tower; loads on first use (the explicit, costly step)."""
         if name not in self._loaded:
             self._loaded[name] = self.specs()[name].load(self.device, self.precision)
         return self._loaded[name]
 
-    def embed(self, names: list[str], clips: np.ndarray) -> dict[str, np.ndarray]:
-        """uint8 (B, T, S, S, 3) -> {tower: (B, D) unit vectors}: decode once, embed per tower."""
-        return {name: self.encoder(name).embed(clips) for name in names}
+    def embed(self, names: list[str], clips: np.ndarray | dict[int, np.ndarray]) -> dict[str, np.ndarray]:
+        """uint8 clips (B, T, S, S, 3), or {S: clips} at several sizes -> {tower: (B, D) unit
+        vectors}. Each tower takes its own input size when given, else the largest and resizes."""
+        by_size = clips if isinstance(clips, dict) else {clips.shape[2]: clips}
+        largest = by_size[max(by_size)]  # a tower whose size is missing resizes the largest
+        return {name: self.encoder(name).embed(by_size.get(self.input_size(name), largest)) for name in names}
 
 
 def resolve_towers(settings: IndexSettings, catalog: Catalog) -> Towers:
@@ -70,12 +87,7 @@ def resolve_towers(settings: IndexSettings, catalog: Catalog) -> Towers:
                                    settings.clip.frames_per_clip)
     pre = video.weights.preprocess
     sampling = ClipSampling(pre.num_frames, pre.frame_interval, settings.stride_frames)
-    decode_size = catalog.get_meta(DECODE_SIZE_KEY)
-    if decode_size is None:
-        # Fixed once per data dir, so vectors never depend on which towers a run computes.
-        decode_size = max(pre.size, clip_image_size(settings.clip.model))
-        catalog.set_meta(DECODE_SIZE_KEY, str(decode_size))
-    return Towers(video, image, sampling, int(decode_size), enc.device, enc.precision)
+    return Towers(video, image, sampling, enc.device, enc.precision)
 
 
 def towers_from_catalog(catalog: Catalog, weights_dir: Path, device: str = "auto",
@@ -86,8 +98,7 @@ def towers_from_catalog(catalog: Catalog, weights_dir: Path, device: str = "auto
     video = spec_from_identity(video_identity, weights_dir)
     image = clip_spec_from_identity(sets[IMAGE_SET].identity, weights_dir) if IMAGE_SET in sets else None
     sampling = ClipSampling(**video_identity["sampling"])
-    decode_size = int(catalog.get_meta(DECODE_SIZE_KEY) or video.weights.preprocess.size)
-    return Towers(video, image, sampling, decode_size, device, precision), sets
+    return Towers(video, image, sampling, device, precision), sets
 
 
 def index_settings_from_catalog(data: DataDir, device: str = "auto", precision: str = "auto") -> IndexSettings:

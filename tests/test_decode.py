@@ -36,6 +36,15 @@ def test_decoded_pixels_match_the_rendered_scene(demo_videos):
     assert error < 6  # H.264 at crf 20 plus YUV 4:2:0 round trip
 
 
+def test_extra_sizes_are_resized_from_the_source_like_a_decode_at_that_size():
+    path = shared_video("sleap_dance.mp4")  # portrait 406x720: the crop differs per size
+    both = list(ClipDecoder(path, probe(path), ClipSampling(), 96, extra_sizes=(64, 96)).clips())
+    alone = list(ClipDecoder(path, probe(path), ClipSampling(), 64).clips())
+    assert [sorted(c.by_size()) for c in both] == [[64, 96]] * len(alone) and len(alone) == 7
+    assert all(c.frames.shape == (16, 96, 96, 3) and c.full_frames[0].shape == (170, 96, 3) for c in both)
+    assert all(np.array_equal(b.resized[64], a.frames) for a, b in zip(alone, both))
+
+
 def test_time_range_decodes_only_that_range(demo_videos):
     clips, summary = decode(demo_videos[2], time_range=(3.0, 5.5))
     assert summary.frames == 75  # frames shown at 3.0 <= t < 5.5
