@@ -52,7 +52,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         warm = Path(tmp) / "warm"
         peak_rss_mb(long_video(1, width, args.height), None, warm)  # writes the random weights once
-        print(f"| video | peak RSS MiB | wall s |\n|---|---|---|")
+        print("| video | peak RSS MiB | wall s |\n|---|---|---|")
         for minutes in args.minutes:
             video = long_video(minutes, width, args.height)
             rss, wall = peak_rss_mb(video, warm / "weights", Path(tmp) / f"data{minutes}")

@@ -50,7 +50,7 @@ def kill_mid_run(data: Path, lib: Path, rng: random.Random) -> bool:
     deadline = time.monotonic() + 120
     while len(indexed_videos(data)) == before and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(rng.uniform(0.0, 0.25))
+    time.sleep(rng.uniform(0.0, 0.1))  # short: a run commits a few videos per 0.1 s here
     if proc.poll() is not None:
         return False  # finished before the kill
     proc.send_signal(signal.SIGKILL)

@@ -15,7 +15,6 @@ import numpy as np
 import open_clip
 import pytest
 import torch
-from PIL import Image
 from test_cli_end_to_end import ENCODER, cli, cli_in_process, search
 
 from app.demo import synthesize_video
