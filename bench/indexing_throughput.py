@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from footage import long_video  # noqa: E402
 
-from indexer.catalog import Catalog  # noqa: E402
 from indexer.decode import ProbeError, probe  # noqa: E402
 from indexer.memory import tune_malloc  # noqa: E402
 from indexer.pipeline import run_index  # noqa: E402
@@ -111,9 +110,7 @@ def main() -> None:
 
     files = inputs(args)
     with tempfile.TemporaryDirectory() as tmp:
-        catalog = Catalog(f"sqlite:///{tmp}/c.db").open()
-        towers = resolve_towers(settings(Path(tmp), args), catalog)
-        catalog.close()
+        towers = resolve_towers(settings(Path(tmp), args))
         decode_s, clips, video_s = decode_only(files, towers)
         encode_s, load_s = encode_only(clips, towers, args.batch_size)
     e2e_s = end_to_end(files, args)

@@ -41,7 +41,7 @@ def clustered(n: int, dim: int, rng, clusters: int = 200) -> np.ndarray:
 def build(data: DataDir, n: int) -> None:
     catalog = Catalog(data.catalog).open()
     settings = IndexSettings(data, EncoderSettings("vit-s", "random", "cpu"), ClipSettings(weights="random"))
-    towers = resolve_towers(settings, catalog)
+    towers = resolve_towers(settings)
     sets = {name: catalog.ensure_vector_set(name, identity, towers.specs()[name].dim)
             for name, identity in towers.identities().items()}
     rng = np.random.default_rng(0)

@@ -94,7 +94,7 @@ class TubeletEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The kernel equals the stride, so the convolution is one matmul over flattened tubelets:
-        # 4x faster than conv3d on the CPU in bf16 (bench/RESULTS.md), the same sums.
+        # about 3x faster than conv3d on the CPU in bf16 (bench/RESULTS.md), the same sums.
         B, C, T, H, W = x.shape
         t, p = self.proj.kernel_size[0], self.proj.kernel_size[1]
         if T % t:

@@ -114,13 +114,13 @@ class ClipDecoder:
         self.info = info
         self.sampling = sampling
         self.size = size  # square side of `DecodedClip.frames` (and of the thumbnails' frames)
-        # Other towers' input sizes, each resized from the source frame by FFmpeg: several times
+        # Other towers' input sizes, each resized from the source frame by FFmpeg: 1.7-3.3x
         # cheaper than resizing the `size` square again in torch (bench/RESULTS.md).
         self.sizes = (size, *sorted(set(extra_sizes) - {size}))
         self.start, self.end = time_range or (None, None)
         self.summary = DecodeSummary()
         # One reformatter per output size: it keeps its scaler between frames. `frame.reformat` builds
-        # a new one per call, which cost two thirds of the conversion time (bench/RESULTS.md).
+        # a new one per call, which made each conversion 2-2.4x slower (bench/RESULTS.md).
         self._reformatters = [VideoReformatter() for _ in self.sizes]
 
     def clips(self) -> Iterator[DecodedClip]:

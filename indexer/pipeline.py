@@ -65,7 +65,7 @@ class Indexer:
             self.catalog.mark_interrupted_runs()  # we hold the lock: any "running" run died
             if self.settings.rebuild:
                 self.catalog.reset_embeddings()
-            towers = resolve_towers(self.settings, self.catalog)
+            towers = resolve_towers(self.settings)
             sets = {name: self.catalog.ensure_vector_set(name, identity, towers.specs()[name].dim)
                     for name, identity in towers.identities().items()}
             run_id = self.catalog.start_run([str(r) for r in roots])

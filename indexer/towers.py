@@ -75,7 +75,7 @@ class Towers:
         return {name: self.encoder(name).embed(by_size.get(self.input_size(name), largest)) for name in names}
 
 
-def resolve_towers(settings: IndexSettings, catalog: Catalog) -> Towers:
+def resolve_towers(settings: IndexSettings) -> Towers:
     """The towers an index run asks for; resolves (downloads, checksums) weights, loads nothing."""
     enc = settings.encoder
     weights_dir = settings.data.weights_dir

@@ -41,9 +41,7 @@ def alone(path, towers, size: int) -> np.ndarray:
 
 
 def test_each_tower_embeds_frames_decoded_at_its_own_size(tmp_path, demo_videos, clip_96):
-    catalog = Catalog(DataDir(tmp_path).catalog).open()
-    towers = resolve_towers(settings(tmp_path, clip_96), catalog)
-    catalog.close()
+    towers = resolve_towers(settings(tmp_path, clip_96))
     assert towers.input_sizes() == (96, 64) and towers.input_sizes([VIDEO_SET]) == (64,)
 
     path = demo_videos[0]
@@ -66,7 +64,7 @@ def test_indexing_stores_the_vectors_of_each_towers_own_size(tmp_path, demo_vide
     assert report.clips_embedded == 4
 
     catalog = Catalog(DataDir(tmp_path / "data").catalog).open()
-    towers = resolve_towers(settings(tmp_path / "data", clip_96), catalog)
+    towers = resolve_towers(settings(tmp_path / "data", clip_96))
     sets = {name: catalog.vector_set(name).id for name in NAMES}
     stored = {name: np.stack([catalog.clip_vector(sets[name], clip_id) for clip_id in range(1, 5)])
               for name in NAMES}
