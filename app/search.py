@@ -34,7 +34,7 @@ from indexer import store
 from indexer.catalog import Catalog, VectorSetInfo
 from indexer.decode import ProbeError, probe, read_image
 from indexer.lock import IndexLock
-from indexer.records import Moment
+from indexer.records import Moment, stack_by_size
 from indexer.settings import DataDir
 from indexer.towers import IMAGE_SET, VIDEO_SET, Towers, towers_from_catalog
 
@@ -186,8 +186,7 @@ class SearchService:
         except ProbeError as exc:
             raise QueryError(f"query video {path}: {exc}") from exc
         decoder = towers.clip_decoder(Path(path), info, names, (start, end))
-        per_window = [towers.embed(names, {size: frames[None] for size, frames in clip.by_size().items()})
-                      for clip in decoder.clips()]
+        per_window = [towers.embed(names, stack_by_size([clip])) for clip in decoder.clips()]
         if not per_window:
             where = f" between {start} s and {end} s" if start is not None or end is not None else ""
             raise QueryError(f"query video {path}: no frames{where}")

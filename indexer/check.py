@@ -149,7 +149,8 @@ def _remake_thumbnails(catalog: Catalog, data: DataDir) -> int:
     if not missing or vset is None:
         return 0
     sampling = ClipSampling(**vset.identity["sampling"])
-    size = int(vset.identity["preprocess"]["size"])  # thumbnails at the video tower's input size
+    # Thumbnails come from the largest tower input, as when indexing.
+    size = max(int(s.identity["preprocess"]["size"]) for s in (vset, catalog.vector_set(IMAGE_SET)) if s)
     made = 0
     for video_id, ordinals in missing.items():
         with catalog.session() as s:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -23,7 +23,7 @@ import numpy as np
 from indexer import thumbnails
 from indexer.decode import ClipDecoder, ProbeError, probe
 from indexer.memory import release_free_memory
-from indexer.records import ClipWindow, DecodedClip, ScannedFile, VideoInfo
+from indexer.records import ClipWindow, DecodedClip, ScannedFile, VideoInfo, stack_by_size
 from indexer.towers import Towers
 
 QUEUE_CLIPS = 8
@@ -89,7 +89,7 @@ class DecodeThread(threading.Thread):
                     return
                 thumb = (thumbnails.write_thumbnail(self.data_root, job.fingerprint, clip.window.ordinal,
                                                     clip.full_frames) if job.fingerprint else None)
-                self._put((_CLIP, video, (DecodedClip(clip.window, clip.frames, [], clip.resized), thumb)))
+                self._put((_CLIP, video, (replace(clip, full_frames=[]), thumb)))  # thumbnail done: drop them
                 if video.info.duration:
                     done = min(1.0, clip.window.end / video.info.duration) * job.file.size
                     self.on_bytes(done - reported)
@@ -157,8 +157,7 @@ def embed_videos(jobs: Iterable[Job], towers: Towers, data_root: Path, batch_siz
 
 def _embed_batch(batch: list[tuple[EmbeddedVideo, DecodedClip]], towers: Towers) -> None:
     names = list(batch[0][0].job.towers)
-    sizes = batch[0][1].by_size()
-    vectors = towers.embed(names, {size: np.stack([clip.by_size()[size] for _, clip in batch]) for size in sizes})
+    vectors = towers.embed(names, stack_by_size([clip for _, clip in batch]))
     for row, (video, _) in enumerate(batch):
         for name in names:
             video.vectors[name].append(vectors[name][row])

@@ -71,6 +71,12 @@ class DecodedClip:
         return {self.frames.shape[1]: self.frames, **self.resized}
 
 
+def stack_by_size(clips: list[DecodedClip]) -> dict[int, np.ndarray]:
+    """A batch for the towers: {size: uint8 (B, T, size, size, 3)} for every size decoded."""
+    per_clip = [clip.by_size() for clip in clips]
+    return {size: np.stack([frames[size] for frames in per_clip]) for size in per_clip[0]}
+
+
 @dataclass(frozen=True)
 class Failure:
     path: str
