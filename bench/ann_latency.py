@@ -25,6 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from machine import describe_machine  # noqa: E402
+
 from indexer import store  # noqa: E402
 
 K = 10
@@ -105,6 +107,7 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="also time other HNSW ef_search values")
     parser.add_argument("--data", choices=["video", "blobs"], default="video")
     args = parser.parse_args()
+    print(describe_machine(), flush=True)
     print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, budget {args.budget_gib} GiB, "
           f"data {args.data}")
     print("| clips | dim | index | p50 ms | p95 ms | recall@10 | build s | memory GiB |")

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from indexing_throughput import inputs  # noqa: E402
+from machine import describe_machine  # noqa: E402
 
 from indexer.decode import ClipDecoder, ProbeError, probe  # noqa: E402
 from indexer.memory import tune_malloc  # noqa: E402
@@ -108,6 +109,7 @@ def main() -> None:
     parser.add_argument("--input", default="shared", choices=["shared", "360p", "720p", "1080p"])
     parser.add_argument("--minutes", type=int, default=2)
     args = parser.parse_args()
+    print(describe_machine(), flush=True)
     files = []
     for path in inputs(args):
         if "edge_cases" in path.parts:

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 from footage import long_video  # noqa: E402
+from machine import describe_machine  # noqa: E402
 
 MEASURE = ("import resource, runpy, sys; sys.argv = ['run.py', *sys.argv[1:]]\n"
            "try:\n    runpy.run_path('run.py', run_name='__main__')\n"
@@ -48,6 +49,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, nargs="+", default=[10, 60])
     parser.add_argument("--height", type=int, default=1080)
     args = parser.parse_args()
+    print(describe_machine(), flush=True)
     width = args.height * 16 // 9
     with tempfile.TemporaryDirectory() as tmp:
         warm = Path(tmp) / "warm"

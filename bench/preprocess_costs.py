@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from footage import long_video  # noqa: E402
+from machine import describe_machine  # noqa: E402
 
 from encoder.preprocess import IMAGENET_MEAN, IMAGENET_STD, normalize_clips  # noqa: E402
 from encoder.videomae2 import VideoMAE2, variant_config  # noqa: E402
@@ -85,6 +86,7 @@ def embeddings() -> None:
 
 
 def main() -> None:
+    print(describe_machine(), flush=True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, PyAV {av.__version__}")
     print("| step | per | old ms | new ms | old / new |\n|---|---|---|---|---|")
     conversions(frames_of(long_video(1, 1280, 720), 64), "720p")

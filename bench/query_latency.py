@@ -22,6 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from machine import describe_machine  # noqa: E402
+
 from app.query import Filters, Query, SearchOptions  # noqa: E402
 from app.search import SearchService  # noqa: E402
 from indexer.catalog import Catalog  # noqa: E402
@@ -105,6 +107,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
+    print(describe_machine(), flush=True)
     for n in args.sizes:
         run(n, args.repeat)
 
