@@ -106,9 +106,9 @@ def _command(sub, name: str, handler, help_text: str) -> argparse.ArgumentParser
 
 
 def _encoder_options(parser: argparse.ArgumentParser) -> None:
-    from encoder.videomae2 import VARIANTS
-
-    parser.add_argument("--encoder", default="vit-s", choices=list(VARIANTS), help="VideoMAE v2 variant")
+    # No `choices` from encoder.videomae2.VARIANTS: that would import torch for every command.
+    # An unknown name is refused before any work, with the valid ones listed.
+    parser.add_argument("--encoder", default="vit-s", help="VideoMAE v2 variant, e.g. vit-s (default) or vit-b")
     parser.add_argument("--weights", help="pretrained tag, hf:OWNER/REPO/FILE, a local checkpoint, "
                                           "or 'random' (tests only); default: the variant's own")
     parser.add_argument("--window-frames", type=int, help="frames per clip (default: the weights')")

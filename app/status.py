@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from indexer import store
 from indexer.catalog import Catalog
-from indexer.towers import IMAGE_SET, VIDEO_SET
+from indexer.records import IMAGE_SET, VIDEO_SET
 from indexer.settings import DataDir
 
 

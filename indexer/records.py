@@ -7,6 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+# Names of the vector sets (one per tower), as the catalog and the index files know them.
+VIDEO_SET = "video"  # VideoMAE v2: motion, actions
+IMAGE_SET = "image"  # open_clip image tower: appearance, aligned with text
+
 
 @dataclass(frozen=True)
 class ScannedFile:

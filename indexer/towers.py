@@ -20,12 +20,8 @@ from encoder.clip import ClipTower, ClipTowerSpec, clip_spec_from_identity, reso
 from encoder.factory import VideoEncoder, VideoEncoderSpec, resolve_video_encoder, spec_from_identity
 from indexer.catalog import Catalog, VectorSetInfo
 from indexer.decode import ClipDecoder
-from indexer.records import ClipSampling, VideoInfo
+from indexer.records import IMAGE_SET, VIDEO_SET, ClipSampling, VideoInfo
 from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettings
-
-VIDEO_SET = "video"
-IMAGE_SET = "image"
-
 
 @dataclass
 class Towers:

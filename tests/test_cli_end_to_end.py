@@ -142,6 +142,25 @@ def test_bad_queries_are_clear_errors(library, tmp_path):
     assert "run `python run.py index PATH` first" in done.stderr
 
 
+def test_status_and_help_do_not_load_the_model_libraries(library):
+    """torch and open_clip take seconds to import: commands that need no model never import them."""
+    _, data, _ = library
+    script = ("import contextlib, io, json, sys, run\n"
+              "with contextlib.redirect_stdout(io.StringIO()):\n"
+              "    codes = [run.main(['status', '--data', sys.argv[1], '--json'])]\n"
+              "    try:\n        run.main(['index', '--help'])\n    except SystemExit as exc:\n"
+              "        codes.append(exc.code)\n"
+              "print(json.dumps([codes, [m for m in ('torch', 'open_clip') if m in sys.modules]]))")
+    done = subprocess.run([sys.executable, "-c", script, str(data)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert json.loads(done.stdout) == [[0, 0], []], done.stderr
+
+
+def test_an_unknown_encoder_is_refused_with_the_valid_names(tmp_path):
+    done = cli_in_process("index", tmp_path, "--data", tmp_path / "data", "--encoder", "vit-huge", expect=2)
+    assert "unknown VideoMAE v2 variant 'vit-huge'; valid: vit-tiny, vit-s" in done.stderr
+
+
 def test_incremental_reindex(tmp_path, demo_videos):
     lib, data = tmp_path / "lib", tmp_path / "data"
     lib.mkdir()
