@@ -34,9 +34,9 @@ from indexer import store
 from indexer.catalog import Catalog, VectorSetInfo
 from indexer.decode import ProbeError, probe, read_image
 from indexer.lock import IndexLock
-from indexer.records import Moment, stack_by_size
+from indexer.records import IMAGE_SET, VIDEO_SET, Moment, stack_by_size
 from indexer.settings import DataDir
-from indexer.towers import IMAGE_SET, VIDEO_SET, Towers, towers_from_catalog
+from indexer.towers import Towers, towers_from_catalog
 
 log = logging.getLogger(__name__)
 

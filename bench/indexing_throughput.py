@@ -142,5 +142,6 @@ def main() -> None:
     print(f"end to end includes loading the models, {load_s:.1f} s when measured alone; without it "
           f"{e2e_s - load_s:.1f} s = {(e2e_s - load_s) / slowest:.2f} x max(dec, enc)")
 
+
 if __name__ == "__main__":
     main()

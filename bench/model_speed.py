@@ -13,10 +13,8 @@ path, normalisation included), the peer on float pixel values it was handed.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,24 +25,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from machine import describe_machine  # noqa: E402
+from preprocess_costs import median_ms  # noqa: E402
 
 from encoder.factory import resolve_video_encoder  # noqa: E402
-
-
-def seconds_per_clip(fn, batch: int, repeats: int) -> float:
-    fn()  # warm up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) / batch)
-    return statistics.median(times)
 
 
 def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
     """What this CPU's fp32 matmul reaches: the ceiling for a model that is mostly matmuls."""
     a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n**3 / seconds_per_clip(lambda: a @ b, 1, repeats) / 1e9
+    return 2 * n**3 / (median_ms(lambda: a @ b, 1, repeats) / 1e3) / 1e9
 
 
 def main() -> None:
@@ -68,13 +57,13 @@ def main() -> None:
     for batch in args.batch_sizes:
         pixels = torch.randn(batch, 16, 3, 224, 224)
         with torch.no_grad():
-            theirs = seconds_per_clip(lambda: peer(pixel_values=pixels), batch, args.repeats)
-        print(f"| {batch} | transformers VideoMAEModel (peer) | fp32 | {theirs * 1e3:.0f} | 1.00 |", flush=True)
+            theirs = median_ms(lambda: peer(pixel_values=pixels), batch, args.repeats)
+        print(f"| {batch} | transformers VideoMAEModel (peer) | fp32 | {theirs:.0f} | 1.00 |", flush=True)
         clips = rng.integers(0, 255, (batch, 16, 224, 224, 3), dtype=np.uint8)
         for precision, encoder in ours.items():
-            mine = seconds_per_clip(lambda: encoder.embed(clips), batch, args.repeats)
+            mine = median_ms(lambda: encoder.embed(clips), batch, args.repeats)
             print(f"| {batch} | Tubelet VideoMAE v2 ViT-S | {precision} ({encoder.runtime.describe()}) | "
-                  f"{mine * 1e3:.0f} | {theirs / mine:.2f} |", flush=True)
+                  f"{mine:.0f} | {theirs / mine:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

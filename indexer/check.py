@@ -18,10 +18,9 @@ from sqlalchemy import func, select
 from indexer import store, thumbnails
 from indexer.catalog import Catalog
 from indexer.decode import ClipDecoder, ProbeError, probe
-from indexer.records import ClipSampling
+from indexer.records import IMAGE_SET, VIDEO_SET, ClipSampling
 from indexer.schema import Clip, Vector, Video, VideoPath
 from indexer.settings import DataDir
-from indexer.towers import IMAGE_SET, VIDEO_SET
 
 
 @dataclass

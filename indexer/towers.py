@@ -23,6 +23,7 @@ from indexer.decode import ClipDecoder
 from indexer.records import IMAGE_SET, VIDEO_SET, ClipSampling, VideoInfo
 from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettings
 
+
 @dataclass
 class Towers:
     video: VideoEncoderSpec

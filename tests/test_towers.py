@@ -13,8 +13,9 @@ from encoder.clip import CONFIG_DIR
 from indexer.catalog import Catalog
 from indexer.decode import ClipDecoder, probe
 from indexer.pipeline import run_index
+from indexer.records import IMAGE_SET, VIDEO_SET
 from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettings
-from indexer.towers import IMAGE_SET, VIDEO_SET, resolve_towers
+from indexer.towers import resolve_towers
 
 NAMES = [VIDEO_SET, IMAGE_SET]
 
