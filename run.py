@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--retry-failed", action="store_true", help="try files that failed before again")
     index.add_argument("--rebuild", action="store_true",
                        help="discard every clip and vector and embed all videos again (e.g. new encoder)")
+    index.add_argument("--one-file-system", action="store_true",
+                       help="do not descend into other filesystems (mounts) under a PATH")
     index.add_argument("--json", action="store_true", help="print one JSON report")
 
     search = _command(sub, "search", cmd_search, "find moments by text, image, clip or clip id")
@@ -81,12 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = _command(sub, "serve", cmd_serve, "web UI and API on a local port")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    serve.add_argument("--port", type=int, default=7860)
+    serve.add_argument("--port", type=port_number, default=7860)
     serve.add_argument("--auth", default=os.environ.get("TUBELET_AUTH"),
                        help="USER:PASSWORD required to use the UI and API (env TUBELET_AUTH)")
     serve.add_argument("--root", type=Path, action="append", default=[],
                        help="a folder the UI may index (repeatable); off when none")
-    serve.add_argument("--max-upload-mb", type=int, default=500, help="largest upload accepted")
+    serve.add_argument("--max-upload-mb", type=positive_int, default=500, help="largest upload accepted")
     _runtime_options(serve)
 
     demo = _command(sub, "demo", cmd_demo, "index a folder (default: a generated library) and search it")
@@ -111,15 +113,33 @@ def _encoder_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", default="vit-s", help="VideoMAE v2 variant, e.g. vit-s (default) or vit-b")
     parser.add_argument("--weights", help="pretrained tag, hf:OWNER/REPO/FILE, a local checkpoint, "
                                           "or 'random' (tests only); default: the variant's own")
-    parser.add_argument("--window-frames", type=int, help="frames per clip (default: the weights')")
-    parser.add_argument("--frame-interval", type=int, help="take every Nth frame (default: the weights')")
-    parser.add_argument("--stride-frames", type=int, help="source frames between clip starts (default: back to back)")
-    parser.add_argument("--batch-size", type=int, default=4, help="clips per encoder call")
+    parser.add_argument("--window-frames", type=positive_int, help="frames per clip (default: the weights')")
+    parser.add_argument("--frame-interval", type=positive_int, help="take every Nth frame (default: the weights')")
+    parser.add_argument("--stride-frames", type=positive_int, help="source frames between clip starts (default: back to back)")
+    parser.add_argument("--batch-size", type=positive_int, default=4, help="clips per encoder call")
     parser.add_argument("--no-clip", action="store_true", help="skip open_clip vectors (no text/image search)")
     parser.add_argument("--clip-model", default="ViT-B-32-256", help="open_clip architecture")
     parser.add_argument("--clip-weights", help="open_clip pretrained tag, hf:..., a local file or 'random'")
-    parser.add_argument("--clip-frames", type=int, default=4, help="frames per clip for the CLIP vector")
+    parser.add_argument("--clip-frames", type=positive_int, default=4, help="frames per clip for the CLIP vector")
     _runtime_options(parser)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: 1 or more (a zero or negative frame count, batch or size has no meaning)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def port_number(text: str) -> int:
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port, 1 to 65535, got {value}")
+    return value
 
 
 def _runtime_options(parser: argparse.ArgumentParser) -> None:
@@ -148,6 +168,7 @@ def index_settings(args):
         batch_size=args.batch_size,
         retry_failed=getattr(args, "retry_failed", False),
         rebuild=getattr(args, "rebuild", False),
+        one_file_system=getattr(args, "one_file_system", False),
     )
 
 
@@ -155,7 +176,9 @@ def index_settings(args):
 
 def cmd_index(args) -> int:
     from app.cli_output import print_index_report
+    from indexer.scan import check_roots
 
+    check_roots(args.paths)  # before any work: `index /proc` is refused at once
     report = run_index(index_settings(args), args.paths)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))

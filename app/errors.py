@@ -4,5 +4,6 @@ from app.query import QueryError
 from encoder.errors import EncoderError
 from indexer.catalog import CatalogError
 from indexer.lock import LockHeld
+from indexer.scan import RootError
 
-USER_ERRORS = (QueryError, EncoderError, CatalogError, LockHeld)
+USER_ERRORS = (QueryError, EncoderError, CatalogError, LockHeld, RootError)

@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 MAX_K = 1000
 MAX_TEXT = 1000  # characters; CLIP tokenizers truncate at 77 tokens anyway
+MAX_GLOB = 1000  # characters; translating an fnmatch pattern is quadratic in its length
+MAX_PREFIX = 4096  # characters, PATH_MAX
+CLIP_ID_RANGE = (-(2 ** 63), 2 ** 63 - 1)  # SQLite's INTEGER: ids outside it cannot exist
 GROUPS = ("clip", "video")
 DEFAULT_WEIGHTS = {"video": 1.0, "appearance": 1.0, "text": 1.0, "image": 1.0, "negative": 1.0}
 
 
 class QueryError(ValueError):
     """A query that cannot be answered; the message is meant for the user."""
+
+
+def require_finite(name: str, value, minimum: float | None = None) -> None:
+    """A number a query can use: not bool, not nan or infinite, and at least `minimum` when given."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise QueryError(f"{name} must be a finite number, got {value}")
+    if minimum is not None and value < minimum:
+        raise QueryError(f"{name} must be {minimum:g} or more, got {value}")
+
+
+def require_whole(name: str, value, low: int, high: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise QueryError(f"{name} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise QueryError(f"{name} must be between {low} and {high}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -27,6 +51,9 @@ class Query:
     negative: str | None = None  # "not this": CLIP text whose similarity is subtracted
 
     def __post_init__(self):
+        require_finite("start", self.start)
+        require_finite("end", self.end)
+        require_whole("like", self.like, *CLIP_ID_RANGE)
         if self.video is not None and self.like is not None:
             raise QueryError("give either a video or a clip id (--like), not both")
         if not any((self.text, self.image, self.video, self.like is not None)):
@@ -57,6 +84,12 @@ class Filters:
         return any(v is not None for v in vars(self).values())
 
     def __post_init__(self):
+        require_finite("min_duration", self.min_duration)
+        require_finite("max_duration", self.max_duration)
+        for name, limit in (("path_glob", MAX_GLOB), ("path_prefix", MAX_PREFIX)):
+            value = getattr(self, name)
+            if value is not None and len(value) > limit:
+                raise QueryError(f"{name} must be at most {limit} characters, got {len(value)}")
         if self.min_duration is not None and self.max_duration is not None \
                 and self.max_duration < self.min_duration:
             raise QueryError("max duration must not be below min duration")
@@ -70,13 +103,15 @@ class SearchOptions:
     weights: dict[str, float] = field(default_factory=dict)  # per query part, over DEFAULT_WEIGHTS
 
     def __post_init__(self):
-        if not 1 <= self.k <= MAX_K:
-            raise QueryError(f"k must be between 1 and {MAX_K}, got {self.k}")
+        require_whole("k", self.k, 1, MAX_K)
+        require_finite("min_score", self.min_score)
         if self.group not in GROUPS:
             raise QueryError(f"group must be one of {', '.join(GROUPS)}, got {self.group!r}")
         unknown = set(self.weights) - set(DEFAULT_WEIGHTS)
         if unknown:
             raise QueryError(f"unknown weight {', '.join(sorted(unknown))}; valid: {', '.join(DEFAULT_WEIGHTS)}")
+        for part, value in self.weights.items():  # nan would make every score nan; a negative one inverts a part
+            require_finite(f"weight {part}", value, minimum=0)
 
     def weight(self, part: str) -> float:
         return self.weights.get(part, DEFAULT_WEIGHTS[part])

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +34,7 @@ from app.moments import ScoredClip, best, merge_moments
 from app.query import Filters, Query, QueryError, SearchOptions
 from indexer import store
 from indexer.catalog import Catalog, VectorSetInfo
-from indexer.decode import ProbeError, probe, read_image
+from indexer.decode import DecodeTimeout, ProbeError, probe, read_image
 from indexer.lock import IndexLock
 from indexer.records import IMAGE_SET, VIDEO_SET, Moment, stack_by_size
 from indexer.settings import DataDir
@@ -44,6 +46,10 @@ PART_SETS = {"video": VIDEO_SET, "appearance": IMAGE_SET, "text": IMAGE_SET, "im
              "negative": IMAGE_SET}
 CANDIDATES_PER_K = 20  # each positive part contributes max(200, 20 k) candidates
 MOMENTS_PER_VIDEO = 3  # with group="video", up to this many moments per video
+# A query video is embedded from at most this many windows, spread evenly over its range (a 5-minute
+# query took 234 s to embed window by window), within this much time for decoding and embedding.
+MAX_QUERY_WINDOWS = 16
+QUERY_VIDEO_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -177,16 +183,28 @@ class SearchService:
         """Query clip -> {"video": VideoMAE vector, "appearance": CLIP vector (if indexed)}.
 
         Cut into windows like a library video; several windows' unit vectors are averaged and
-        re-normalised (the usual clip-to-video pooling), so hits match the query as a whole.
+        re-normalised (the usual clip-to-video pooling), so hits match the query as a whole. A range
+        holding more than MAX_QUERY_WINDOWS windows is represented by that many, spread evenly over it
+        (the first ones when its length is unknown); past QUERY_VIDEO_SECONDS the query is refused.
         """
         towers = self._towers()
         names = [VIDEO_SET] + ([IMAGE_SET] if IMAGE_SET in self.indexes else [])
+        deadline = time.monotonic() + QUERY_VIDEO_SECONDS
         try:
             info = probe(Path(path))
+            decoder = towers.clip_decoder(Path(path), info, names, (start, end), MAX_QUERY_WINDOWS, deadline)
+            per_window = []
+            for clip in decoder.clips():
+                per_window.append(towers.embed(names, stack_by_size([clip])))
+                if time.monotonic() > deadline:
+                    raise DecodeTimeout("embedding stopped at its time limit")
+        except DecodeTimeout as exc:
+            raise QueryError(f"query video {path}: {exc} ({QUERY_VIDEO_SECONDS:g} s); "
+                             "give a shorter range with start/end") from exc
         except ProbeError as exc:
             raise QueryError(f"query video {path}: {exc}") from exc
-        decoder = towers.clip_decoder(Path(path), info, names, (start, end))
-        per_window = [towers.embed(names, stack_by_size([clip])) for clip in decoder.clips()]
+        if decoder.summary.note:
+            log.warning("query video %s: embedded %s", path, decoder.summary.note)
         if not per_window:
             where = f" between {start} s and {end} s" if start is not None or end is not None else ""
             raise QueryError(f"query video {path}: no frames{where}")
@@ -262,7 +280,8 @@ class SearchService:
         if self._filter_cache is None:
             self._filter_cache = (self.catalog.video_rows(), *self.catalog.clip_video_ids())
         videos, clip_ids, clip_videos = self._filter_cache
-        keep = [v.video_id for v in videos if _video_passes(v, filters)]
+        glob = path_glob_matcher(filters.path_glob)  # compiled once per search, not once per path
+        keep = [v.video_id for v in videos if _video_passes(v, filters, glob)]
         return clip_ids[np.isin(clip_videos, keep)]
 
     # -- internals ------------------------------------------------------------------------------
@@ -278,10 +297,18 @@ class SearchService:
         return self._towers().encoder(IMAGE_SET)
 
 
-def _video_passes(video, filters: Filters) -> bool:
+def path_glob_matcher(pattern: str | None) -> re.Pattern | None:
+    """The fnmatch pattern as one compiled regex. `fnmatch.translate` makes `*` atomic, so matching is
+    linear in the path; the pattern's length is bounded by Filters (translating is quadratic in it)."""
+    return re.compile(fnmatch.translate(pattern), re.DOTALL) if pattern else None
+
+
+def _video_passes(video, filters: Filters, glob: re.Pattern | None = None) -> bool:
     if filters.path_prefix and not any(p.startswith(filters.path_prefix) for p in video.paths):
         return False
-    if filters.path_glob and not any(fnmatch.fnmatchcase(p, filters.path_glob) for p in video.paths):
+    if filters.path_glob and glob is None:
+        glob = path_glob_matcher(filters.path_glob)
+    if glob is not None and not any(glob.match(p) for p in video.paths):
         return False
     duration = video.duration or 0.0
     if filters.min_duration is not None and duration < filters.min_duration:

@@ -9,10 +9,13 @@ centre-cropped to the encoder's square input.
 from __future__ import annotations
 
 import itertools
+import os
+import stat
+import time
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import av
 import numpy as np
@@ -23,15 +26,53 @@ from indexer.windows import AssembledWindow, WindowAssembler
 
 MAX_CONSECUTIVE_BAD_PACKETS = 32  # past this, the rest of the stream is considered unreadable
 SEEK_MIN_STRIDE_SPANS = 2  # windows this many spans apart (or more) are reached by seeking
+# Largest frame decoded: DCI 8K (8192x4320, 35.4 megapixels), about 53 MB in YUV 4:2:0 and 106 MB in RGB.
+# A 16000x16000 frame (a 1.6 MB file can hold one) made a single decode take 2.5 GB; larger ones are refused.
+MAX_FRAME_WIDTH, MAX_FRAME_HEIGHT = 8192, 4320
+MAX_FRAME_PIXELS = MAX_FRAME_WIDTH * MAX_FRAME_HEIGHT
+# FFmpeg enforces the same bound itself (in stream probing and in every decoder it opens), so a header
+# that understates the resolution cannot make it allocate a larger frame.
+DECODER_LIMITS = {"max_pixels": str(MAX_FRAME_PIXELS)}
 
 
 class ProbeError(Exception):
     """The file cannot be indexed as a video; the message says why, for the user."""
 
 
-def _open(path: Path):
+class DecodeTimeout(ProbeError):
+    """Decoding ran past its deadline (query videos have one)."""
+
+
+FILE_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+              (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words (for messages)."""
+    return next((name for test, name in FILE_KINDS if test(mode)), "not a plain file")
+
+
+def require_regular_file(path: Path) -> None:
+    """Refuse FIFOs, devices and sockets before FFmpeg opens them: opening a FIFO blocks until a writer
+    comes (forever, for a query), and a device such as /dev/zero never ends."""
     try:
-        return av.open(str(path), metadata_errors="ignore")
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise ProbeError(f"cannot read file: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(mode):
+        raise ProbeError(f"is not a regular file ({file_kind(mode)})")
+
+
+def check_resolution(width: int, height: int) -> None:
+    if width * height > MAX_FRAME_PIXELS:
+        raise ProbeError(f"resolution {width}x{height} is above the limit of {MAX_FRAME_WIDTH}x{MAX_FRAME_HEIGHT} "
+                         f"({MAX_FRAME_PIXELS / 1e6:.1f} megapixels)")
+
+
+def _open(path: Path):
+    require_regular_file(path)
+    try:
+        return av.open(str(path), metadata_errors="ignore", options=DECODER_LIMITS)
     except OSError as exc:  # first: PyAV's missing-file and permission errors are OSErrors too
         raise ProbeError(f"cannot read file: {exc.strerror or exc}") from exc
     except av.FFmpegError as exc:
@@ -61,7 +102,10 @@ def probe(path: Path) -> VideoInfo:
             kinds = sorted({s.type for s in container.streams})
             has = f" (has {', '.join(kinds)} streams only)" if kinds else " (no streams)"
             raise ProbeError(f"no video stream{has}")
+        check_resolution(stream.codec_context.width, stream.codec_context.height)  # before decoding a frame
+        stream.codec_context.options = dict(DECODER_LIMITS)
         first = _first_frame(container, stream)
+        check_resolution(first.width, first.height)
         width, height = first.width, first.height
         rotation = int(first.rotation or 0)
         if rotation % 180:
@@ -101,6 +145,7 @@ class DecodeSummary:
     duration: float = 0.0  # seconds from the stream start to the end of the last frame
     bad_packets: int = 0  # packets FFmpeg could not decode (skipped)
     error: str | None = None  # why decoding stopped early, if it did
+    note: str | None = None  # how windows were chosen, when only some of the range's were decoded
 
 
 class ClipDecoder:
@@ -108,8 +153,11 @@ class ClipDecoder:
 
     def __init__(self, path: Path, info: VideoInfo, sampling: ClipSampling, size: int,
                  time_range: tuple[float | None, float | None] | None = None, seek: bool | None = None,
-                 extra_sizes: tuple[int, ...] = ()):
+                 extra_sizes: tuple[int, ...] = (), max_windows: int | None = None, deadline: float | None = None):
         self.seek = seek  # None: seek when windows are sparse; True/False force a mode
+        # At most this many windows, spread evenly over the time range when its length is known (queries).
+        self.max_windows = max_windows
+        self.deadline = deadline  # time.monotonic() past which decoding stops with DecodeTimeout
         self.path = path
         self.info = info
         self.sampling = sampling
@@ -125,12 +173,33 @@ class ClipDecoder:
 
     def clips(self) -> Iterator[DecodedClip]:
         """Windows in time order. Sparse windows (gaps of a window or more between them, in
-        constant frame rate footage) are reached by seeking; dense ones by decoding everything."""
-        seek = self._sparse() if self.seek is None else self.seek and bool(self.info.fps)
-        if seek:
-            yield from self._seeking_clips()
+        constant frame rate footage) are reached by seeking; dense ones by decoding everything.
+        With `max_windows`, a range holding more windows yields that many, spread evenly over it
+        (by seeking) when its length is known, else the first ones."""
+        spread = self._spread_targets()
+        if spread is not None:
+            self.summary.note = (f"{len(spread)} windows spread evenly over {spread[0]:.1f}-"
+                                 f"{spread[-1] + self.sampling.span / self.info.fps:.1f} s")
+            clips = self._clips_at(spread)
+        elif self._sparse() if self.seek is None else self.seek and bool(self.info.fps):
+            clips = self._seeking_clips()
         else:
-            yield from self._sequential_clips()
+            clips = self._sequential_clips()
+        try:
+            yield from itertools.islice(clips, self.max_windows)
+        finally:
+            clips.close()  # closes the container now, not when the generator is collected
+
+    def _spread_targets(self) -> list[float] | None:
+        """Start times of `max_windows` windows spread over the range, if it holds more than that."""
+        end = self.end if self.end is not None else self.info.duration
+        if not self.max_windows or not self.info.fps or end is None:
+            return None
+        start = self.start or 0.0
+        window_seconds, stride_seconds = self.sampling.span / self.info.fps, self.sampling.stride / self.info.fps
+        if (end - start) / stride_seconds <= self.max_windows or end - window_seconds <= start:
+            return None
+        return np.linspace(start, end - window_seconds, self.max_windows).tolist()
 
     def _sparse(self) -> bool:
         return (self.start is None and self.end is None and bool(self.info.fps)
@@ -141,18 +210,21 @@ class ClipDecoder:
         stream.thread_type = "AUTO"
         # Deblocking changes pixels by 0.09 levels on average once frames are downscaled to the
         # model's input (bench/RESULTS.md) but costs ~30% of H.264 decoding: skip it.
-        stream.codec_context.options = {"skip_loop_filter": "all"}
+        stream.codec_context.options = {"skip_loop_filter": "all", **DECODER_LIMITS}
         return stream
 
     def _seeking_clips(self) -> Iterator[DecodedClip]:
+        frame_seconds = 1 / self.info.fps
+        return self._clips_at(ordinal * self.sampling.stride * frame_seconds for ordinal in itertools.count())
+
+    def _clips_at(self, targets: Iterable[float]) -> Iterator[DecodedClip]:
         """One seek per window: decode from the keyframe before it to its end, nothing between."""
         one_window = ClipSampling(self.sampling.num_frames, self.sampling.frame_interval)
         frame_seconds = 1 / self.info.fps
         with _open(self.path) as container:
             stream = self._open_stream(container)
             clock = _Clock(stream)
-            for ordinal in itertools.count():
-                target = ordinal * self.sampling.stride * frame_seconds
+            for ordinal, target in enumerate(targets):
                 container.seek(clock.to_pts(target), stream=stream, backward=True)
                 assembler, index, done, end_of_last = WindowAssembler(one_window), 0, [], target
                 for frame in self._frames(container, stream):
@@ -205,6 +277,8 @@ class ClipDecoder:
         """Decode packet by packet so one corrupt packet costs a frame, not the whole video."""
         consecutive_bad = 0
         for packet in container.demux(stream):
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise DecodeTimeout("decoding stopped at its time limit")
             try:
                 frames = packet.decode()
             except av.FFmpegError as exc:
@@ -237,9 +311,14 @@ def convert_frame(frame, size: int, reformatter: VideoReformatter | None = None)
 
 def read_image(path: Path, size: int) -> np.ndarray:
     """An image file through the same FFmpeg path as video frames: uint8 (size, size, 3) RGB."""
+    require_regular_file(path)
     try:
-        with av.open(str(path)) as container:
-            frame = next(container.decode(video=0))
+        with av.open(str(path), options=DECODER_LIMITS) as container:
+            stream = container.streams.video[0]
+            check_resolution(stream.codec_context.width, stream.codec_context.height)
+            stream.codec_context.options = dict(DECODER_LIMITS)
+            frame = next(container.decode(stream))
+            check_resolution(frame.width, frame.height)
             return _center_crop(convert_frame(frame, size), size)
     except (av.FFmpegError, StopIteration, IndexError) as exc:
         raise ProbeError(f"cannot read as an image: {getattr(exc, 'strerror', None) or exc}") from exc

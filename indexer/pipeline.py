@@ -100,7 +100,7 @@ class Indexer:
     # -- planning -------------------------------------------------------------------------------
     def _plan(self, roots: list[Path], report: IndexReport) -> Plan:
         roots = [Path(os.path.abspath(r)) for r in roots]
-        scan = scan_roots(roots, exclude=[self.settings.data.root])
+        scan = scan_roots(roots, exclude=[self.settings.data.root], one_file_system=self.settings.one_file_system)
         report.failures.extend(scan.failures)
         report.files.skipped += scan.skipped
         unreadable: list[Failure] = []

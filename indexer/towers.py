@@ -53,10 +53,13 @@ class Towers:
         return tuple(sorted({self.input_size(name) for name in names or self.specs()}, reverse=True))
 
     def clip_decoder(self, path: Path, info: VideoInfo, names: Iterable[str] | None = None,
-                     time_range: tuple[float | None, float | None] | None = None) -> ClipDecoder:
-        """A decoder giving every tower in `names` (default: all) clips at its own input size."""
+                     time_range: tuple[float | None, float | None] | None = None, max_windows: int | None = None,
+                     deadline: float | None = None) -> ClipDecoder:
+        """A decoder giving every tower in `names` (default: all) clips at its own input size
+        (at most `max_windows` of them, decoded before the `deadline`, when given: see ClipDecoder)."""
         largest, *others = self.input_sizes(names)
-        return ClipDecoder(path, info, self.sampling, largest, time_range, extra_sizes=tuple(others))
+        return ClipDecoder(path, info, self.sampling, largest, time_range, extra_sizes=tuple(others),
+                           max_windows=max_windows, deadline=deadline)
 
     def encoder(self, name: str) -> VideoEncoder | ClipTower:
         """The loaded encoder of a tower; loads on first use (the explicit, costly step)."""
