@@ -102,6 +102,8 @@ def probe(path: Path) -> VideoInfo:
             kinds = sorted({s.type for s in container.streams})
             has = f" (has {', '.join(kinds)} streams only)" if kinds else " (no streams)"
             raise ProbeError(f"no video stream{has}")
+        if stream.codec_context is None:
+            raise ProbeError(f"no decoder for its video codec ({stream.codec_tag or 'unknown'})")
         check_resolution(stream.codec_context.width, stream.codec_context.height)  # before decoding a frame
         stream.codec_context.options = dict(DECODER_LIMITS)
         first = _first_frame(container, stream)
@@ -315,6 +317,8 @@ def read_image(path: Path, size: int) -> np.ndarray:
     try:
         with av.open(str(path), options=DECODER_LIMITS) as container:
             stream = container.streams.video[0]
+            if stream.codec_context is None:
+                raise ProbeError("no decoder for its image codec")
             check_resolution(stream.codec_context.width, stream.codec_context.height)
             stream.codec_context.options = dict(DECODER_LIMITS)
             frame = next(container.decode(stream))

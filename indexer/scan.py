@@ -62,8 +62,8 @@ def check_root(root: Path, pseudo: set[int] | None = None) -> os.stat_result | N
         raise RootError(f"cannot index {root}: {exc.strerror}") from None
     if not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)):
         raise RootError(f"cannot index {root}: is not a regular file or directory ({file_kind(info.st_mode)})")
-    real = Path(os.path.realpath(root))
-    if any(real == p or p in real.parents for p in PSEUDO_FILESYSTEMS) \
+    named_or_real = (Path(os.path.abspath(root)), Path(os.path.realpath(root)))  # /proc/self/root is "/"
+    if any(path == p or p in path.parents for p in PSEUDO_FILESYSTEMS for path in named_or_real) \
             or info.st_dev in (pseudo_devices() if pseudo is None else pseudo):
         raise RootError(f"cannot index {root}: it is on a pseudo filesystem ({', '.join(map(str, PSEUDO_FILESYSTEMS))} "
                         "hold kernel views, not footage)")
