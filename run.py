@@ -115,7 +115,8 @@ def _encoder_options(parser: argparse.ArgumentParser) -> None:
                                           "or 'random' (tests only); default: the variant's own")
     parser.add_argument("--window-frames", type=positive_int, help="frames per clip (default: the weights')")
     parser.add_argument("--frame-interval", type=positive_int, help="take every Nth frame (default: the weights')")
-    parser.add_argument("--stride-frames", type=positive_int, help="source frames between clip starts (default: back to back)")
+    parser.add_argument("--stride-frames", type=positive_int,
+                        help="source frames between clip starts (default: back to back)")
     parser.add_argument("--batch-size", type=positive_int, default=4, help="clips per encoder call")
     parser.add_argument("--no-clip", action="store_true", help="skip open_clip vectors (no text/image search)")
     parser.add_argument("--clip-model", default="ViT-B-32-256", help="open_clip architecture")

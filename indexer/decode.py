@@ -30,8 +30,8 @@ SEEK_MIN_STRIDE_SPANS = 2  # windows this many spans apart (or more) are reached
 # A 16000x16000 frame (a 1.6 MB file can hold one) made a single decode take 2.5 GB; larger ones are refused.
 MAX_FRAME_WIDTH, MAX_FRAME_HEIGHT = 8192, 4320
 MAX_FRAME_PIXELS = MAX_FRAME_WIDTH * MAX_FRAME_HEIGHT
-# FFmpeg enforces the same bound itself (in stream probing and in every decoder it opens), so a header
-# that understates the resolution cannot make it allocate a larger frame.
+# FFmpeg checks the same bound itself (its max_pixels option) in stream probing, which otherwise decodes a
+# full frame to learn the stream's parameters, and in every decoder Tubelet opens.
 DECODER_LIMITS = {"max_pixels": str(MAX_FRAME_PIXELS)}
 
 

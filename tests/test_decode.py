@@ -161,3 +161,16 @@ def test_sparse_windows_by_seeking_equal_sequential_decoding(name):
 def test_sparse_windows_leave_gaps_and_no_tail(demo_videos):
     clips, _ = decode(demo_videos[0], sampling=ClipSampling(8, 2, stride_frames=90))
     assert spans(clips) == [(0.0, 0.533), (3.0, 3.533), (6.0, 6.533)]
+
+
+def test_max_windows_spreads_them_evenly_over_the_range(demo_videos):
+    info = probe(demo_videos[0])  # 8 s at 30 fps: 4 windows of 64 frames when decoded in full
+    decoder = ClipDecoder(demo_videos[0], info, ClipSampling(), 64, max_windows=3)
+    clips = list(decoder.clips())
+    assert [round(c.window.start, 3) for c in clips] == [0.0, 2.933, 5.867]  # first, middle, last
+    assert decoder.summary.note == "3 windows spread evenly over 0.0-8.0 s"
+    full, _ = decode(demo_videos[0])
+    assert np.array_equal(clips[0].frames, full[0].frames) and np.array_equal(clips[-1].frames, full[-1].frames)
+    ranged = ClipDecoder(demo_videos[0], info, ClipSampling(), 64, (1.0, 3.2), max_windows=3)
+    assert spans(list(ranged.clips())) == [(1.0, 3.2)] and ranged.summary.note is None  # one window: as before
+

@@ -86,7 +86,8 @@ def test_a_short_query_range_embeds_all_its_windows(long_library, service, monke
     lib, long, data = long_library
     embedded = []
     real_embed = Towers.embed
-    monkeypatch.setattr(Towers, "embed", lambda self, names, clips: embedded.append(1) or real_embed(self, names, clips))
+    monkeypatch.setattr(Towers, "embed",
+                        lambda self, names, clips: embedded.append(1) or real_embed(self, names, clips))
     vectors = service.embed_video(long, 10.0, 10.0 + 5 * 6.4)  # 5 windows of 6.4 s at 10 fps
     assert len(embedded) == 5 and set(vectors) == {"video", "appearance"}
 
@@ -181,7 +182,8 @@ def test_a_fifo_in_the_library_is_reported_as_skipped(tmp_path, demo_videos, fif
     shutil.copy(demo_videos[0], lib / "real.mp4")
     report = run_index(settings(tmp_path / "data"), [lib])
     assert report.files.new == 1
-    assert [(Path(f.path).name, f.error) for f in report.failures] == [("clip.mp4", "not a regular file (a FIFO); skipped")]
+    assert [(Path(f.path).name, f.error) for f in report.failures] == [
+        ("clip.mp4", "not a regular file (a FIFO); skipped")]
     assert not fifo.opened
 
 
