@@ -4,6 +4,10 @@ Timestamps come from presentation timestamps (PTS), relative to the stream's sta
 right for variable frame rate footage and for containers that state no duration. Frames are
 resized inside FFmpeg (`VideoFrame.reformat`), rotated as the display matrix says, and
 centre-cropped to the encoder's square input.
+
+Memory and time are bounded whatever the file says: only regular files are opened (a FIFO would
+block, a device never end), frames above MAX_FRAME_PIXELS are refused before one is decoded, and a
+decoder may be given a window cap and a deadline (query videos are).
 """
 
 from __future__ import annotations

@@ -326,7 +326,7 @@ def test_one_file_system_stays_on_the_roots_filesystem(tmp_path, demo_videos):
     (("--like", "-9223372036854775809"), "like must be between"),
     (("--video", "q.mp4", "--start", "nan"), "start must be a finite number, got nan"),
     (("--video", "q.mp4", "--start", "inf"), "start must be a finite number, got inf"),
-    (("--video", "q.mp4", "--end", "-inf"), "end must be a finite number, got -inf"),
+    (("--video", "q.mp4", "--end=-inf"), "end must be a finite number, got -inf"),
     (("--text", "x", "--weight", "text=nan"), "weight text must be a finite number, got nan"),
     (("--text", "x", "--weight", "text=inf"), "weight text must be a finite number, got inf"),
     (("--text", "x", "--weight", "text=-1"), "weight text must be 0 or more, got -1.0"),
