@@ -13,6 +13,7 @@ MAX_TEXT = 1000  # characters; CLIP tokenizers truncate at 77 tokens anyway
 MAX_GLOB = 1000  # characters; translating an fnmatch pattern is quadratic in its length
 MAX_PREFIX = 4096  # characters, PATH_MAX
 CLIP_ID_RANGE = (-(2 ** 63), 2 ** 63 - 1)  # SQLite's INTEGER: ids outside it cannot exist
+MAX_SECONDS = 1e9  # start/end of a query range and durations (31 years): far past any footage, and in int64 PTS
 GROUPS = ("clip", "video")
 DEFAULT_WEIGHTS = {"video": 1.0, "appearance": 1.0, "text": 1.0, "image": 1.0, "negative": 1.0}
 
@@ -21,14 +22,16 @@ class QueryError(ValueError):
     """A query that cannot be answered; the message is meant for the user."""
 
 
-def require_finite(name: str, value, minimum: float | None = None) -> None:
-    """A number a query can use: not bool, not nan or infinite, and at least `minimum` when given."""
+def require_finite(name: str, value, minimum: float | None = None, maximum: float | None = None) -> None:
+    """A number a query can use: not bool, not nan or infinite, and within `minimum`/`maximum` when given."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise QueryError(f"{name} must be a finite number, got {value}")
     if minimum is not None and value < minimum:
         raise QueryError(f"{name} must be {minimum:g} or more, got {value}")
+    if maximum is not None and value > maximum:
+        raise QueryError(f"{name} must be at most {maximum:g}, got {value}")
 
 
 def require_whole(name: str, value, low: int, high: int) -> None:
@@ -51,8 +54,8 @@ class Query:
     negative: str | None = None  # "not this": CLIP text whose similarity is subtracted
 
     def __post_init__(self):
-        require_finite("start", self.start)
-        require_finite("end", self.end)
+        require_finite("start", self.start, maximum=MAX_SECONDS)
+        require_finite("end", self.end, maximum=MAX_SECONDS)
         require_whole("like", self.like, *CLIP_ID_RANGE)
         if self.video is not None and self.like is not None:
             raise QueryError("give either a video or a clip id (--like), not both")
@@ -84,8 +87,8 @@ class Filters:
         return any(v is not None for v in vars(self).values())
 
     def __post_init__(self):
-        require_finite("min_duration", self.min_duration)
-        require_finite("max_duration", self.max_duration)
+        require_finite("min_duration", self.min_duration, maximum=MAX_SECONDS)
+        require_finite("max_duration", self.max_duration, maximum=MAX_SECONDS)
         for name, limit in (("path_glob", MAX_GLOB), ("path_prefix", MAX_PREFIX)):
             value = getattr(self, name)
             if value is not None and len(value) > limit:
@@ -122,8 +125,7 @@ def parse_time(text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+        return datetime.fromisoformat(text).astimezone(timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00+01:00 is before year 1 in UTC
         raise QueryError(f"--indexed-after takes an ISO date such as 2026-11-01 or 2026-11-01T08:00, "
                          f"got {text!r}") from None
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)

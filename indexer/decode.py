@@ -198,7 +198,8 @@ class ClipDecoder:
 
     def _spread_targets(self) -> list[float] | None:
         """Start times of `max_windows` windows spread over the range, if it holds more than that."""
-        end = self.end if self.end is not None else self.info.duration
+        known_ends = [x for x in (self.end, self.info.duration) if x is not None]
+        end = min(known_ends) if known_ends else None  # a range past the video's end stops there
         if not self.max_windows or not self.info.fps or end is None:
             return None
         start = self.start or 0.0
@@ -356,7 +357,9 @@ class _Clock:
         self._last: float | None = None
 
     def to_pts(self, seconds: float) -> int:
-        return int(seconds / self.time_base) + (self.origin or 0)
+        # Clamped to int64, what FFmpeg takes: a time far past the end (a stated duration, a query range)
+        # then seeks to the end instead of overflowing.
+        return max(-(2 ** 63), min(2 ** 63 - 1, int(seconds / self.time_base) + (self.origin or 0)))
 
     def seconds(self, frame) -> float:
         if frame.pts is None:  # no timestamp: one nominal frame after the previous one

@@ -92,6 +92,16 @@ def test_a_short_query_range_embeds_all_its_windows(long_library, service, monke
     assert len(embedded) == 5 and set(vectors) == {"video", "appearance"}
 
 
+def test_a_query_range_past_the_end_spreads_over_the_video(long_library, service, monkeypatch):
+    lib, long, data = long_library
+    embedded = []
+    real_embed = Towers.embed
+    monkeypatch.setattr(Towers, "embed",
+                        lambda self, names, clips: embedded.append(1) or real_embed(self, names, clips))
+    service.embed_video(long, 0.0, 1e8)  # seeking to 1e8 s overflowed; clamped to the video's end
+    assert len(embedded) == MAX_QUERY_WINDOWS
+
+
 def test_a_query_video_past_its_deadline_is_a_clear_error(long_library, service, monkeypatch):
     lib, long, data = long_library
     monkeypatch.setattr(app.search, "QUERY_VIDEO_SECONDS", 0.0)
@@ -331,6 +341,8 @@ def test_one_file_system_stays_on_the_roots_filesystem(tmp_path, demo_videos):
     (("--text", "x", "--weight", "text=inf"), "weight text must be a finite number, got inf"),
     (("--text", "x", "--weight", "text=-1"), "weight text must be 0 or more, got -1.0"),
     (("--text", "x", "--min-score", "nan"), "min_score must be a finite number, got nan"),
+    (("--video", "q.mp4", "--start", "1e300"), "start must be at most 1e+09, got 1e+300"),
+    (("--text", "x", "--indexed-after", "0001-01-01T00:00:00+01:00"), "--indexed-after takes an ISO date"),
     (("--text", "x", "--min-duration", "nan"), "min_duration must be a finite number, got nan"),
     (("--text", "x", "--max-duration", "inf"), "max_duration must be a finite number, got inf"),
 ])
