@@ -64,11 +64,12 @@ def _check_index(catalog: Catalog, vset, index_dir: Path, report: CheckReport) -
         report.problems.append(f"{vset.name} index file {path.name} (or its statistics) is missing or stale")
         return
     try:
-        index = faiss.read_index(str(path))
-    except RuntimeError as exc:
-        report.problems.append(f"{vset.name} index file {path.name} cannot be read: {exc}")
+        index = store.read_index(path, vset).index
+    except store.DamagedIndexFile as exc:
+        report.problems.append(f"{vset.name} index file {path.name} is damaged: {exc}; searching rebuilds it "
+                               "in memory, `status --repair` or the next index run rebuilds it on disk")
         return
-    ids, _ = catalog.load_vectors(vset.id, vset.dim)
+    ids = catalog.vector_ids(vset.id)
     indexed = np.sort(faiss.vector_to_array(index.id_map))
     if index.d != vset.dim or not np.array_equal(indexed, ids):
         report.problems.append(f"{vset.name} index file holds {index.ntotal} vectors, the catalog "
