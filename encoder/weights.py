@@ -270,14 +270,14 @@ def verify_weights(weights: ResolvedWeights) -> None:
 # ----------------------------------------------------------------------------------------------
 # Temporary files of writers that died (a kill during random-weights generation)
 
-TEMP_NAME = re.compile(r"^\..+\.(\d+)\.tmp$")  # `.NAME.PID.tmp`, as the writers here name them
+TEMP_NAME = re.compile(r"^\..+\.(\d+)\.tmp(\.npz)?$")  # `.NAME.PID.tmp[.npz]`, as Tubelet's writers name them
 STALE_TEMP_SECONDS = 24 * 3600  # a temp file this old is stale even if its pid was reused since
 
 
 def remove_stale_temp_files(folder: Path) -> list[Path]:
     """Delete temp files whose writer is gone (or that are a day old); return what was deleted."""
     removed = []
-    for path in folder.glob(".*.tmp") if folder.is_dir() else ():
+    for path in folder.glob(".*.tmp*") if folder.is_dir() else ():
         match = TEMP_NAME.match(path.name)
         if match is None or int(match.group(1)) == os.getpid():
             continue

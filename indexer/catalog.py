@@ -193,8 +193,9 @@ def _read_only_connection(path: Path) -> sqlite3.Connection:
 
 
 def _is_damaged_file_error(exc: BaseException) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(exc, sqlite3.DatabaseError) and code is not None and code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
+    code = getattr(exc, "sqlite_errorcode", None)  # extended code; the low byte is the primary one
+    return isinstance(exc, sqlite3.DatabaseError) and code is not None and code & 0xFF in (SQLITE_CORRUPT,
+                                                                                           SQLITE_NOTADB)
 
 
 def _raise_if_damaged(where: str):

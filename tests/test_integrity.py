@@ -343,3 +343,15 @@ def test_a_service_notices_its_wal_was_deleted_and_loses_no_commit(copy):
     assert after == fresh_answers(data)
     stats = Catalog(DataDir(data).catalog).open().stats()
     assert stats["clips"] == 6 and stats["videos"] == {"indexed": 3}  # the other process's commit survived
+
+
+def test_an_index_run_removes_index_temp_files_of_killed_writers(copy):
+    lib, _, data = copy
+    dead = subprocess.Popen(["true"])  # its pid is a writer that no longer exists
+    dead.wait()
+    index_dir = data / "index"
+    stale = [index_dir / f".video-x.faiss.{dead.pid}.tmp", index_dir / f".video-x.stats.npz.{dead.pid}.tmp.npz"]
+    for path in stale:
+        path.write_bytes(b"half an index")
+    index(data, lib)
+    assert not any(path.exists() for path in stale)
