@@ -224,8 +224,9 @@ def file_sha256(path: Path, cache_dir: Path) -> str:
     cache_file = Path(cache_dir) / "checksums.json"
     key = str(path.resolve())
     cache = _read_json(cache_file)
-    if cache.get(key) == _cache_entry(stat, cache.get(key, {}).get("sha256")):
-        return cache[key]["sha256"]
+    entry = cache.get(key)
+    if isinstance(entry, dict) and entry == _cache_entry(stat, entry.get("sha256")):
+        return entry["sha256"]
     digest = sha256_file(path)
     cache[key] = _cache_entry(stat, digest)
     try:
@@ -303,9 +304,10 @@ def _process_alive(pid: int) -> bool:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return {}  # a missing or torn cache only costs a re-hash
+    return data if isinstance(data, dict) else {}
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:

@@ -307,6 +307,8 @@ class Catalog:
             if row is None:
                 s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
                 return
+            if not row.value.isdigit():
+                raise CatalogDamaged(self._where(), f"its schema version is {row.value!r}")
             version = int(row.value)
         if version == 3 and not self.read_only:
             self._migrate_from_3()

@@ -355,3 +355,16 @@ def test_an_index_run_removes_index_temp_files_of_killed_writers(copy):
         path.write_bytes(b"half an index")
     index(data, lib)
     assert not any(path.exists() for path in stale)
+
+
+def test_a_torn_checksum_cache_or_schema_version_is_no_traceback(copy):
+    from encoder.weights import file_sha256, sha256_file
+
+    _, _, data = copy
+    weights = next((data / "weights").glob("random-videomae2-*.safetensors"))
+    (data / "weights" / "checksums.json").write_text('["not", "a", "cache"]')
+    assert file_sha256(weights, data / "weights") == sha256_file(weights)
+    with sqlite3.connect(data / "catalog.db") as conn:
+        conn.execute("UPDATE meta SET value = 'x' WHERE key = 'schema_version'")
+    done = cli_in_process("status", "--data", data, expect=2)
+    assert f"catalog {data / 'catalog.db'} is damaged: its schema version is 'x'" in done.stderr
