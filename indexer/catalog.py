@@ -313,8 +313,8 @@ class Catalog:
         if version == 3 and not self.read_only:
             self._migrate_from_3()
         elif version == 3:
-            raise CatalogError(f"catalog {self._where()} has schema 3 and is read-only; run any Tubelet command "
-                               f"where it can be written once to upgrade it to schema {SCHEMA_VERSION}")
+            raise CatalogError(f"catalog {self._where()} has schema 3 and is read-only; open it once with write "
+                               f"access (e.g. `run.py status`) to upgrade it to schema {SCHEMA_VERSION}")
         elif version != SCHEMA_VERSION:
             raise CatalogError(f"catalog {self._where()} has schema {version}; this Tubelet "
                                f"reads schema {SCHEMA_VERSION}")
