@@ -72,7 +72,10 @@ def print_status(status: dict) -> None:
     print(f"encoder: {enc['tower']} {enc['variant']} weights={enc['weights']} sha256={enc['sha256'][:12]} "
           f"sampling={enc['sampling']}")
     index = status["index_file"]
-    print(f"vector index: {status['vectors']} vectors, file {'current' if index['current'] else 'stale or missing'}")
+    state = "current" if index["current"] else index.get("problem") or "stale or missing"
+    print(f"vector index: {status['vectors']} vectors, file {state}")
+    if not index["current"]:
+        print("  searching rebuilds it from the catalog; `python run.py index` or `status --repair` saves it")
     for failure in status["failures"]:
         print(f"  failed: {failure['path']}: {failure['error']}")
 

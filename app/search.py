@@ -92,6 +92,7 @@ class SearchService:
         self.towers: Towers | None = None
         self.indexes: dict[str, store.LoadedIndex] = {}
         self._filter_cache: tuple | None = None
+        self._files: tuple | None = None  # (data dir inode, catalog FileIdentity) as of load()/refresh()
 
     # -- loading --------------------------------------------------------------------------------
     def load(self) -> "SearchService":
@@ -104,6 +105,7 @@ class SearchService:
         self.towers, sets = towers_from_catalog(self.catalog, self.data.weights_dir, self.device, self.precision)
         self.indexes = {name: self._open_index(vset) for name, vset in sets.items()}
         self._filter_cache = None
+        self._files = self._file_identity()
         return self
 
     def ensure_ready(self) -> "SearchService":
@@ -114,19 +116,49 @@ class SearchService:
         return self
 
     def refresh(self) -> bool:
-        """Catch up with vectors committed since `load()` (in memory, incrementally); True if any."""
+        """Catch up with the data dir since `load()`; True if anything changed.
+
+        Vectors committed since then are added in memory, incrementally. When the vector sets are
+        other ones (`index --rebuild`, other weights, a replaced catalog: another id, key or
+        generation), encoders and indexes are all loaded again, so a query is never embedded by
+        one encoder and compared with another's vectors. When the catalog's files were replaced
+        under this process (restored from a backup, `-wal`/`-shm` deleted by another process),
+        the catalog is opened again first: the old connection would never see new videos.
+        """
+        if self._files_replaced():
+            log.warning("the catalog's files under %s were replaced: opening it again", self.data.root)
+            self.catalog.close_stale()
+            self.load()
+            return True
+        sets = {name: vset for name in (VIDEO_SET, IMAGE_SET) if (vset := self.catalog.vector_set(name))}
+        if set(sets) != set(self.indexes) or not all(sets[n].same_set(self.indexes[n].vset) for n in sets):
+            self.load()
+            return True
         changed = False
-        for name in (VIDEO_SET, IMAGE_SET):
-            vset = self.catalog.vector_set(name)
-            loaded = self.indexes.get(name)
-            if vset is None or (loaded is not None and vset.version == loaded.vset.version):
-                continue
-            self.indexes[name] = (store.catch_up(loaded, self.catalog, vset, self.memory_budget)
-                                  if loaded is not None and loaded.vset.key == vset.key else self._open_index(vset))
-            changed = True
+        for name, vset in sets.items():
+            loaded = self.indexes[name]
+            if vset.version != loaded.vset.version:
+                self.indexes[name] = store.catch_up(loaded, self.catalog, vset, self.memory_budget)
+                changed = True
         if changed:
             self._filter_cache = None
         return changed
+
+    def _file_identity(self) -> tuple:
+        try:
+            stat = self.data.root.stat()
+            root = (stat.st_dev, stat.st_ino)
+        except FileNotFoundError:
+            root = None
+        return root, self.catalog.file_identity()
+
+    def _files_replaced(self) -> bool:
+        if self._files is None:
+            return False
+        (old_root, old_catalog), (root, catalog) = self._files, self._file_identity()
+        if root != old_root:
+            return True
+        return old_catalog is not None and catalog is not None and catalog.replaced_since(old_catalog)
 
     def _open_index(self, vset: VectorSetInfo) -> store.LoadedIndex:
         loaded = store.open_index(self.catalog, vset, self.data.index_dir, self.memory_budget)

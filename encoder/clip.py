@@ -189,6 +189,9 @@ class ClipTowerSpec:
     def load(self, device: str = "auto", precision: str = "auto") -> ClipTower:
         import open_clip
 
+        from encoder.weights import verify_weights
+
+        verify_weights(self.weights)  # the checksum named at resolve time may come from a cache
         runtime = pick_runtime(device, precision)
         model = open_clip.create_model(self.model_name, pretrained=None)
         if runtime.amp_dtype is not None:
@@ -211,11 +214,9 @@ def resolve_clip_tower(model_name: str, weights: str | None, cache_dir: Path,
 
 def clip_spec_from_identity(identity: dict, cache_dir: Path) -> ClipTowerSpec:
     """The exact CLIP tower recorded with a vector set; refuses weights whose checksum changed."""
-    from encoder.errors import WeightsError
+    from encoder.weights import checksum_mismatch
 
     spec = resolve_clip_tower(identity["model"], identity["weights"], cache_dir, identity["frames_per_clip"])
     if spec.weights.sha256 != identity["sha256"]:
-        raise WeightsError(f"CLIP weights {identity['weights']!r} changed since indexing "
-                           f"(sha256 {spec.weights.sha256[:12]} != {identity['sha256'][:12]}); "
-                           "restore them or re-index with --rebuild")
+        raise checksum_mismatch(spec.weights.path, spec.weights.sha256, identity["sha256"])
     return spec

@@ -16,8 +16,10 @@ from encoder.videomae2 import VideoMAE2, checkpoint_filter_fn, load_filtered_sta
 from encoder.weights import (
     ResolvedWeights,
     default_cache_dir,
+    checksum_mismatch,
     read_checkpoint,
     resolve_videomae2_weights,
+    verify_weights,
     with_overrides,
 )
 
@@ -108,6 +110,7 @@ class VideoEncoderSpec:
         }
 
     def load(self, device: str = "auto", precision: str = "auto") -> VideoEncoder:
+        verify_weights(self.weights)  # the checksum named at resolve time may come from a cache
         runtime = pick_runtime(device, precision)
         model = build_videomae2(self.variant, self.weights).to(runtime.device)
         if runtime.amp_dtype == torch.bfloat16:
@@ -141,8 +144,5 @@ def spec_from_identity(identity: dict, cache_dir: Path) -> VideoEncoderSpec:
     spec = VideoEncoderSpec(spec.variant, replace(spec.weights, preprocess=VideoPreprocess.from_dict(
         identity["preprocess"])))
     if spec.weights.sha256 != identity["sha256"]:
-        raise WeightsError(
-            f"weights {identity['weights']!r} now have sha256 {spec.weights.sha256[:12]}, but the "
-            f"index was built with {identity['sha256'][:12]}; restore the original file or "
-            "re-index with --rebuild")
+        raise checksum_mismatch(spec.weights.path, spec.weights.sha256, identity["sha256"])
     return spec

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -114,6 +116,7 @@ def _resolve_file_source(source: str, preprocess, cache_dir: Path, flag: str, ma
         return _resolved(source, download_hub_file(repo, filename, revision, flag), preprocess, cache_dir)
     if source == "random" or source.startswith("random:"):
         seed = _parse_seed(source)
+        remove_stale_temp_files(Path(cache_dir))  # a writer killed mid-way left its temp file
         return _resolved(f"random:{seed}", make_random(seed), preprocess, cache_dir)
     path = Path(source).expanduser()
     if not path.is_file():
@@ -211,7 +214,10 @@ def random_weights_file(variant: str, seed: int, cache_dir: Path) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------
-# Checksums (cached by path, size and mtime: hashing a multi-GB checkpoint on every load is slow)
+# Checksums. Resolving uses a cache keyed by path, size, mtime, inode and ctime (hashing a
+# multi-GB checkpoint on every resolve is slow; ctime changes on any write, even one that puts
+# size and mtime back). The cache only names the weights: loading them hashes the bytes for real
+# (`verify_weights`, once per load, so at least once per process), and so does `status --check`.
 
 def file_sha256(path: Path, cache_dir: Path) -> str:
     stat = path.stat()
@@ -219,25 +225,89 @@ def file_sha256(path: Path, cache_dir: Path) -> str:
     key = str(path.resolve())
     cache = _read_json(cache_file)
     entry = cache.get(key)
-    if entry and entry["size"] == stat.st_size and entry["mtime_ns"] == stat.st_mtime_ns:
+    if isinstance(entry, dict) and entry == _cache_entry(stat, entry.get("sha256")):
         return entry["sha256"]
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    cache[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest()}
+    digest = sha256_file(path)
+    cache[key] = _cache_entry(stat, digest)
     try:
         _write_json_atomic(cache_file, cache)
     except OSError:
         pass  # a read-only data dir: the cache only saves time, the checksum above is right
+    return digest
+
+
+def _cache_entry(stat: os.stat_result, sha256: str | None) -> dict:
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino,
+            "ctime_ns": stat.st_ctime_ns, "sha256": sha256}
+
+
+def sha256_file(path: Path) -> str:
+    """The real checksum of a file's bytes (no cache)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
     return digest.hexdigest()
+
+
+def checksum_mismatch(path: Path, actual: str, expected: str) -> WeightsError:
+    return WeightsError(
+        f"weights file {str(path)!r} is damaged or was replaced: its sha256 is {actual[:12]}, but this "
+        f"index's vectors were made with {expected[:12]}. Restore the original file (a downloaded or "
+        "'random' file can be deleted, to be fetched or generated again), or re-embed everything with "
+        "these weights: `run.py index PATH --rebuild ...`")
+
+
+def verify_weights(weights: ResolvedWeights) -> None:
+    """Hash the file for real before its bytes are used; a mismatch is a WeightsError naming it."""
+    try:
+        actual = sha256_file(weights.path)
+    except OSError as exc:
+        raise WeightsError(f"cannot read weights file {str(weights.path)!r}: {exc.strerror or exc}") from exc
+    if actual != weights.sha256:
+        raise checksum_mismatch(weights.path, actual, weights.sha256)
+
+
+# ----------------------------------------------------------------------------------------------
+# Temporary files of writers that died (a kill during random-weights generation)
+
+TEMP_NAME = re.compile(r"^\..+\.(\d+)\.tmp(\.npz)?$")  # `.NAME.PID.tmp[.npz]`, as Tubelet's writers name them
+STALE_TEMP_SECONDS = 24 * 3600  # a temp file this old is stale even if its pid was reused since
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete temp files whose writer is gone (or that are a day old); return what was deleted."""
+    removed = []
+    for path in folder.glob(".*.tmp*") if folder.is_dir() else ():
+        match = TEMP_NAME.match(path.name)
+        if match is None or int(match.group(1)) == os.getpid():
+            continue
+        try:
+            old = time.time() - path.stat().st_mtime > STALE_TEMP_SECONDS
+        except FileNotFoundError:
+            continue  # its writer just renamed it into place
+        if old or not _process_alive(int(match.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    return True
 
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return {}  # a missing or torn cache only costs a re-hash
+    return data if isinstance(data, dict) else {}
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:

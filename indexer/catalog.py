@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
-from sqlalchemy import create_engine, delete, event, func, insert, make_url, select, update
+from sqlalchemy import create_engine, delete, event, func, insert, inspect, make_url, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +33,7 @@ from indexer.schema import (
     VectorSet,
     Video,
     VideoPath,
+    new_generation,
     utcnow,
 )
 
@@ -43,6 +44,17 @@ class CatalogError(RuntimeError):
 
 class DataDirError(CatalogError):
     """The data dir cannot be written (read-only, full, permissions); nothing indexed is lost."""
+
+
+class CatalogDamaged(CatalogError):
+    """The catalog file is not a readable database (truncated, zeroed, overwritten)."""
+
+    def __init__(self, where: str, reason: str):
+        super().__init__(f"catalog {where} is damaged: {reason}; restore it from a backup or move it "
+                         "away and re-index (the index files and thumbnails are rebuilt from it)")
+
+
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # primary result codes of a damaged database file
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,22 @@ class KnownPath:
 
 
 @dataclass(frozen=True)
+class FileIdentity:
+    """(st_dev, st_ino) of a SQLite catalog's files; None where a file does not exist."""
+
+    database: tuple[int, int] | None
+    wal: tuple[int, int] | None
+    shm: tuple[int, int] | None
+
+    def replaced_since(self, earlier: "FileIdentity") -> bool:
+        """Whether these are other files than `earlier`: the database itself, or a -wal/-shm that
+        existed then (a reader's connection keeps those; another one means someone deleted them)."""
+        if self.database != earlier.database:
+            return True
+        return any(old is not None and new != old for old, new in ((earlier.wal, self.wal), (earlier.shm, self.shm)))
+
+
+@dataclass(frozen=True)
 class VectorSetInfo:
     id: int
     name: str
@@ -64,6 +92,11 @@ class VectorSetInfo:
     identity: dict
     dim: int
     version: int
+    generation: str = ""  # random per set: (generation, version) never repeats, even after --rebuild
+
+    def same_set(self, other: "VectorSetInfo") -> bool:
+        """Whether `other` is this set at some version (vs a rebuilt or replaced one)."""
+        return (self.id, self.name, self.key, self.generation) == (other.id, other.name, other.key, other.generation)
 
 
 @dataclass(frozen=True)
@@ -97,6 +130,37 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def _sqlite_files(path: Path) -> tuple[Path, Path, Path]:
+    return path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _keep_aside(path: Path) -> Path | None:
+    """A hard link to `path` under a hidden name (None if there is no such file)."""
+    aside = path.with_name(f".{path.name}.{os.getpid()}.keep")
+    aside.unlink(missing_ok=True)
+    try:
+        os.link(path, aside)
+    except FileNotFoundError:
+        return None
+    return aside
+
+
+def _put_back(aside: Path, path: Path) -> None:
+    """Restore `path` from its hard link if it was removed meanwhile; drop the link either way."""
+    if path.exists():
+        aside.unlink(missing_ok=True)
+    else:
+        os.replace(aside, path)
+
+
 def _writable(path: Path) -> bool:
     if path.exists():
         return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
@@ -111,14 +175,35 @@ def _read_only_connection(path: Path) -> sqlite3.Connection:
     disk too full to recover one), `immutable` reads the main file as of the last checkpoint.
     """
     uri = f"file:{quote(str(path))}?mode=ro"
-    if path.with_name(path.name + "-wal").exists():
-        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-        try:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            return conn
-        except sqlite3.OperationalError:
-            conn.close()
-    return sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False)
+    try:
+        if path.with_name(path.name + "-wal").exists():
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return conn
+            except sqlite3.OperationalError:
+                conn.close()
+        conn = sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.DatabaseError as exc:
+        if _is_damaged_file_error(exc):
+            raise CatalogDamaged(str(path), str(exc)) from exc
+        raise
+
+
+def _is_damaged_file_error(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)  # extended code; the low byte is the primary one
+    return isinstance(exc, sqlite3.DatabaseError) and code is not None and code & 0xFF in (SQLITE_CORRUPT,
+                                                                                           SQLITE_NOTADB)
+
+
+def _raise_if_damaged(where: str):
+    """An engine `handle_error` hook: a damaged file becomes one clear CatalogDamaged, wherever it shows."""
+    def hook(context) -> None:
+        if _is_damaged_file_error(context.original_exception):
+            raise CatalogDamaged(where, str(context.original_exception)) from context.original_exception
+    return hook
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -147,6 +232,7 @@ class Catalog:
         if sqlite_file is not None and not _writable(sqlite_file):
             return self._open_read_only(sqlite_file, "it is read-only")
         engine = create_engine(self.url)
+        event.listen(engine, "handle_error", _raise_if_damaged(self._where()))
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         try:
@@ -163,9 +249,15 @@ class Catalog:
     def _open_read_only(self, sqlite_file: Path, reason: str) -> "Catalog":
         self.read_only, self.read_only_reason = True, reason
         engine = create_engine("sqlite://", creator=lambda: _read_only_connection(sqlite_file))
+        event.listen(engine, "handle_error", _raise_if_damaged(self._where()))
         self._engine, self._sessions = engine, sessionmaker(engine, expire_on_commit=False)
         self._check_schema_version()
         return self
+
+    def _where(self) -> str:
+        """The catalog as users know it: the SQLite file, else the URL without its password."""
+        sqlite_file = _sqlite_file(self.url)
+        return str(sqlite_file) if sqlite_file is not None else make_url(self.url).render_as_string(hide_password=True)
 
     @property
     def is_open(self) -> bool:
@@ -174,6 +266,33 @@ class Catalog:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+
+    def file_identity(self) -> FileIdentity | None:
+        """Which files this catalog is, by (st_dev, st_ino); None for a server database."""
+        sqlite_file = _sqlite_file(self.url)
+        if sqlite_file is None:
+            return None
+        return FileIdentity(*(_inode(p) for p in _sqlite_files(sqlite_file)))
+
+    def close_stale(self) -> None:
+        """Drop every connection, for when the files under them were replaced; `open()` connects again.
+
+        SQLite deletes `-wal` and `-shm` *by name* when a connection that can lock the database
+        closes it; when those names now belong to another process's live files, that would throw
+        away its committed transactions. So they are kept aside (hard links) while the stale
+        connections close, and put back if SQLite removed them.
+        """
+        sqlite_file = _sqlite_file(self.url)
+        companions = _sqlite_files(sqlite_file)[1:] if sqlite_file is not None else ()
+        kept = [(path, _keep_aside(path)) for path in companions]
+        try:
+            self.close()
+        finally:
+            for path, aside in kept:
+                if aside is not None:
+                    _put_back(aside, path)
+        self._engine = self._sessions = None
+        self.read_only, self.read_only_reason = False, ""
 
     def session(self) -> Session:
         if self._sessions is None:
@@ -187,9 +306,28 @@ class Catalog:
                 raise CatalogError(f"{self.url} is read-only and holds no Tubelet catalog")
             if row is None:
                 s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-            elif int(row.value) != SCHEMA_VERSION:
-                raise CatalogError(f"catalog {self.url} has schema {row.value}; this Tubelet "
-                                   f"reads schema {SCHEMA_VERSION}")
+                return
+            if not row.value.isdigit():
+                raise CatalogDamaged(self._where(), f"its schema version is {row.value!r}")
+            version = int(row.value)
+        if version == 3 and not self.read_only:
+            self._migrate_from_3()
+        elif version == 3:
+            raise CatalogError(f"catalog {self._where()} has schema 3 and is read-only; open it once with write "
+                               f"access (e.g. `run.py status`) to upgrade it to schema {SCHEMA_VERSION}")
+        elif version != SCHEMA_VERSION:
+            raise CatalogError(f"catalog {self._where()} has schema {version}; this Tubelet "
+                               f"reads schema {SCHEMA_VERSION}")
+
+    def _migrate_from_3(self) -> None:
+        """Schema 3 -> 4: give every vector set a generation, in one transaction."""
+        with self.session() as s, s.begin():
+            columns = {c["name"] for c in inspect(s.connection()).get_columns("vector_sets")}
+            if "generation" not in columns:
+                s.execute(text("ALTER TABLE vector_sets ADD COLUMN generation VARCHAR(32) NOT NULL DEFAULT ''"))
+            for set_id in s.scalars(select(VectorSet.id)).all():
+                s.execute(update(VectorSet).where(VectorSet.id == set_id).values(generation=new_generation()))
+            s.merge(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
 
     def get_meta(self, key: str) -> str | None:
         with self.session() as s:
@@ -213,7 +351,7 @@ class Catalog:
             row = s.scalar(select(VectorSet).where(VectorSet.name == name))
             if row is None:
                 row = VectorSet(name=name, key=key, identity=json.dumps(identity, sort_keys=True),
-                                dim=dim, version=0)
+                                dim=dim, version=0, generation=new_generation())
                 s.add(row)
                 s.flush()
             elif row.key != key:
@@ -446,7 +584,7 @@ def _vector_queries(set_id: int, only: np.ndarray | None):
 
 
 def _set_info(row: VectorSet) -> VectorSetInfo:
-    return VectorSetInfo(row.id, row.name, row.key, json.loads(row.identity), row.dim, row.version)
+    return VectorSetInfo(row.id, row.name, row.key, json.loads(row.identity), row.dim, row.version, row.generation)
 
 
 def _video_for(s: Session, fingerprint: str, size: int) -> Video:

@@ -14,9 +14,10 @@ from pathlib import Path
 import faiss
 import numpy as np
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from indexer import store, thumbnails
-from indexer.catalog import Catalog
+from indexer.catalog import Catalog, DataDirError
 from indexer.decode import ClipDecoder, ProbeError, probe
 from indexer.records import IMAGE_SET, VIDEO_SET, ClipSampling
 from indexer.schema import Clip, Vector, Video, VideoPath
@@ -44,6 +45,7 @@ def check_library(data: DataDir) -> CheckReport:
         for vset in _vector_sets(catalog):
             _check_index(catalog, vset, data.index_dir, report)
             _check_coverage(catalog, vset, report)
+        _check_weights(catalog, data.weights_dir, report)
         _check_files(catalog, report)
         _check_thumbnails(catalog, data.root, report)
         interrupted = [r for r in catalog.runs(1000) if r["status"] == "interrupted"]
@@ -64,11 +66,12 @@ def _check_index(catalog: Catalog, vset, index_dir: Path, report: CheckReport) -
         report.problems.append(f"{vset.name} index file {path.name} (or its statistics) is missing or stale")
         return
     try:
-        index = faiss.read_index(str(path))
-    except RuntimeError as exc:
-        report.problems.append(f"{vset.name} index file {path.name} cannot be read: {exc}")
+        index = store.read_index(path, vset).index
+    except store.DamagedIndexFile as exc:
+        report.problems.append(f"{vset.name} index file {path.name} is damaged: {exc}; searching rebuilds it "
+                               "in memory, `status --repair` or the next index run rebuilds it on disk")
         return
-    ids, _ = catalog.load_vectors(vset.id, vset.dim)
+    ids = catalog.vector_ids(vset.id)
     indexed = np.sort(faiss.vector_to_array(index.id_map))
     if index.d != vset.dim or not np.array_equal(indexed, ids):
         report.problems.append(f"{vset.name} index file holds {index.ntotal} vectors, the catalog "
@@ -77,6 +80,26 @@ def _check_index(catalog: Catalog, vset, index_dir: Path, report: CheckReport) -
     for stray in index_dir.glob(f"{vset.name}-*"):
         if stray.name not in (path.name, store.stats_path(path).name):
             report.notes.append(f"stale index file {stray.name}")
+
+
+def _check_weights(catalog: Catalog, weights_dir: Path, report: CheckReport) -> None:
+    """Every tower's weights file hashed for real against the checksum recorded with its vectors."""
+    if catalog.vector_set(VIDEO_SET) is None:
+        return
+    from encoder.errors import WeightsError  # the encoder package imports torch: only --check needs it
+    from encoder.weights import verify_weights
+    from indexer.towers import towers_from_catalog
+
+    try:
+        towers, _ = towers_from_catalog(catalog, weights_dir)
+    except WeightsError as exc:
+        report.problems.append(str(exc))
+        return
+    for spec in towers.specs().values():
+        try:
+            verify_weights(spec.weights)
+        except WeightsError as exc:
+            report.problems.append(str(exc))
 
 
 def _check_coverage(catalog: Catalog, vset, report: CheckReport) -> None:
@@ -124,21 +147,36 @@ def _check_thumbnails(catalog: Catalog, root: Path, report: CheckReport) -> None
 
 
 def repair_library(data: DataDir) -> CheckReport:
-    """Rebuild index files and statistics from the catalog, re-make missing thumbnails, tidy up."""
-    report = CheckReport()
+    """Rebuild index files and statistics from the catalog, re-make missing thumbnails, tidy up.
+
+    A data dir that cannot be written (full disk, read-only) stops the repair with a DataDirError:
+    every write here is atomic, so what was there stays as it was."""
     catalog = Catalog(data.catalog).open()
     try:
-        for vset in _vector_sets(catalog):
-            store.build_from_catalog(catalog, vset, 4 << 30).save(data.index_dir)
-            store.remove_stale(data.index_dir, vset)
-            report.repaired.append(f"rebuilt the {vset.name} index from {catalog.vector_count(vset.id)} vectors")
-        for tmp in data.index_dir.glob(".*.tmp*"):
-            tmp.unlink(missing_ok=True)
-        made = _remake_thumbnails(catalog, data)
-        if made:
-            report.repaired.append(f"re-made {made} thumbnails")
+        if catalog.read_only:
+            raise DataDirError(f"cannot repair {data.root}: {catalog.read_only_reason}. Nothing was changed; "
+                               "free space or fix permissions, then run `status --repair` again")
+        return _repair(catalog, data)
+    except (OSError, OperationalError) as exc:
+        reason = getattr(exc, "strerror", None) or str(getattr(exc, "orig", exc))
+        raise DataDirError(f"cannot repair {data.root}: {reason}. Nothing indexed was lost (the catalog is "
+                           "unchanged and searching rebuilds any damaged index in memory); free space or fix "
+                           "permissions, then run `status --repair` again") from exc
     finally:
         catalog.close()
+
+
+def _repair(catalog: Catalog, data: DataDir) -> CheckReport:
+    report = CheckReport()
+    for vset in _vector_sets(catalog):
+        store.build_from_catalog(catalog, vset, 4 << 30).save(data.index_dir)
+        store.remove_stale(data.index_dir, vset)
+        report.repaired.append(f"rebuilt the {vset.name} index from {catalog.vector_count(vset.id)} vectors")
+    for tmp in data.index_dir.glob(".*.tmp*"):
+        tmp.unlink(missing_ok=True)
+    made = _remake_thumbnails(catalog, data)
+    if made:
+        report.repaired.append(f"re-made {made} thumbnails")
     return report
 
 

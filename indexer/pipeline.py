@@ -16,6 +16,7 @@ from typing import Callable, Protocol
 
 from sqlalchemy.exc import OperationalError
 
+from encoder.weights import remove_stale_temp_files
 from indexer import store, thumbnails
 from indexer.catalog import Catalog, DataDirError, VectorSetInfo
 from indexer.embedding import EmbeddedVideo, Job, embed_videos
@@ -191,6 +192,7 @@ class Indexer:
     def _refresh_indexes(self, sets: dict[str, VectorSetInfo]) -> None:
         """Bring each index file up to the catalog: incrementally from the last file when it can."""
         index_dir = self.settings.data.index_dir
+        remove_stale_temp_files(index_dir)  # an index file half-written by a killed run
         for name in sets:
             vset = self.catalog.vector_set(name)
             loaded = store.open_index(self.catalog, vset, index_dir, self.settings.memory_budget)

@@ -7,12 +7,18 @@ Vectors are stored per (vector set, clip): a vector set is one encoder identity.
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timezone
 
 from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: vector_sets.generation (catalog.py migrates schema 3)
+
+
+def new_generation() -> str:
+    """A random id for a vector set's life: a rebuilt set restarts its version counter, never its id."""
+    return secrets.token_hex(6)
 
 
 def utcnow() -> datetime:
@@ -81,6 +87,9 @@ class VectorSet(Base):
     identity: Mapped[str] = mapped_column(Text)  # JSON: encoder, weights checksum, sampling
     dim: Mapped[int] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(BigInteger, default=0)  # bumped by every vector change
+    # (generation, version) never repeats: `--rebuild` or a replaced catalog gets a new generation,
+    # so an index file or a server's in-memory index of the old set can never pass for the new one.
+    generation: Mapped[str] = mapped_column(String(32), default=new_generation)
 
 
 class Vector(Base):

@@ -1,8 +1,11 @@
 """FAISS indexes, derived from the catalog's vectors and rebuildable from it at any time.
 
-File name = vector set key + catalog version (`video-<key>-v<version>.faiss`), so a reader can
-tell from the catalog alone whether a file is current. Files are written to a temporary name,
-fsynced and renamed: a crash leaves either the old file or the new one, never half of one.
+File name = vector set key + generation + catalog version (`video-<key>-<generation>-v<version>.faiss`),
+so a reader can tell from the catalog alone whether a file is current; the generation is new when a
+set is rebuilt, so a file of the old set never passes for the new one. Files are written to a
+temporary name, fsynced and renamed: a crash leaves either the old file or the new one, never half
+of one. The statistics sidecar holds the index file's sha256, checked on every load: a damaged
+file (bit flips, truncation) is rebuilt from the catalog instead of answering with garbage.
 
 The index type is a pure function of (vector count, dimension, memory budget), see
 `choose_index_spec`. An index that is behind the catalog catches up incrementally (new vectors
@@ -12,9 +15,11 @@ added, removed ones dropped) when its type still fits, and is rebuilt when it do
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import math
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,15 +98,32 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, spec: IndexSpec) -> faiss.
     return index
 
 
+class DamagedIndexFile(RuntimeError):
+    """An index file or its statistics cannot be trusted; the catalog can rebuild both."""
+
+
 def index_path(index_dir: Path, vset: VectorSetInfo) -> Path:
-    return index_dir / f"{vset.name}-{vset.key}-v{vset.version}.faiss"
+    return index_dir / f"{vset.name}-{vset.key}-{vset.generation}-v{vset.version}.faiss"
 
 
 def stats_path(index_file: Path) -> Path:
     return index_file.with_suffix(".stats.npz")
 
 
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def save_index(index: faiss.Index, path: Path) -> None:
+    _publish(_write_temp(index, path), path)
+
+
+def _write_temp(index: faiss.Index, path: Path) -> Path:
+    """The index written and fsynced under a temporary name next to `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -111,6 +133,11 @@ def save_index(index: faiss.Index, path: Path) -> None:
     except (RuntimeError, OSError) as exc:  # faiss reports a full disk as RuntimeError
         tmp.unlink(missing_ok=True)
         raise OSError(errno.ENOSPC if "No space" in str(exc) else errno.EIO, f"cannot write {path}: {exc}") from exc
+    return tmp
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Rename a written temporary file into place and make the rename durable."""
     os.replace(tmp, path)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -168,22 +195,56 @@ class ScoreStats:
         std = float(np.sqrt(max(q @ self.cov @ q, 1e-12)))
         return (scores - q @ self.mean) / std
 
-    def save(self, path: Path, spec: IndexSpec) -> None:
-        """With the index's spec: the sidecar says how the index file was built and is searched."""
+    def save(self, path: Path, spec: IndexSpec, index_sha256: str) -> None:
+        """With the index's spec and checksum: the sidecar says how the index file was built and
+        is searched, and what its bytes must hash to."""
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
         try:
             np.savez(tmp, count=self.count, total=self.total, outer=self.outer, factory=spec.factory,
-                     ef_search=spec.ef_search or 0, nprobe=spec.nprobe or 0)
+                     ef_search=spec.ef_search or 0, nprobe=spec.nprobe or 0, index_sha256=index_sha256)
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
         except OSError:
             tmp.unlink(missing_ok=True)
             raise
-        os.replace(tmp, path)
+        _publish(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> tuple["ScoreStats", IndexSpec]:
-        with np.load(path) as data:
-            spec = IndexSpec(str(data["factory"]), int(data["ef_search"]) or None, int(data["nprobe"]) or None)
-            return cls(int(data["count"]), data["total"], data["outer"]), spec
+        stats, spec, _ = load_sidecar(path)
+        return stats, spec
+
+
+def load_sidecar(path: Path) -> tuple[ScoreStats, IndexSpec, str | None]:
+    """(statistics, spec, the index file's sha256 or None if written before checksums existed)."""
+    with np.load(path) as data:
+        spec = IndexSpec(str(data["factory"]), int(data["ef_search"]) or None, int(data["nprobe"]) or None)
+        checksum = str(data["index_sha256"]) if "index_sha256" in data.files else None
+        return ScoreStats(int(data["count"]), data["total"], data["outer"]), spec, checksum
+
+
+def verify_files(path: Path, dim: int) -> tuple[ScoreStats, IndexSpec]:
+    """An index file's statistics, once the file is proven to be the one they were saved with.
+
+    Raises DamagedIndexFile when the sidecar is unreadable or inconsistent, or the index file's
+    bytes do not hash to the recorded checksum (bit flips, truncation, a torn copy)."""
+    sidecar = stats_path(path)
+    try:
+        stats, spec, checksum = load_sidecar(sidecar)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # garbage, truncated, torn
+        raise DamagedIndexFile(f"its statistics {sidecar.name} cannot be read: {exc}") from exc
+    if stats.total.shape != (dim,) or stats.outer.shape != (dim, dim):
+        raise DamagedIndexFile(f"its statistics {sidecar.name} are for {stats.total.shape} vectors, not {dim}-d")
+    if checksum is None:
+        raise DamagedIndexFile(f"{sidecar.name} holds no checksum (written by an older Tubelet)")
+    try:
+        actual = sha256_file(path)
+    except OSError as exc:
+        raise DamagedIndexFile(f"it cannot be read: {exc.strerror or exc}") from exc
+    if actual != checksum:
+        raise DamagedIndexFile(f"its sha256 is {actual[:12]}, but it was saved as {checksum[:12]} "
+                               f"(changed or truncated on disk)")
+    return stats, spec
 
 
 @dataclass
@@ -199,11 +260,16 @@ class LoadedIndex:
         self._searcher = _on_gpus(self.index) if self.spec.factory == "Flat" else self.index
 
     def save(self, index_dir: Path) -> None:
-        """Statistics first, index last: an index file on disk always has its statistics."""
+        """Index written first under a temporary name (its checksum goes into the statistics), then
+        the statistics, then the index renamed into place: an index file on disk always has its
+        statistics, and they describe exactly its bytes."""
         path = index_path(index_dir, self.vset)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.stats.save(stats_path(path), self.spec)
-        save_index(self.index, path)
+        tmp = _write_temp(self.index, path)
+        try:
+            self.stats.save(stats_path(path), self.spec, sha256_file(tmp))
+            _publish(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)  # only left when something failed before the rename
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """The indexed vectors of `ids` (all must be present)."""
@@ -286,7 +352,7 @@ def catch_up(loaded: LoadedIndex, catalog: Catalog, vset: VectorSetInfo, memory_
 def latest_file(index_dir: Path, vset: VectorSetInfo) -> Path | None:
     """The newest index file of this vector set (same key), whatever its version."""
     files = []
-    for path in index_dir.glob(f"{vset.name}-{vset.key}-v*.faiss"):
+    for path in index_dir.glob(f"{vset.name}-{vset.key}-{vset.generation}-v*.faiss"):
         version = path.stem.rsplit("-v", 1)[1]
         if version.isdigit() and stats_path(path).is_file():
             files.append((int(version), path))
@@ -294,21 +360,47 @@ def latest_file(index_dir: Path, vset: VectorSetInfo) -> Path | None:
 
 
 def read_index(path: Path, vset: VectorSetInfo) -> LoadedIndex:
-    stats, spec = ScoreStats.load(stats_path(path))
-    return LoadedIndex(faiss.read_index(str(path)), vset, stats, spec, from_file=True)
+    """A verified index file (see `verify_files`); DamagedIndexFile if it cannot be trusted."""
+    stats, spec = verify_files(path, vset.dim)
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:  # checksum right but faiss refuses it: still a file to rebuild
+        raise DamagedIndexFile(f"faiss cannot read it: {str(exc).strip().splitlines()[0]}") from exc
+    if index.d != vset.dim or index.ntotal != stats.count:
+        raise DamagedIndexFile(f"it holds {index.ntotal} {index.d}-d vectors, its statistics {stats.count} "
+                               f"{vset.dim}-d ones")
+    return LoadedIndex(index, vset, stats, spec, from_file=True)
+
+
+def index_file_problem(index_dir: Path, vset: VectorSetInfo) -> str | None:
+    """Why the current index file of `vset` cannot be used as it is (None: it can), without loading it."""
+    path = index_path(index_dir, vset)
+    if not path.is_file() or not stats_path(path).is_file():
+        return "missing or stale"
+    try:
+        verify_files(path, vset.dim)
+    except DamagedIndexFile as exc:
+        return f"damaged: {exc}"
+    return None
 
 
 def open_index(catalog: Catalog, vset: VectorSetInfo, index_dir: Path, memory_budget: int) -> LoadedIndex:
-    """The current index file; else an older one caught up with the catalog; else a fresh build."""
+    """The current index file; else an older one caught up with the catalog; else a fresh build.
+
+    A damaged file is never used: the catalog holds every vector, so it is rebuilt from there
+    (and replaced on disk by whoever saves the result)."""
     path = index_path(index_dir, vset)
     if path.is_file() and stats_path(path).is_file():
-        loaded = read_index(path, vset)
-        if loaded.index.ntotal == catalog.vector_count(vset.id) and loaded.index.d == vset.dim:
-            return loaded
+        try:
+            loaded = read_index(path, vset)
+            if loaded.index.ntotal == catalog.vector_count(vset.id):
+                return loaded
+        except DamagedIndexFile as exc:
+            log.warning("rebuilding %s from the catalog: it is damaged: %s", path.name, exc)
     older = latest_file(index_dir, vset)
     if older is not None and older != path:
         try:
             return catch_up(read_index(older, vset), catalog, vset, memory_budget)
-        except (RuntimeError, OSError, ValueError, KeyError) as exc:  # unreadable: the catalog has it all
-            log.warning("rebuilding %s from the catalog: %s", older.name, exc)
+        except DamagedIndexFile as exc:  # the catalog has it all
+            log.warning("rebuilding %s from the catalog: it is damaged: %s", older.name, exc)
     return build_from_catalog(catalog, vset, memory_budget)

@@ -88,7 +88,7 @@ def test_index_file_round_trip_and_rebuild(catalog, tmp_path):
     assert not loaded.from_file and loaded.index.ntotal == 7  # no file yet: built from the catalog
     loaded.save(index_dir)
     assert sorted(p.name for p in index_dir.iterdir()) == [  # index, score statistics, no temp files
-        f"video-{vset.key}-v2.faiss", f"video-{vset.key}-v2.stats.npz"]
+        f"video-{vset.key}-{vset.generation}-v2.faiss", f"video-{vset.key}-{vset.generation}-v2.stats.npz"]
     reopened = store.open_index(catalog, vset, index_dir, 1 << 30)
     assert reopened.from_file
     scores, ids = reopened.index.search(vectors[4:5], 3)
