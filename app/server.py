@@ -48,14 +48,12 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     return user, password
 
 
-def media_paths(settings: ServeSettings) -> tuple[list[str], list[str]]:
-    """(allowed, blocked) paths for Gradio's file server: only what Tubelet made. Library roots are not
-    in it: originals are served by id (app/serving.py), so other files in a root are never served."""
+def media_paths(settings: ServeSettings) -> list[str]:
+    """What Gradio's file route may serve: only what Tubelet made. Library roots are not in it: originals
+    are served by id (app/serving.py), so other files in a root are never served. No block list is
+    needed (nothing else is allowed), and Gradio's refusals would list it, naming the data dir."""
     root = settings.data.root
-    allowed = [root / "thumbs", root / "previews"]
-    blocked = [root / name for name in ("catalog.db", "catalog.db-wal", "catalog.db-shm", "weights",
-                                        "index", "index.lock")]
-    return [str(p) for p in allowed], [str(p) for p in blocked]
+    return [str(root / "thumbs"), str(root / "previews")]
 
 
 @dataclass
@@ -222,13 +220,13 @@ def build_app(settings: ServeSettings):
                      list(settings.roots))
     demo = build_ui(service, jobs, settings.data, uploads)
     demo.queue(default_concurrency_limit=2)
-    allowed, blocked = media_paths(settings)
     app_kwargs = {"routes": media_routes(settings.data, lambda: open_catalog(service, settings.data)),
+                  "openapi_url": None,  # Gradio serves its own, behind the login
                   "middleware": [Middleware(LoginThrottle, limiter=LoginLimiter()),
                                  Middleware(UploadSweep, uploads=uploads)]}
     auth = password_check(*settings.auth) if settings.auth else None
     launch = dict(server_name=settings.host, server_port=settings.port, auth=auth, share=False,
-                  allowed_paths=allowed, blocked_paths=blocked, max_file_size=f"{settings.max_upload_mb}mb",
+                  allowed_paths=media_paths(settings), max_file_size=f"{settings.max_upload_mb}mb",
                   ssr_mode=False, show_error=True, css=CSS, footer_links=["api"], app_kwargs=app_kwargs)
     return demo, launch, jobs
 

@@ -8,10 +8,13 @@ from indexer.records import IMAGE_SET, VIDEO_SET
 from indexer.settings import DataDir
 
 
-def library_status(data: DataDir) -> dict:
+def library_status(data: DataDir, catalog: Catalog | None = None) -> dict:
+    """`catalog`: an open one to use (a server passes its own: a second connection, once closed, would
+    drop the server's SQLite locks); without it one is opened and closed here."""
     if data.catalog_url is None and not (data.root / "catalog.db").exists():
         return {"data": str(data.root), "indexed": False, "videos": {}, "clips": 0, "failures": []}
-    catalog = Catalog(data.catalog).open()
+    own = catalog is None
+    catalog = Catalog(data.catalog).open() if own else catalog
     try:
         stats = catalog.stats()
         vset = catalog.vector_set(VIDEO_SET)
@@ -36,4 +39,5 @@ def library_status(data: DataDir) -> dict:
             "towers": towers,
         }
     finally:
-        catalog.close()
+        if own:
+            catalog.close()

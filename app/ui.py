@@ -201,8 +201,10 @@ class Handlers:
         return [_public(item.to_json()) for item in items]
 
     def api_status(self) -> dict:
-        """Videos, clips, failures and encoders of the library."""
-        return library_status(self.data)
+        """Videos, clips, failures and encoders of the library (`run.py status --json` without server paths)."""
+        status = library_status(self.data, self._catalog())
+        status.pop("data", None)
+        return _without_paths(status, self.data)
 
 
 def open_catalog(service: SearchService, data: DataDir) -> Catalog | None:
@@ -219,6 +221,15 @@ def _public(item: dict) -> dict:
     if "moments" in item:
         return {**item, "moments": [_public(m) for m in item["moments"]]}
     return {**item, "thumbnail": thumb_url(item["clip_id"]) if item.get("thumbnail") else None}
+
+
+def _without_paths(value, data: DataDir):
+    """`value` with every server path in its strings replaced by a name (see without_server_paths)."""
+    if isinstance(value, dict):
+        return {k: _without_paths(v, data) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_paths(v, data) for v in value]
+    return without_server_paths(value, data) if isinstance(value, str) else value
 
 
 def _heavy(query: Query) -> bool:

@@ -5,6 +5,7 @@ data dir inside the root, and a singly indexed file with a PDF beside it. Nothin
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import os
@@ -67,6 +68,22 @@ def get(url: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
+
+
+def get_some(url: str, limit: int = 4 << 20, timeout: float = 5.0) -> tuple[int, dict, bytes]:
+    """Like get(), for any route: streaming ones (heartbeats, event streams) are read for `timeout` s."""
+    try:
+        response = urllib.request.urlopen(url, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+    with response:
+        chunks = []
+        try:
+            while sum(map(len, chunks)) < limit and (chunk := response.read1(65536)):
+                chunks.append(chunk)
+        except (TimeoutError, http.client.IncompleteRead):
+            pass  # a stream that does not end: what came so far is what is checked
+        return response.status, dict(response.headers), b"".join(chunks)
 
 
 def post(url: str, body: bytes, content_type: str) -> tuple[int, bytes]:
@@ -342,12 +359,13 @@ def test_cheap_queries_do_not_wait_behind_video_queries():
     assert SEARCH_CONCURRENCY > QuerySlots().admitted  # Gradio workers left for cheap queries
 
 
-def test_search_events_have_more_workers_than_heavy_queries(server):
-    config = json.loads(get(server + "config")[2])
+def test_search_events_have_more_workers_than_heavy_queries(hostile, monkeypatch):
     from app.ui import HEAVY_ADMITTED, SEARCH_CONCURRENCY
 
-    searches = [d for d in config["dependencies"] if d.get("api_name") in ("search", "ui_search", "ui_search_submit")]
-    assert len(searches) == 3 and all(d["concurrency_limit"] == SEARCH_CONCURRENCY > HEAVY_ADMITTED for d in searches)
+    demo, _ = built_server(hostile, monkeypatch)
+    limits = {fn.api_name: fn.concurrency_limit for fn in demo.fns.values()}
+    assert [limits[name] for name in ("search", "ui_search", "ui_search_submit")] == [SEARCH_CONCURRENCY] * 3
+    assert SEARCH_CONCURRENCY > HEAVY_ADMITTED
 
 
 # -- finding 20 (API half): whole numbers, k=0 refused, NaN refused -----------------------------------
@@ -357,7 +375,8 @@ def test_search_events_have_more_workers_than_heavy_queries(server):
     ({"like": 1.7}, "like must be a whole number, got 1.7"),
     ({"k": 2.5}, "k must be a whole number, got 2.5"),
     ({"like": 9223372036854775808.0}, "like must be a whole number"),
-    ({"min_score": math.nan}, "min_score must be a finite number, got nan"),
+    ({"min_score": "nan"}, "min_score must be a finite number, got nan"),  # JSON has no NaN: sent as text
+    ({"min_score": "inf"}, "min_score must be a finite number, got inf"),
 ])
 def test_api_refuses_numbers_it_would_otherwise_round(server, kwargs, message):
     from gradio_client import Client
@@ -368,19 +387,34 @@ def test_api_refuses_numbers_it_would_otherwise_round(server, kwargs, message):
 
 # -- the route walk (Bar) -----------------------------------------------------------------------------
 
-def server_routes(hostile, monkeypatch) -> list[str]:
-    """The FastAPI routes the server builds (the same build_app as `run.py serve`, built here, not run)."""
-    from gradio.routes import App
-
+def built_server(hostile, monkeypatch):
+    """(Blocks, launch arguments) exactly as `run.py serve` builds them, built here and not run."""
     from app.server import ServeSettings, build_app
     from indexer.settings import DataDir
 
     root, lib, single, data = hostile
-    monkeypatch.setenv("GRADIO_TEMP_DIR", os.environ.get("GRADIO_TEMP_DIR", ""))
+    monkeypatch.setenv("GRADIO_TEMP_DIR", "")  # build_app sets it: restored after the test
     demo, launch, _ = build_app(ServeSettings(DataDir(data), roots=(root,)))
-    shutil.rmtree(Path(os.environ["GRADIO_TEMP_DIR"]).parent, ignore_errors=True)
+    shutil.rmtree(Path(os.environ["GRADIO_TEMP_DIR"]).parent, ignore_errors=True)  # the alias it made
+    return demo, launch
+
+
+def server_routes(hostile, monkeypatch) -> list[str]:
+    """The GET routes of the FastAPI app the server builds."""
+    from gradio.routes import App
+
+    demo, launch = built_server(hostile, monkeypatch)
     app = App.create_app(demo, app_kwargs=launch["app_kwargs"])
-    return sorted({route.path for route in app.routes if "GET" in (getattr(route, "methods", None) or ())})
+    return sorted({path for path, methods in walk_routes(app.routes) if "GET" in methods})
+
+
+def walk_routes(routes, prefix: str = ""):
+    """(path, methods) of every route, also inside included routers."""
+    for route in routes:
+        if hasattr(route, "original_router"):  # FastAPI's include_router
+            yield from walk_routes(route.original_router.routes, prefix + route.include_context.prefix)
+        elif getattr(route, "path", None) is not None:
+            yield prefix + route.path, set(getattr(route, "methods", None) or ())
 
 
 def hostile_values(hostile) -> list[str]:
@@ -397,8 +431,8 @@ def test_route_walk_nothing_outside_the_servable_set_comes_back(server, hostile,
     for route in routes:
         for value in hostile_values(hostile) if "{" in route else [""]:
             path = route.split("{")[0] + quote(value, safe="/") if "{" in route else route
-            status, headers, body = get(server + path.lstrip("/"))
-            assert_nothing_outside(body, data, f"GET {path}")
+            status, headers, body = get_some(server + path.lstrip("/"))
+            assert_nothing_outside(body, data, f"GET {path}", sent=(value,))
             if value in outside_paths(hostile):
                 assert status != 200 or "text/html" not in headers.get("content-type", ""), path
             walked += 1
@@ -407,11 +441,12 @@ def test_route_walk_nothing_outside_the_servable_set_comes_back(server, hostile,
     for fn_index, dependency in enumerate(session.config["dependencies"]):
         for value in hostile_values(hostile):
             data_in = [hostile_input(types.get(i), value) for i in dependency["inputs"]]
-            for event_data in ({"index": 0, "value": value}, {"index": [0, 0], "value": value}):
-                outcome, body = session.call(fn_index, data_in, event_data, dependency["targets"][0][0]
-                                             if dependency["targets"] else None)
-                assert_nothing_outside(body, data, f"event {fn_index} ({dependency.get('api_name')}) with {value}")
-                walked += 1
+            trigger = dependency["targets"][0][0] if dependency["targets"] else None
+            event_data = {"index": [0, 0] if types.get(trigger) == "dataframe" else 0, "value": value}
+            outcome, body = session.call(fn_index, data_in, event_data, trigger)
+            assert_nothing_outside(body, data, f"event {fn_index} ({dependency.get('api_name')}) with {value}",
+                                   sent=(value,))
+            walked += 1
     assert (set((data / "previews").glob("*")) if (data / "previews").exists() else set()) <= \
         set((data / "previews").glob("*.mp4"))
     assert walked > 100
