@@ -205,7 +205,8 @@ def build_app(settings: ServeSettings):
     """The Blocks app and its launch arguments (separate so tests can launch it themselves)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     settings.data.root.mkdir(parents=True, exist_ok=True)
-    uploads = UploadFolder(settings.data.root / "uploads", max_bytes=UPLOAD_FOLDER_UPLOADS * settings.max_upload_mb << 20)
+    uploads = UploadFolder(settings.data.root / "uploads",
+                           max_bytes=UPLOAD_FOLDER_UPLOADS * settings.max_upload_mb << 20)
     os.environ["GRADIO_TEMP_DIR"] = str(upload_alias(uploads.folder))
     from starlette.middleware import Middleware
 

@@ -50,6 +50,7 @@ def thumb_url(clip_id: int) -> str:
 
 @dataclass(frozen=True)
 class OpenedFile:
+    path: str  # the name it was opened by (resolved)
     fd: int
     size: int
     content_type: str
@@ -97,7 +98,7 @@ def open_exact(path: str, forbidden: set[tuple[int, int]], content_type: str) ->
     if _identity(after) != _identity(before) or not stat.S_ISREG(after.st_mode):
         os.close(fd)
         return None
-    return OpenedFile(fd, after.st_size, content_type)
+    return OpenedFile(real, fd, after.st_size, content_type)
 
 
 def video_content_type(path: str) -> str:

@@ -23,7 +23,7 @@ from app.cli_output import format_time
 from app.jobs import IndexJobs, JobState
 from app.library import COLUMNS, library_rows, timeline
 from app.media import preview_for
-from app.serving import preview_url, thumb_url, video_url
+from app.serving import original_file, preview_url, thumb_url, video_url
 from app.query import Filters, Query, QueryError, SearchOptions, parse_time
 from app.search import SearchService
 from app.status import library_status
@@ -112,25 +112,35 @@ class Handlers:
     def select(self, moments: list[dict], evt: gr.SelectData):
         if not isinstance(evt.index, int) or not 0 <= evt.index < len(moments):
             raise gr.Error("Select a moment first.")
-        clip_id = int(moments[evt.index]["clip_id"])  # moments is server-side state, but ids are all we use
-        return self.play_clip(clip_id), clip_id
+        moment = moments[evt.index]  # server-side state, but only its clip ids are used
+        clip_id = int(moment["clip_id"])
+        return self.play_clip(clip_id, [int(c) for c in moment.get("clip_ids") or [clip_id]]), clip_id
 
-    def play_clip(self, clip_id: int) -> str:
-        """Player HTML for a clip of the catalog; an id the catalog lacks is refused, naming no path."""
-        row = self._catalog().clip_rows([clip_id]).get(clip_id) if _catalog_exists(self.data) else None
+    def play_clip(self, clip_id: int, span: list[int] | None = None) -> str:
+        """Player HTML for a clip of the catalog (over the merged clips `span` of its video, if given); an id
+        the catalog lacks is refused, naming no path."""
+        ids = sorted({clip_id, *(span or [])})
+        rows = self._catalog().clip_rows(ids) if _catalog_exists(self.data) else {}
+        row = rows.get(clip_id)
         if row is None:
             raise gr.Error(f"No clip {clip_id} in the library.")
+        same_video = [r for r in rows.values() if r.video_id == row.video_id]
+        start, end = min(r.start for r in same_video), max(r.end for r in same_video)
         name = Path(row.path).name
+        original = original_file(self._catalog(), self.data, row.video_id)  # the same checks as serving it
+        if original is None:
+            raise gr.Error(f"Cannot play {name}: the file is gone or changed since it was indexed.")
+        os.close(original.fd)
         try:
-            preview = preview_for(self.data.root / "previews", Path(row.path), row.start, row.end)
+            preview = preview_for(self.data.root / "previews", Path(original.path), start, end)
         except OSError as exc:
             raise gr.Error(f"Cannot play {name}: {exc.strerror or 'cannot read the file'}") from exc
         except ProbeError as exc:
             raise gr.Error(f"Cannot play {name}: {exc}") from exc
         src = f"{preview_url(preview.path)}#t={preview.offset:.3f}"
         return (f'<div class="tubelet-player"><video src="{html.escape(src)}" controls autoplay muted playsinline '
-                f'data-offset="{preview.offset:.3f}" data-start="{row.start:.3f}" data-end="{row.end:.3f}"></video>'
-                f'<p>{html.escape(name)} · {format_time(row.start)}–{format_time(row.end)} · clip {clip_id} · '
+                f'data-offset="{preview.offset:.3f}" data-start="{start:.3f}" data-end="{end:.3f}"></video>'
+                f'<p>{html.escape(name)} · {format_time(start)}–{format_time(end)} · clip {clip_id} · '
                 f'<a href="{html.escape(video_url(row.video_id))}" target="_blank">original file</a></p></div>')
 
     # -- library --------------------------------------------------------------------------------

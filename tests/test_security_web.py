@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import math
 import os
 import shutil
 import threading
@@ -157,7 +156,8 @@ def test_nothing_in_a_root_is_served_by_path(server, hostile):
 def test_unknown_or_unindexed_ids_get_the_same_404(server, hostile):
     root, lib, single, data = hostile
     answers = {get(server + f"tubelet/video/{vid}")[0:3:2] for vid in (MISSING_ID, 0, "-1", "1e3", "%2e%2e")}
-    answers |= {get(server + f"tubelet/preview/{name}")[0:3:2] for name in ("x.mp4", "..%2fcatalog.db", "0" * 24 + ".mp4")}
+    answers |= {get(server + f"tubelet/preview/{name}")[0:3:2]
+                for name in ("x.mp4", "..%2fcatalog.db", "0" * 24 + ".mp4")}
     answers |= {get(server + f"tubelet/thumb/{cid}")[0:3:2] for cid in (MISSING_ID, "abc")}
     # the same answer whatever exists ("..%2f" does not even reach the route: the router's own 404)
     assert answers == {(404, b"Not found."), (404, b'{"detail":"Not Found"}')}
