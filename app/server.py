@@ -14,6 +14,7 @@ import hmac
 import math
 import os
 import shutil
+import signal
 import stat
 import sys
 import tempfile
@@ -237,7 +238,14 @@ def serve(settings: ServeSettings) -> None:
         print(f"warning: serving on {settings.host} without --auth: anyone who can reach this port can "
               "search and watch your library", file=sys.stderr)
     demo, launch, _ = build_app(settings)
+    alias = Path(os.environ["GRADIO_TEMP_DIR"])
+    signal.signal(signal.SIGTERM, _exit_cleanly)  # so the alias is removed on `kill` too
     try:
         demo.launch(**launch)
     finally:
-        shutil.rmtree(Path(os.environ["GRADIO_TEMP_DIR"]).parent, ignore_errors=True)  # the alias only
+        if alias.is_symlink():
+            shutil.rmtree(alias.parent, ignore_errors=True)  # the private folder and its link; uploads stay
+
+
+def _exit_cleanly(signum, frame):
+    raise SystemExit(128 + signum)
