@@ -8,13 +8,10 @@ from indexer.records import IMAGE_SET, VIDEO_SET
 from indexer.settings import DataDir
 
 
-def library_status(data: DataDir, catalog: Catalog | None = None) -> dict:
-    """`catalog`: an open one to use (a server passes its own: a second connection, once closed, would
-    drop the server's SQLite locks); without it one is opened and closed here."""
+def library_status(data: DataDir) -> dict:
     if data.catalog_url is None and not (data.root / "catalog.db").exists():
         return {"data": str(data.root), "indexed": False, "videos": {}, "clips": 0, "failures": []}
-    own = catalog is None
-    catalog = Catalog(data.catalog).open() if own else catalog
+    catalog = Catalog(data.catalog).open()
     try:
         stats = catalog.stats()
         vset = catalog.vector_set(VIDEO_SET)
@@ -39,5 +36,4 @@ def library_status(data: DataDir, catalog: Catalog | None = None) -> dict:
             "towers": towers,
         }
     finally:
-        if own:
-            catalog.close()
+        catalog.close()

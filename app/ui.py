@@ -212,7 +212,7 @@ class Handlers:
 
     def api_status(self) -> dict:
         """Videos, clips, failures and encoders of the library (`run.py status --json` without server paths)."""
-        status = library_status(self.data, self._catalog())
+        status = library_status(self.data)
         status.pop("data", None)
         return _without_paths(status, self.data)
 
