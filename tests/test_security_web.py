@@ -172,6 +172,14 @@ def test_catalog_links_are_refused_and_the_server_still_sees_new_videos(server, 
     for path in (lib / "catalog-link.mp4", lib / "Catalog.DB.mp4", lib / "Upper" / "catalog.db"):
         status, _, body = get(server + "gradio_api/file=" + quote(str(path)))
         assert status in (403, 404) and SQLITE_MARKER not in body, path
+    # An indexed video replaced by a symlink, then a hard link, to the catalog: its id serves nothing now.
+    alone, vid = single / "alone.mp4", videos_by_name(data)["alone.mp4"]
+    alone.unlink()
+    alone.symlink_to(data / "catalog.db")
+    assert get(server + f"tubelet/video/{vid}")[0:3:2] == (404, b"Not found.")
+    alone.unlink()
+    os.link(data / "catalog.db", alone)
+    assert get(server + f"tubelet/video/{vid}")[0:3:2] == (404, b"Not found.")
     client = Client(server, verbose=False, download_files=False)
     before = client.predict(api_name="/status")["videos"]["indexed"]
     late = tmp_path / "late"
