@@ -174,15 +174,18 @@ class Handlers:
         if self.jobs is None:
             raise gr.Error("Indexing from the web UI is off: start the server with --root DIR.")
         try:
-            return progress_html(self.jobs.start(folder))
+            return self._progress(self.jobs.start(folder))
         except QueryError as exc:
             raise gr.Error(str(exc)) from exc
 
     def cancel_index(self) -> str:
-        return progress_html(self.jobs.cancel()) if self.jobs else ""
+        return self._progress(self.jobs.cancel()) if self.jobs else ""
 
     def tick(self) -> str:
-        return progress_html(self.jobs.state()) if self.jobs else ""
+        return self._progress(self.jobs.state()) if self.jobs else ""
+
+    def _progress(self, state: JobState) -> str:
+        return without_server_paths(progress_html(state), self.data)  # run errors may name the data dir
 
     # -- API ------------------------------------------------------------------------------------
     def api_search(self, text: str | None = None, negative: str | None = None, image: str | None = None,

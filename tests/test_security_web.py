@@ -491,3 +491,32 @@ def hostile_input(component: str | None, value: str):
     if component == "state":
         return [{"clip_id": value, "path": value}]
     return value
+
+
+def test_error_texts_and_index_progress_never_name_the_data_dir(tmp_path, monkeypatch):
+    """Finding 7: messages built from exceptions (no index yet, a failed index run) name "the data dir"."""
+    import gradio as gr
+
+    from app.jobs import JobState
+    from app.query import QueryError
+    from app.ui import Handlers, _user_errors
+    from indexer.settings import DataDir
+
+    data = DataDir(tmp_path / "secret-data")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "alias" / "uploads"))
+
+    def no_index():
+        raise QueryError(f"no index at {data.root}: run `python run.py index PATH` first")
+
+    with pytest.raises(gr.Error) as refused:
+        _user_errors(no_index, data)()
+    assert refused.value.message == "no index at the data dir: run `python run.py index PATH` first"
+
+    class FailedJobs:
+        allowed_roots: list = []
+
+        def state(self):
+            return JobState("failed", "/lib", error=f"DataDirError: cannot index into {data.root}: disk full")
+
+    progress = Handlers(None, FailedJobs(), data).tick()
+    assert "cannot index into the data dir: disk full" in progress and str(data.root) not in progress
