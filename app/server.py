@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import math
 import os
@@ -190,7 +191,7 @@ class UploadSweep:
     async def __call__(self, scope, receive, send):
         await self.app(scope, receive, send)
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith("/gradio_api/upload"):
-            self.uploads.sweep()
+            await asyncio.to_thread(self.uploads.sweep)  # file system work: off the event loop
 
 
 def upload_alias(uploads: Path) -> Path:
