@@ -64,3 +64,18 @@ def timeline(catalog: Catalog, video_id: int) -> list[TimelineClip]:
         rows = s.execute(select(Clip.id, Clip.start, Clip.end, Clip.thumbnail)
                          .where(Clip.video_id == video_id).order_by(Clip.ordinal)).all()
     return [TimelineClip(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class IndexedPath:
+    path: str
+    size: int
+    mtime_ns: int  # as scanned: a file changed since then is not the file the catalog indexed
+
+
+def indexed_paths(catalog: Catalog, video_id: int) -> list[IndexedPath]:
+    """The paths of an indexed video (none for a failed, pending or unknown id), by path order."""
+    with catalog.session() as s:
+        rows = s.execute(select(VideoPath.path, VideoPath.size, VideoPath.mtime_ns).join(Video)
+                         .where(Video.id == video_id, Video.status == "indexed").order_by(VideoPath.path)).all()
+    return [IndexedPath(*row) for row in rows]

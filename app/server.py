@@ -1,19 +1,32 @@
 """`run.py serve`: the web UI and API on a local port, locked down by default.
 
 - binds 127.0.0.1 unless told otherwise; optional username/password (also from TUBELET_AUTH);
-- serves media only from the data dir's thumbnails and previews and the library roots, never the
-  catalog, weights or index files (Gradio's allowed/blocked paths);
-- uploads land in the data dir and are size-limited; no share links, no analytics.
+- serves only what the catalog says is servable: the thumbnails and previews Tubelet made, and indexed
+  videos by id (app/serving.py); never a library root wholesale, the catalog, weights or index files;
+- limits failed logins per client address (429 during a lock-out);
+- uploads land in DATA/uploads/ (known to clients only by a neutral alias), are size-limited, removed
+  once answered (API) or after a TTL, and the folder is capped; no share links, no analytics.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hmac
+import math
 import os
+import shutil
+import signal
+import stat
 import sys
+import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from indexer.settings import DataDir
+
+UPLOAD_FOLDER_UPLOADS = 4  # DATA/uploads/ holds at most this many maximum-size uploads
 
 
 @dataclass(frozen=True)
@@ -37,51 +50,187 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
     return user, password
 
 
-def library_roots(data: DataDir) -> list[Path]:
-    """Roots already indexed into this data dir (their files may be played)."""
-    if data.catalog_url is None and not (data.root / "catalog.db").is_file():
-        return []
-    from sqlalchemy import select
-
-    from indexer.catalog import Catalog
-    from indexer.schema import VideoPath
-
-    catalog = Catalog(data.catalog).open()
-    try:
-        with catalog.session() as s:
-            return sorted({Path(r) for r in s.scalars(select(VideoPath.root).distinct())})
-    finally:
-        catalog.close()
-
-
-def media_paths(settings: ServeSettings) -> tuple[list[str], list[str]]:
-    """(allowed, blocked) paths for Gradio's file server."""
+def media_paths(settings: ServeSettings) -> list[str]:
+    """What Gradio's file route may serve: only what Tubelet made. Library roots are not in it: originals
+    are served by id (app/serving.py), so other files in a root are never served. No block list is
+    needed (nothing else is allowed), and Gradio's refusals would list it, naming the data dir."""
     root = settings.data.root
-    allowed = [root / "thumbs", root / "previews", *library_roots(settings.data), *settings.roots]
-    blocked = [root / name for name in ("catalog.db", "catalog.db-wal", "catalog.db-shm", "weights",
-                                        "index", "index.lock")]
-    return [str(p) for p in allowed], [str(p) for p in blocked]
+    return [str(root / "thumbs"), str(root / "previews")]
+
+
+@dataclass
+class LoginLimiter:
+    """Failed logins per client address: after `max_failures` within `window_s`, every login from that
+    address (a correct one too) is refused for `lockout_s`."""
+
+    max_failures: int = 5
+    window_s: float = 60.0
+    lockout_s: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    failures: dict[str, list[float]] = field(default_factory=dict)
+    locked_until: dict[str, float] = field(default_factory=dict)
+
+    def retry_after(self, client: str) -> float:
+        """Seconds until `client` may try again (0: now)."""
+        return max(0.0, self.locked_until.get(client, 0.0) - self.clock())
+
+    def record(self, client: str, succeeded: bool) -> None:
+        now = self.clock()
+        self._forget_before(now - max(self.window_s, self.lockout_s))
+        if succeeded:
+            self.failures.pop(client, None)
+            return
+        recent = [t for t in self.failures.get(client, []) if t > now - self.window_s] + [now]
+        self.failures[client] = recent
+        if len(recent) >= self.max_failures:
+            self.locked_until[client] = now + self.lockout_s
+            self.failures.pop(client)
+
+    def _forget_before(self, moment: float) -> None:
+        """Drop stale entries, so addresses that stopped trying cost no memory."""
+        for client in [c for c, times in self.failures.items() if times[-1] <= moment]:
+            del self.failures[client]
+        for client in [c for c, until in self.locked_until.items() if until <= moment]:
+            del self.locked_until[client]
+
+
+class LoginThrottle:
+    """ASGI middleware on Gradio's POST /login: refuses a locked-out address with 429 before Gradio checks
+    the password, and tells the limiter how each attempt ended (Gradio answers 200 or 400)."""
+
+    def __init__(self, app, limiter: LoginLimiter):
+        self.app, self.limiter = app, limiter
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != "/login":
+            return await self.app(scope, receive, send)
+        client = (scope.get("client") or ("unknown",))[0]
+        wait = self.limiter.retry_after(client)
+        if wait > 0:
+            from starlette.responses import JSONResponse
+
+            refusal = JSONResponse({"detail": f"Too many failed logins: try again in {math.ceil(wait)} s."},
+                                   status_code=429, headers={"Retry-After": str(math.ceil(wait))})
+            return await refusal(scope, receive, send)
+        status = {}
+
+        async def watch(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, watch)
+        if status.get("code") in (200, 400):  # 400: "Incorrect credentials."; anything else is no attempt
+            self.limiter.record(client, succeeded=status["code"] == 200)
+
+
+def password_check(user: str, password: str) -> Callable[[str, str], bool]:
+    """Gradio's auth callable: both parts compared in constant time, so timing tells nothing."""
+    def check(given_user: str, given_password: str) -> bool:
+        user_ok = hmac.compare_digest(given_user.encode(), user.encode())
+        password_ok = hmac.compare_digest(given_password.encode(), password.encode())
+        return user_ok and password_ok
+    return check
+
+
+@dataclass(frozen=True)
+class UploadFolder:
+    """DATA/uploads/: Gradio's upload folder, kept small. Files older than `max_age_s` go, then the oldest
+    until the folder holds at most `max_bytes`; a query's upload is removed once it is answered."""
+
+    folder: Path
+    max_bytes: int
+    max_age_s: float = 15 * 60
+
+    def sweep(self, now: float | None = None) -> int:
+        """Remove what is over the limits; returns the number of files removed."""
+        now = time.time() if now is None else now
+        files = []
+        for path in self.folder.rglob("*"):
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                continue  # removed meanwhile
+            if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                files.append((st.st_mtime, st.st_size, path))
+        files.sort()
+        total, removed = sum(size for _, size, _ in files), 0
+        for mtime, size, path in files:
+            if mtime >= now - self.max_age_s and total <= self.max_bytes:
+                break
+            path.unlink(missing_ok=True)
+            total, removed = total - size, removed + 1
+        self._remove_empty_folders()
+        return removed
+
+    def remove(self, upload: str | Path | None) -> None:
+        """Remove an answered query's upload (only if it is in this folder)."""
+        if not upload:
+            return
+        path = Path(os.path.realpath(upload))
+        if Path(os.path.realpath(self.folder)) in path.parents:
+            path.unlink(missing_ok=True)
+            self._remove_empty_folders()
+
+    def _remove_empty_folders(self) -> None:
+        for folder in sorted((p for p in self.folder.rglob("*") if p.is_dir() and not p.is_symlink()),
+                             key=lambda p: len(p.parts), reverse=True):
+            try:
+                folder.rmdir()
+            except OSError:
+                continue  # not empty, or in use by an upload being written
+
+
+class UploadSweep:
+    """ASGI middleware: after each upload request, sweep the upload folder (so uploads that are never
+    queried cannot fill the disk)."""
+
+    def __init__(self, app, uploads: UploadFolder):
+        self.app, self.uploads = app, uploads
+
+    async def __call__(self, scope, receive, send):
+        await self.app(scope, receive, send)
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith("/gradio_api/upload"):
+            await asyncio.to_thread(self.uploads.sweep)  # file system work: off the event loop
+
+
+def upload_alias(uploads: Path) -> Path:
+    """A neutral name for DATA/uploads/, for Gradio: Gradio tells clients the path of each upload, and that
+    path must not reveal where the data dir is. A private temp folder holds one link to DATA/uploads/."""
+    uploads.mkdir(parents=True, exist_ok=True)
+    alias = Path(tempfile.mkdtemp(prefix="tubelet-")) / "uploads"
+    alias.symlink_to(uploads.resolve(), target_is_directory=True)
+    return alias
 
 
 def build_app(settings: ServeSettings):
     """The Blocks app and its launch arguments (separate so tests can launch it themselves)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ["GRADIO_TEMP_DIR"] = str(settings.data.root / "uploads")
+    settings.data.root.mkdir(parents=True, exist_ok=True)
+    uploads = UploadFolder(settings.data.root / "uploads",
+                           max_bytes=UPLOAD_FOLDER_UPLOADS * settings.max_upload_mb << 20)
+    os.environ["GRADIO_TEMP_DIR"] = str(upload_alias(uploads.folder))
+    from starlette.middleware import Middleware
+
     from app.jobs import IndexJobs
     from app.search import SearchService
-    from app.ui import CSS, build_ui
+    from app.serving import media_routes
+    from app.ui import CSS, build_ui, open_catalog
     from indexer.towers import index_settings_from_catalog
 
-    settings.data.root.mkdir(parents=True, exist_ok=True)
     service = SearchService(settings.data, settings.device, settings.precision)
     jobs = IndexJobs(lambda: index_settings_from_catalog(settings.data, settings.device, settings.precision),
                      list(settings.roots))
-    demo = build_ui(service, jobs, settings.data)
+    demo = build_ui(service, jobs, settings.data, uploads)
     demo.queue(default_concurrency_limit=2)
-    allowed, blocked = media_paths(settings)
-    launch = dict(server_name=settings.host, server_port=settings.port, auth=settings.auth, share=False,
-                  allowed_paths=allowed, blocked_paths=blocked, max_file_size=f"{settings.max_upload_mb}mb",
-                  ssr_mode=False, show_error=True, css=CSS, footer_links=["api"])
+    app_kwargs = {"routes": media_routes(settings.data, lambda: open_catalog(service, settings.data)),
+                  "openapi_url": None,  # Gradio serves its own, behind the login
+                  "middleware": [Middleware(LoginThrottle, limiter=LoginLimiter()),
+                                 Middleware(UploadSweep, uploads=uploads)]}
+    auth = password_check(*settings.auth) if settings.auth else None
+    launch = dict(server_name=settings.host, server_port=settings.port, auth=auth, share=False,
+                  allowed_paths=media_paths(settings), max_file_size=f"{settings.max_upload_mb}mb",
+                  ssr_mode=False, show_error=True, css=CSS, footer_links=["api"], app_kwargs=app_kwargs)
     return demo, launch, jobs
 
 
@@ -90,4 +239,14 @@ def serve(settings: ServeSettings) -> None:
         print(f"warning: serving on {settings.host} without --auth: anyone who can reach this port can "
               "search and watch your library", file=sys.stderr)
     demo, launch, _ = build_app(settings)
-    demo.launch(**launch)
+    alias = Path(os.environ["GRADIO_TEMP_DIR"])
+    signal.signal(signal.SIGTERM, _exit_cleanly)  # so the alias is removed on `kill` too
+    try:
+        demo.launch(**launch)
+    finally:
+        if alias.is_symlink():
+            shutil.rmtree(alias.parent, ignore_errors=True)  # the private folder and its link; uploads stay
+
+
+def _exit_cleanly(signum, frame):
+    raise SystemExit(128 + signum)

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import functools
 import html
+import math
+import os
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from typing import Callable
 
 import gradio as gr
 
@@ -19,9 +23,11 @@ from app.cli_output import format_time
 from app.jobs import IndexJobs, JobState
 from app.library import COLUMNS, library_rows, timeline
 from app.media import preview_for
+from app.serving import original_file, preview_url, thumb_url, video_url
 from app.query import Filters, Query, QueryError, SearchOptions, parse_time
 from app.search import SearchService
 from app.status import library_status
+from indexer.catalog import Catalog
 from indexer.decode import ProbeError
 from indexer.records import Moment
 from indexer.settings import DataDir
@@ -29,13 +35,50 @@ from indexer.settings import DataDir
 NO_INDEX = "**No index yet.** Add a folder in the *Index* tab, or run `python run.py index PATH`."
 ASK = "Describe what to find, or upload an example image or clip."
 CSS = ".tubelet-player video { width: 100%; max-height: 60vh; background: #000; }"
+SEARCH_CONCURRENCY = 8  # Gradio workers per search event; at most HEAVY_ADMITTED of them embed uploads
+HEAVY_RUNNING, HEAVY_ADMITTED = 1, 4
+
+
+@dataclass
+class QuerySlots:
+    """Video and image queries decode and embed an upload (seconds to minutes); text, "more like this"
+    and status queries take milliseconds. Heavy queries run `running` at a time and at most `admitted`
+    hold a worker (more are refused as busy), so cheap queries always find a free worker."""
+
+    running: int = HEAVY_RUNNING
+    admitted: int = HEAVY_ADMITTED
+    wait_s: float = 300.0
+    _run: threading.BoundedSemaphore = field(init=False)
+    _admit: threading.BoundedSemaphore = field(init=False)
+
+    def __post_init__(self):
+        self._run, self._admit = threading.BoundedSemaphore(self.running), threading.BoundedSemaphore(self.admitted)
+
+    def call(self, heavy: bool, fn: Callable):
+        if not heavy:
+            return fn()
+        if not self._admit.acquire(blocking=False):
+            raise QueryError("the server is busy with other video and image queries: try again in a minute")
+        try:
+            if not self._run.acquire(timeout=self.wait_s):
+                raise QueryError("the server is busy with other video and image queries: try again in a minute")
+            try:
+                return fn()
+            finally:
+                self._run.release()
+        finally:
+            self._admit.release()
 
 
 class Handlers:
-    """Plain functions behind the widgets; each returns values for its outputs."""
+    """Plain functions behind the widgets; each returns values for its outputs. No handler takes a path
+    from the client: clips and videos are named by id and their paths come from the catalog."""
 
-    def __init__(self, service: SearchService, jobs: IndexJobs | None, data: DataDir):
+    def __init__(self, service: SearchService, jobs: IndexJobs | None, data: DataDir, uploads=None,
+                 slots: QuerySlots | None = None):
         self.service, self.jobs, self.data = service, jobs, data
+        self.uploads = uploads  # app.server.UploadFolder, or None (no cleanup)
+        self.slots = slots or QuerySlots()
 
     # -- search ---------------------------------------------------------------------------------
     def search(self, text, negative, image, video, start, end, prefix, glob, min_dur, max_dur, after, k,
@@ -48,8 +91,10 @@ class Handlers:
         if query is None:
             return [], ASK, [], "", None
         filters = Filters(_text(prefix), _text(glob), _number(min_dur), _number(max_dur), _when(after))
-        options = SearchOptions(k=int(k or 10), min_score=_number(min_score))
-        result = service.search(query, filters, options)
+        options = SearchOptions(k=int(k or 10), min_score=_finite(min_score, "min_score"))
+        result = self.slots.call(_heavy(query), lambda: service.search(query, filters, options))
+        if self.uploads is not None:
+            self.uploads.sweep()  # the UI keeps its upload for a re-run: removed after the TTL
         if result.no_match:
             message = ("**No good match**: the best score is {:.2f}, below the minimum {:g}.".format(
                 result.best_score, options.min_score) if result.best_score is not None
@@ -65,21 +110,38 @@ class Handlers:
                            min_score, like=clip_id)
 
     def select(self, moments: list[dict], evt: gr.SelectData):
-        moment = moments[evt.index]
-        return self.player(moment["path"], moment["start"], moment["end"], moment["clip_id"]), moment["clip_id"]
+        if not isinstance(evt.index, int) or not 0 <= evt.index < len(moments):
+            raise gr.Error("Select a moment first.")
+        moment = moments[evt.index]  # server-side state, but only its clip ids are used
+        clip_id = int(moment["clip_id"])
+        return self.play_clip(clip_id, [int(c) for c in moment.get("clip_ids") or [clip_id]]), clip_id
 
-    def player(self, path: str, start: float, end: float, clip_id: int | None = None) -> str:
+    def play_clip(self, clip_id: int, span: list[int] | None = None) -> str:
+        """Player HTML for a clip of the catalog (over the merged clips `span` of its video, if given); an id
+        the catalog lacks is refused, naming no path."""
+        ids = sorted({clip_id, *(span or [])})
+        rows = self._catalog().clip_rows(ids) if _catalog_exists(self.data) else {}
+        row = rows.get(clip_id)
+        if row is None:
+            raise gr.Error(f"No clip {clip_id} in the library.")
+        same_video = [r for r in rows.values() if r.video_id == row.video_id]
+        start, end = min(r.start for r in same_video), max(r.end for r in same_video)
+        name = Path(row.path).name
+        original = original_file(self._catalog(), self.data, row.video_id)  # the same checks as serving it
+        if original is None:
+            raise gr.Error(f"Cannot play {name}: the file is gone or changed since it was indexed.")
+        os.close(original.fd)
         try:
-            preview = preview_for(self.data.root / "previews", Path(path), start, end)
-        except (OSError, ProbeError) as exc:
-            raise gr.Error(f"Cannot play {Path(path).name}: {exc}") from exc
-        src = f"gradio_api/file={quote(str(preview.path))}#t={preview.offset:.3f}"
-        original = f"gradio_api/file={quote(path)}"
-        clip = f" · clip {clip_id}" if clip_id is not None else ""
+            preview = preview_for(self.data.root / "previews", Path(original.path), start, end)
+        except OSError as exc:
+            raise gr.Error(f"Cannot play {name}: {exc.strerror or 'cannot read the file'}") from exc
+        except ProbeError as exc:
+            raise gr.Error(f"Cannot play {name}: {exc}") from exc
+        src = f"{preview_url(preview.path)}#t={preview.offset:.3f}"
         return (f'<div class="tubelet-player"><video src="{html.escape(src)}" controls autoplay muted playsinline '
                 f'data-offset="{preview.offset:.3f}" data-start="{start:.3f}" data-end="{end:.3f}"></video>'
-                f'<p>{html.escape(Path(path).name)} · {format_time(start)}–{format_time(end)}{clip} · '
-                f'<a href="{html.escape(original)}" target="_blank">original file</a></p></div>')
+                f'<p>{html.escape(name)} · {format_time(start)}–{format_time(end)} · clip {clip_id} · '
+                f'<a href="{html.escape(video_url(row.video_id))}" target="_blank">original file</a></p></div>')
 
     # -- library --------------------------------------------------------------------------------
     def library(self, folder: str):
@@ -88,38 +150,42 @@ class Handlers:
         return [row.as_list() for row in library_rows(self._catalog(), _text(folder))]
 
     def timeline(self, rows, evt: gr.SelectData):
-        video_id = int(rows.iloc[evt.index[0], 0]) if hasattr(rows, "iloc") else int(rows[evt.index[0]][0])
-        clips = timeline(self._catalog(), video_id)
-        items = [(str(self.data.root / c.thumbnail), f"{format_time(c.start)}–{format_time(c.end)}")
-                 for c in clips if c.thumbnail]
-        state = [{"clip_id": c.clip_id, "start": c.start, "end": c.end, "path": rows_path(rows, evt.index[0])}
-                 for c in clips if c.thumbnail]
-        return items, state
+        """Clip strip of the selected row's video: only the row's id is read (the table comes from the client)."""
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) and evt.index else None
+        if not isinstance(row, int) or not 0 <= row < len(rows):
+            return [], []
+        video_id = _whole(rows.iloc[row, 0] if hasattr(rows, "iloc") else rows[row][0], "video id")
+        if video_id is None or not _catalog_exists(self.data):
+            return [], []
+        clips = [c for c in timeline(self._catalog(), video_id) if c.thumbnail]
+        items = [(str(self.data.root / c.thumbnail), f"{format_time(c.start)}–{format_time(c.end)}") for c in clips]
+        return items, [c.clip_id for c in clips]
 
-    def play_timeline(self, clips: list[dict], evt: gr.SelectData) -> str:
-        clip = clips[evt.index]
-        return self.player(clip["path"], clip["start"], clip["end"], clip["clip_id"])
+    def play_timeline(self, clip_ids: list[int], evt: gr.SelectData) -> str:
+        if not isinstance(evt.index, int) or not 0 <= evt.index < len(clip_ids):
+            raise gr.Error("Select a video in the table first.")
+        return self.play_clip(int(clip_ids[evt.index]))
 
     def _catalog(self):
-        catalog = self.service.catalog
-        if not catalog.is_open:
-            catalog.open()
-        return catalog
+        return open_catalog(self.service, self.data)
 
     # -- indexing -------------------------------------------------------------------------------
     def start_index(self, folder: str) -> str:
         if self.jobs is None:
             raise gr.Error("Indexing from the web UI is off: start the server with --root DIR.")
         try:
-            return progress_html(self.jobs.start(folder))
+            return self._progress(self.jobs.start(folder))
         except QueryError as exc:
             raise gr.Error(str(exc)) from exc
 
     def cancel_index(self) -> str:
-        return progress_html(self.jobs.cancel()) if self.jobs else ""
+        return self._progress(self.jobs.cancel()) if self.jobs else ""
 
     def tick(self) -> str:
-        return progress_html(self.jobs.state()) if self.jobs else ""
+        return self._progress(self.jobs.state()) if self.jobs else ""
+
+    def _progress(self, state: JobState) -> str:
+        return without_server_paths(progress_html(state), self.data)  # run errors may name the data dir
 
     # -- API ------------------------------------------------------------------------------------
     def api_search(self, text: str | None = None, negative: str | None = None, image: str | None = None,
@@ -128,25 +194,77 @@ class Handlers:
                    path_prefix: str | None = None, path_glob: str | None = None,
                    min_duration: float | None = None, max_duration: float | None = None,
                    indexed_after: str | None = None, group: str = "clip") -> list[dict]:
-        """Moments as JSON, best first: the same as `run.py search --json`."""
-        service = self.service.ensure_ready()
-        query = _query(text, negative, image, video, start, end, _number(like))
-        if query is None:
-            raise QueryError("nothing to search for: give text, an image, a video or a clip id")
-        filters = Filters(_text(path_prefix), _text(path_glob), _number(min_duration), _number(max_duration),
-                          _when(indexed_after))
-        options = SearchOptions(k=int(k or 10), min_score=_number(min_score), group=group or "clip")
-        result = service.search(query, filters, options)
+        """Moments as JSON, best first: `run.py search --json`, with each thumbnail as a URL of this server."""
+        try:
+            service = self.service.ensure_ready()
+            query = _query(text, negative, image, video, start, end, _whole(like, "like"))
+            if query is None:
+                raise QueryError("nothing to search for: give text, an image, a video or a clip id")
+            filters = Filters(_text(path_prefix), _text(path_glob), _number(min_duration), _number(max_duration),
+                              _when(indexed_after))
+            k_value = _whole(k, "k")
+            options = SearchOptions(k=10 if k_value is None else k_value, min_score=_finite(min_score, "min_score"),
+                                    group=group or "clip")
+            result = self.slots.call(_heavy(query), lambda: service.search(query, filters, options))
+        finally:
+            if self.uploads is not None:  # answered (or refused): an API upload is used once
+                self.uploads.remove(image)
+                self.uploads.remove(video)
         items = result.videos if options.group == "video" else result.moments
-        return [item.to_json() for item in items]
+        return [_public(item.to_json()) for item in items]
 
     def api_status(self) -> dict:
-        """Videos, clips, failures and encoders of the library."""
-        return library_status(self.data)
+        """Videos, clips, failures and encoders of the library (`run.py status --json` without server paths)."""
+        status = library_status(self.data)
+        status.pop("data", None)
+        return _without_paths(status, self.data)
 
 
-def rows_path(rows, i: int) -> str:
-    return str(rows.iloc[i, 1]) if hasattr(rows, "iloc") else str(rows[i][1])
+def open_catalog(service: SearchService, data: DataDir) -> Catalog | None:
+    """The server's one catalog connection (opened on first use), or None before anything is indexed."""
+    if not _catalog_exists(data):
+        return None
+    if not service.catalog.is_open:
+        service.catalog.open()
+    return service.catalog
+
+
+def _public(item: dict) -> dict:
+    """A result for a client: thumbnails as URLs of this server, never paths in the data dir."""
+    if "moments" in item:
+        return {**item, "moments": [_public(m) for m in item["moments"]]}
+    return {**item, "thumbnail": thumb_url(item["clip_id"]) if item.get("thumbnail") else None}
+
+
+def _without_paths(value, data: DataDir):
+    """`value` with every server path in its strings replaced by a name (see without_server_paths)."""
+    if isinstance(value, dict):
+        return {k: _without_paths(v, data) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_paths(v, data) for v in value]
+    return without_server_paths(value, data) if isinstance(value, str) else value
+
+
+def _heavy(query: Query) -> bool:
+    return query.video is not None or query.image is not None
+
+
+def _whole(value, name: str) -> int | None:
+    """An API integer: 7 and 7.0 pass, 1.7, nan and 1e30 are refused (not rounded into another clip or k)."""
+    if value in (None, ""):
+        return None
+    number = _finite(value, name)
+    if number != int(number) or abs(number) >= 2 ** 63:
+        raise QueryError(f"{name} must be a whole number, got {value:g}" if isinstance(value, float)
+                         else f"{name} must be a whole number, got {value}")
+    return int(number)
+
+
+def _finite(value, name: str) -> float | None:
+    number = _number(value)
+    if number is not None and not math.isfinite(number):
+        raise QueryError(f"{name} must be a finite number, got {number}")
+    return number
 
 
 def _catalog_exists(data: DataDir) -> bool:
@@ -199,8 +317,8 @@ def progress_html(state: JobState) -> str:
     return "\n".join(lines)
 
 
-def build_ui(service: SearchService, jobs: IndexJobs | None, data: DataDir) -> gr.Blocks:
-    h = Handlers(service, jobs, data)
+def build_ui(service: SearchService, jobs: IndexJobs | None, data: DataDir, uploads=None) -> gr.Blocks:
+    h = Handlers(service, jobs, data, uploads)
     with gr.Blocks(title="Tubelet", analytics_enabled=False) as demo:
         gr.Markdown("# Tubelet\nSearch your video library for moments.")
         with gr.Tab("Search"):
@@ -247,11 +365,15 @@ def _search_tab(h: Handlers) -> None:
     selected = gr.State(None)
     inputs = [text, negative, image, video, start, end, prefix, glob, min_dur, max_dur, after, k, min_score]
     outputs = [cards, status, moments, player, selected]
-    go.click(_user_errors(h.search), inputs, outputs, api_name="ui_search", api_visibility="private")
-    text.submit(_user_errors(h.search), inputs, outputs, api_name="ui_search_submit", api_visibility="private")
-    cards.select(h.select, [moments], [player, selected], api_visibility="private")
-    like.click(_user_errors(h.more_like), [selected, negative, prefix, glob, min_dur, max_dur, after, k, min_score],
-               outputs, api_visibility="private")
+    search = _user_errors(h.search, h.data)
+    go.click(search, inputs, outputs, api_name="ui_search", api_visibility="private",
+             concurrency_limit=SEARCH_CONCURRENCY)
+    text.submit(search, inputs, outputs, api_name="ui_search_submit", api_visibility="private",
+                concurrency_limit=SEARCH_CONCURRENCY)
+    cards.select(_user_errors(h.select, h.data), [moments], [player, selected], api_visibility="private")
+    like.click(_user_errors(h.more_like, h.data), [selected, negative, prefix, glob, min_dur, max_dur, after, k,
+                                                   min_score], outputs, api_visibility="private",
+               concurrency_limit=SEARCH_CONCURRENCY)
 
 
 def _library_tab(h: Handlers) -> tuple[gr.Textbox, gr.Dataframe]:
@@ -266,8 +388,8 @@ def _library_tab(h: Handlers) -> tuple[gr.Textbox, gr.Dataframe]:
     player = gr.HTML(elem_id="timeline-player")
     refresh.click(h.library, [folder], [table], api_visibility="private")
     folder.submit(h.library, [folder], [table], api_visibility="private")
-    table.select(h.timeline, [table], [strip, strip_state], api_visibility="private")
-    strip.select(h.play_timeline, [strip_state], [player], api_visibility="private")
+    table.select(_user_errors(h.timeline, h.data), [table], [strip, strip_state], api_visibility="private")
+    strip.select(_user_errors(h.play_timeline, h.data), [strip_state], [player], api_visibility="private")
     return folder, table
 
 
@@ -296,17 +418,27 @@ def _api(h: Handlers) -> None:
                   gr.Textbox(label="indexed_after"), gr.Textbox(label="group", value="clip")]
         result = gr.JSON()
         trigger = gr.Button()
-    trigger.click(_user_errors(h.api_search), fields, result, api_name="search")
+    trigger.click(_user_errors(h.api_search, h.data), fields, result, api_name="search",
+                  concurrency_limit=SEARCH_CONCURRENCY)
     gr.api(h.api_status, api_name="status")
 
 
-def _user_errors(fn):
-    """Show user mistakes (bad query, unreadable upload) as a Gradio error, not a traceback."""
+def _user_errors(fn, data: DataDir):
+    """Show user mistakes (bad query, unreadable upload) as a Gradio error, not a traceback, and never
+    with a server path in it (the data dir, the upload folder)."""
     @functools.wraps(fn)  # keeps the signature: API parameter names come from it
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except (QueryError, ProbeError, ValueError) as exc:
-            raise gr.Error(str(exc)) from exc
+            raise gr.Error(without_server_paths(str(exc), data)) from exc
     return wrapper
 
+
+def without_server_paths(message: str, data: DataDir) -> str:
+    uploads = os.environ.get("GRADIO_TEMP_DIR")
+    for path, name in ((uploads, "the upload"), (os.path.realpath(data.root), "the data dir"),
+                       (str(data.root), "the data dir")):
+        if path:
+            message = message.replace(path, name)
+    return message

@@ -193,8 +193,9 @@ def test_files_outside_the_allowed_roots_are_refused(server, indexed):
     file_url = server + "gradio_api/file="
     thumbnail = next((data / "thumbs").rglob("*.jpg"))
     assert status_of(file_url + quote(str(thumbnail))) == 200
-    assert status_of(file_url + quote(str(lib / "scene_00.mp4"))) == 200  # a library root
-    for forbidden in ["/etc/passwd", str(data / "catalog.db"), str(next((data / "weights").iterdir())),
+    # Originals are served by video id only (tests/test_security_web.py), never by path, not even in a root.
+    assert status_of(server + "tubelet/video/1") == 200
+    for forbidden in [str(lib / "scene_00.mp4"), "/etc/passwd", str(data / "catalog.db"), str(next((data / "weights").iterdir())),
                       str(next((data / "index").iterdir())), f"{lib}/../../../../etc/passwd",
                       str(Path(__file__).resolve())]:
         assert status_of(file_url + quote(forbidden)) == 403, forbidden
@@ -208,6 +209,7 @@ def test_auth_protects_ui_and_api(indexed):
         assert status_of(url + "gradio_api/info") == 401
         thumbnail = next((data / "thumbs").rglob("*.jpg"))
         assert status_of(url + "gradio_api/file=" + quote(str(thumbnail))) in (401, 403)
+        assert status_of(url + "tubelet/video/1") == 401
         hits = Client(url, auth=("ann", "s3cret word"), verbose=False, download_files=False).predict(text="x", k=2, api_name="/search")
         assert len(hits) == 2
 
