@@ -32,7 +32,6 @@ from indexer.settings import DataDir
 
 PREVIEW_NAME = re.compile(r"[0-9a-f]{24}\.mp4")  # app/media.py names previews by a hash
 CHUNK = 1 << 20
-CATALOG_FILES = ("catalog.db", "catalog.db-wal", "catalog.db-shm", "catalog.db-journal")
 HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"}
 
 
@@ -67,9 +66,9 @@ def _identity(st: os.stat_result) -> tuple[int, int]:
 def _protected_identities(data: DataDir) -> set[tuple[int, int]]:
     """(device, inode) of the catalog's own files, whatever names link to them."""
     out = set()
-    for name in CATALOG_FILES:
+    for path in data.catalog_files:
         try:
-            out.add(_identity(os.stat(data.root / name)))
+            out.add(_identity(os.stat(path)))
         except OSError:
             continue  # that file does not exist (yet): nothing to protect
     return out

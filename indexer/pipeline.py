@@ -101,7 +101,9 @@ class Indexer:
     # -- planning -------------------------------------------------------------------------------
     def _plan(self, roots: list[Path], report: IndexReport) -> Plan:
         roots = [Path(os.path.abspath(r)) for r in roots]
-        scan = scan_roots(roots, exclude=[self.settings.data.root], one_file_system=self.settings.one_file_system)
+        data = self.settings.data
+        scan = scan_roots(roots, exclude=[data.root], one_file_system=self.settings.one_file_system,
+                          exclude_files=list(data.catalog_files))
         report.failures.extend(scan.failures)
         report.files.skipped += scan.skipped
         unreadable: list[Failure] = []

@@ -77,10 +77,14 @@ def check_roots(roots: list[Path]) -> None:
         check_root(Path(os.path.abspath(root)), pseudo)
 
 
-def scan_roots(roots: list[Path], exclude: list[Path] = (), one_file_system: bool = False) -> ScanResult:
-    """Walk each root (following symlinks, each directory once), in a stable order."""
+def scan_roots(roots: list[Path], exclude: list[Path] = (), one_file_system: bool = False,
+               exclude_files: list[Path] = ()) -> ScanResult:
+    """Walk each root (following symlinks, each directory once), in a stable order. Directories in
+    `exclude` are not entered; files in `exclude_files` (the catalog's) are skipped by whatever name
+    links to them."""
     result = ScanResult()
-    walk = _Walk(result, {_dir_key(p) for p in exclude} - {None}, pseudo_devices(), one_file_system)
+    walk = _Walk(result, {_file_key(p) for p in exclude} - {None}, pseudo_devices(), one_file_system,
+                 {_file_key(p) for p in exclude_files} - {None})
     for root in roots:
         root = Path(os.path.abspath(root))
         info = check_root(root, walk.pseudo)
@@ -93,7 +97,7 @@ def scan_roots(roots: list[Path], exclude: list[Path] = (), one_file_system: boo
     return result
 
 
-def _dir_key(path: Path) -> tuple[int, int] | None:
+def _file_key(path: Path) -> tuple[int, int] | None:
     try:
         info = os.stat(path)
     except OSError:
@@ -107,6 +111,7 @@ class _Walk:
     excluded: set[tuple[int, int]]  # (device, inode) of directories never entered (the data dir)
     pseudo: set[int]  # devices of pseudo filesystems
     one_file_system: bool
+    excluded_files: set[tuple[int, int]] = field(default_factory=set)  # (device, inode) never opened
     seen_dirs: set[tuple[int, int]] = field(default_factory=set)
     seen_files: set[str] = field(default_factory=set)
 
@@ -152,6 +157,9 @@ class _Walk:
         if str(path) in self.seen_files:
             return
         self.seen_files.add(str(path))
+        if (info.st_dev, info.st_ino) in self.excluded_files:  # a link to the catalog: opening it would
+            self.result.skipped += 1  # drop this process's SQLite locks (see DataDir.catalog_files)
+            return
         if not stat.S_ISREG(info.st_mode):  # opening a FIFO blocks; a device never ends
             self.result.failures.append(Failure(str(path), f"not a regular file ({file_kind(info.st_mode)}); skipped"))
             return

@@ -16,6 +16,15 @@ class DataDir:
         return self.catalog_url or f"sqlite:///{self.root / 'catalog.db'}"
 
     @property
+    def catalog_files(self) -> tuple[Path, ...]:
+        """The SQLite catalog's own files (none for a server database). Opening and closing any of them
+        anywhere in a process drops that process's SQLite locks on the catalog (POSIX locks go with any
+        close of the file), so nothing but SQLite may open them, whatever name links to them."""
+        if self.catalog_url is not None:
+            return ()
+        return tuple(self.root / f"catalog.db{suffix}" for suffix in ("", "-wal", "-shm", "-journal"))
+
+    @property
     def index_dir(self) -> Path:
         return self.root / "index"
 

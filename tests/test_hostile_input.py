@@ -50,7 +50,10 @@ def service(long_library):
 # -- finding 4: a single file is a root of one file ------------------------------------------------
 
 def test_a_single_file_root_is_the_file_not_its_folder(tmp_path, demo_videos):
-    from app.server import library_roots
+    from sqlalchemy import select
+
+    from indexer.catalog import Catalog
+    from indexer.schema import VideoPath
 
     folder = tmp_path / "folder"
     folder.mkdir()
@@ -58,7 +61,29 @@ def test_a_single_file_root_is_the_file_not_its_folder(tmp_path, demo_videos):
     (folder / "private.pdf").write_bytes(b"%PDF-1.4 not for the web")
     report = run_index(settings(tmp_path / "data"), [video])
     assert report.files.new == 1
-    assert library_roots(DataDir(tmp_path / "data")) == [video]  # what `serve` may play: this file only
+    catalog = Catalog(DataDir(tmp_path / "data").catalog).open()
+    try:
+        with catalog.session() as s:
+            roots = s.scalars(select(VideoPath.root).distinct()).all()
+    finally:
+        catalog.close()
+    assert roots == [str(video)]  # the file is its own root: its folder (and private.pdf) is not part of it
+
+
+def test_a_link_to_the_catalog_inside_a_root_is_never_opened(tmp_path, demo_videos):
+    """Opening and closing the catalog's file under any name drops the indexing process's SQLite locks
+    (and a server's, for runs started from the UI), so the scan skips the catalog's inodes."""
+    lib, data = tmp_path / "lib", tmp_path / "data"
+    lib.mkdir()
+    shutil.copy(demo_videos[0], lib / "a.mp4")
+    first = run_index(settings(data), [lib])
+    assert first.files.new == 1 and not first.failures
+    os.link(data / "catalog.db", lib / "looks-like-a.mp4")  # a hard link: same inode, a video's name
+    (lib / "Also.MP4").symlink_to(data / "catalog.db")
+    shutil.copy(demo_videos[1], lib / "b.mp4")
+    second = run_index(settings(data), [lib])
+    assert [f.path for f in second.failures] == []  # not probed at all (it would fail as "not media")
+    assert second.files.new == 1 and second.files.skipped == first.files.skipped + 2
 
 
 # -- finding 8: a long query video is embedded from at most N windows, within a deadline -----------
