@@ -27,9 +27,14 @@ EXIT_OK, EXIT_UNEXPECTED, EXIT_USER_ERROR, EXIT_SOME_FAILED = 0, 1, 2, 3
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from app.errors import USER_ERRORS  # heavy imports after argument parsing keeps --help fast
+    from app.logs import LogLevelError, configure_logging, level_for
 
     try:
+        configure_logging(level_for(args.verbose))
         return args.handler(args)
+    except LogLevelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -104,6 +109,8 @@ def _command(sub, name: str, handler, help_text: str) -> argparse.ArgumentParser
                         help="data dir (default ./tubelet-data, env TUBELET_DATA)")
     parser.add_argument("--catalog-url", default=os.environ.get("TUBELET_CATALOG_URL"),
                         help="SQLAlchemy URL of the catalog (default: SQLite file in the data dir)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log what Tubelet does (-vv: debug); env TUBELET_LOG=debug|info|warning|error")
     return parser
 
 

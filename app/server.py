@@ -16,8 +16,8 @@ import math
 import os
 import shutil
 import signal
+import logging
 import stat
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Callable
 
 from indexer.settings import DataDir
+
+log = logging.getLogger(__name__)
 
 UPLOAD_FOLDER_UPLOADS = 4  # DATA/uploads/ holds at most this many maximum-size uploads
 
@@ -236,8 +238,8 @@ def build_app(settings: ServeSettings):
 
 def serve(settings: ServeSettings) -> None:
     if settings.host not in ("127.0.0.1", "localhost", "::1") and settings.auth is None:
-        print(f"warning: serving on {settings.host} without --auth: anyone who can reach this port can "
-              "search and watch your library", file=sys.stderr)
+        log.warning("serving on %s without --auth: anyone who can reach this port can search and watch your "
+                    "library", settings.host)
     demo, launch, _ = build_app(settings)
     alias = Path(os.environ["GRADIO_TEMP_DIR"])
     signal.signal(signal.SIGTERM, _exit_cleanly)  # so the alias is removed on `kill` too
