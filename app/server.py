@@ -221,6 +221,7 @@ def build_app(settings: ServeSettings):
     from indexer.towers import index_settings_from_catalog
 
     service = SearchService(settings.data, settings.device, settings.precision)
+    open_catalog(service, settings.data)  # a damaged catalog is refused now, not at the first search
     jobs = IndexJobs(lambda: index_settings_from_catalog(settings.data, settings.device, settings.precision),
                      list(settings.roots))
     demo = build_ui(service, jobs, settings.data, uploads)
