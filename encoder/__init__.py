@@ -25,7 +25,7 @@ _EXPORTS = {
     "VideoEncoderSpec": "encoder.factory",
     "load_videomae2": "encoder.factory",
     "resolve_video_encoder": "encoder.factory",
-    "spec_from_identity": "encoder.factory",
+    "spec_from_identity": "encoder.registry",
 }
 
 __all__ = sorted(_EXPORTS)
