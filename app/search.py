@@ -32,6 +32,7 @@ import numpy as np
 
 from app.moments import ScoredClip, best, merge_moments
 from app.query import Filters, Query, QueryError, SearchOptions
+from encoder.tower import TextTower
 from indexer import store
 from indexer.catalog import Catalog, VectorSetInfo
 from indexer.decode import DecodeTimeout, ProbeError, probe, read_image
@@ -322,7 +323,7 @@ class SearchService:
             raise QueryError("search service is not loaded: call load() first")
         return self.towers
 
-    def _clip_tower_for(self, part: str):
+    def _clip_tower_for(self, part: str) -> TextTower:
         if IMAGE_SET not in self.indexes:
             raise QueryError(f"{part} search needs CLIP vectors, and this index has none: run "
                              "`python run.py index PATH` without --no-clip to add them")

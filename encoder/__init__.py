@@ -25,7 +25,10 @@ _EXPORTS = {
     "VideoEncoderSpec": "encoder.factory",
     "load_videomae2": "encoder.factory",
     "resolve_video_encoder": "encoder.factory",
-    "spec_from_identity": "encoder.factory",
+    "spec_from_identity": "encoder.registry",
+    "TextTower": "encoder.tower",
+    "Tower": "encoder.tower",
+    "TowerSpec": "encoder.tower",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -18,8 +18,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from encoder.errors import CheckpointError, ConfigError, WeightsError
 from encoder.preprocess import ImagePreprocess, normalize_images, to_device
 from encoder.runtime import Runtime, pick_runtime
+from encoder.tower import FromSpec
+from encoder.weights import (
+    ResolvedWeights,
+    download_hub_file,
+    resolve_file_source,
+    resolved_weights,
+    verify_weights,
+    write_random_weights,
+)
 
 DEFAULT_CLIP_MODEL = "ViT-B-32-256"
 DEFAULT_CLIP_TAGS = {"ViT-B-32-256": "datacomp_s34b_b86k", "ViT-B-32": "datacomp_xl_s13b_b90k",
@@ -54,8 +64,8 @@ def clip_preprocess(model_name: str, tag_cfg: dict | None = None) -> ImagePrepro
                            std=tuple(tag_cfg.get("std", OPENAI_DATASET_STD)))
 
 
-class ClipTower:
-    """A loaded open_clip model: frames and texts in, unit vectors out."""
+class ClipTower(FromSpec):
+    """A loaded open_clip model: frames and texts in, unit vectors out (a `TextTower`)."""
 
     def __init__(self, spec: "ClipTowerSpec", model, tokenizer, runtime: Runtime):
         self.spec = spec
@@ -98,8 +108,6 @@ def load_clip_weights(model: torch.nn.Module, path: Path) -> None:
     position-embedding sizes) goes through open_clip's loader, which converts those.
     """
     import open_clip
-
-    from encoder.errors import CheckpointError
 
     if _stream_if_exact(model, path):
         return
@@ -161,7 +169,7 @@ class ClipTowerSpec:
     """Which open_clip model with which (resolved, checksummed) weights; nothing loaded yet."""
 
     model_name: str
-    weights: "ResolvedWeights"  # noqa: F821 (encoder.weights, imported lazily)
+    weights: ResolvedWeights
     frames_per_clip: int = 4
     tower: str = "open_clip"
 
@@ -170,6 +178,10 @@ class ClipTowerSpec:
         import open_clip
 
         return int(open_clip.get_model_config(self.model_name)["embed_dim"])
+
+    @property
+    def preprocess(self) -> ImagePreprocess:
+        return self.weights.preprocess
 
     @property
     def size(self) -> int:
@@ -189,8 +201,6 @@ class ClipTowerSpec:
     def load(self, device: str = "auto", precision: str = "auto") -> ClipTower:
         import open_clip
 
-        from encoder.weights import verify_weights
-
         verify_weights(self.weights)  # the checksum named at resolve time may come from a cache
         runtime = pick_runtime(device, precision)
         model = open_clip.create_model(self.model_name, pretrained=None)
@@ -201,22 +211,74 @@ class ClipTowerSpec:
         tokenizer = open_clip.get_tokenizer(self.model_name)
         return ClipTower(self, model.to(runtime.device).eval(), tokenizer, runtime)
 
+    @classmethod
+    def from_identity(cls, identity: dict, cache_dir: Path) -> ClipTowerSpec:
+        """The tower an identity names, checksum not compared (`encoder.registry.spec_from_identity` does)."""
+        return resolve_clip_tower(identity["model"], identity["weights"], cache_dir, identity["frames_per_clip"])
+
 
 def resolve_clip_tower(model_name: str, weights: str | None, cache_dir: Path,
                        frames_per_clip: int = 4) -> ClipTowerSpec:
-    from encoder.errors import ConfigError
-    from encoder.weights import resolve_clip_weights
-
     if frames_per_clip < 1:
         raise ConfigError(f"CLIP frames per clip must be at least 1, got {frames_per_clip}")
     return ClipTowerSpec(model_name, resolve_clip_weights(model_name, weights, Path(cache_dir)), frames_per_clip)
 
 
-def clip_spec_from_identity(identity: dict, cache_dir: Path) -> ClipTowerSpec:
-    """The exact CLIP tower recorded with a vector set; refuses weights whose checksum changed."""
-    from encoder.weights import checksum_mismatch
+# ----------------------------------------------------------------------------------------------
+# Where open_clip weights come from (the generic sources are in encoder/weights.py)
 
-    spec = resolve_clip_tower(identity["model"], identity["weights"], cache_dir, identity["frames_per_clip"])
-    if spec.weights.sha256 != identity["sha256"]:
-        raise checksum_mismatch(spec.weights.path, spec.weights.sha256, identity["sha256"])
-    return spec
+def resolve_clip_weights(model_name: str, source: str | None, cache_dir: Path) -> ResolvedWeights:
+    """Resolve `--clip-weights`: an open_clip pretrained tag, hf:..., a local file, or random."""
+    import open_clip
+
+    register_tubelet_configs()
+    if open_clip.get_model_config(model_name) is None:
+        raise WeightsError(f"unknown open_clip model {model_name!r}; see open_clip.list_models()")
+    tags = open_clip.list_pretrained_tags_by_model(model_name)
+    if source and source.startswith("open_clip:"):  # the canonical form recorded with vectors
+        named_model, _, source = source[len("open_clip:"):].partition("/")
+        if named_model != model_name:
+            raise WeightsError(f"CLIP weights {source!r} belong to {named_model!r}, not {model_name!r}")
+    if source in (None, "", "default"):
+        if model_name not in DEFAULT_CLIP_TAGS:
+            raise WeightsError(f"no default weights for open_clip {model_name!r}; pass --clip-weights "
+                               f"with one of: {', '.join(tags) or 'a local file or random'}")
+        source = DEFAULT_CLIP_TAGS[model_name]
+    if source in tags:
+        tag_cfg = open_clip.pretrained.get_pretrained_cfg(model_name, source)
+        path = _download_clip_tag(model_name, source, tag_cfg)
+        return resolved_weights(f"open_clip:{model_name}/{source}", path, clip_preprocess(model_name, tag_cfg),
+                                cache_dir)
+    return resolve_file_source(source, clip_preprocess(model_name), cache_dir, "--clip-weights",
+                               lambda seed: random_clip_weights_file(model_name, seed, cache_dir),
+                               f"CLIP weights {source!r} for {model_name!r}",
+                               f"open_clip tags {', '.join(tags) or '(none)'}; hf:OWNER/REPO/FILE; "
+                               "a local file; random")
+
+
+def _download_clip_tag(model_name: str, tag: str, tag_cfg: dict) -> Path:
+    hub = (tag_cfg.get("hf_hub") or "").strip("/")
+    if not hub:
+        raise WeightsError(f"open_clip {model_name}/{tag} is not on the Hugging Face hub; download it "
+                           f"from {tag_cfg.get('url')} and pass the file with --clip-weights PATH")
+    try:
+        return download_hub_file(hub, "open_clip_model.safetensors", None, "--clip-weights")
+    except WeightsError as first:
+        try:
+            return download_hub_file(hub, "open_clip_pytorch_model.bin", None, "--clip-weights")
+        except WeightsError:
+            raise first from None
+
+
+def random_clip_weights_file(model_name: str, seed: int, cache_dir: Path) -> Path:
+    """Seeded random open_clip weights, written once (atomically) and reused by every process."""
+    path = Path(cache_dir) / f"random-openclip-{model_name}-seed{seed}.safetensors"
+    return write_random_weights(path, lambda: _random_clip_state(model_name, seed))
+
+
+def _random_clip_state(model_name: str, seed: int) -> dict:
+    import open_clip
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return open_clip.create_model(model_name, pretrained=None).state_dict()

@@ -12,13 +12,13 @@ import torch
 from encoder.errors import ConfigError, WeightsError
 from encoder.preprocess import VideoPreprocess, normalize_clips, to_device
 from encoder.runtime import Runtime, pick_runtime
+from encoder.tower import FromSpec
 from encoder.videomae2 import VideoMAE2, checkpoint_filter_fn, load_filtered_state, variant_config
+from encoder.videomae2_weights import resolve_videomae2_weights
 from encoder.weights import (
     ResolvedWeights,
     default_cache_dir,
-    checksum_mismatch,
     read_checkpoint,
-    resolve_videomae2_weights,
     verify_weights,
     with_overrides,
 )
@@ -33,8 +33,8 @@ def load_videomae2(
     """VideoMAE v2 `variant` with `weights` loaded, in eval mode.
 
     `weights`: a pretrained tag, `hf:OWNER/REPO/FILE`, a local checkpoint, or `random`
-    (see `encoder.weights`). The resolved weights, with their preprocessing, are attached as
-    `model.pretrained_cfg` (the timm convention).
+    (see `encoder.weights`, `encoder.videomae2_weights`). The resolved weights, with their preprocessing,
+    are attached as `model.pretrained_cfg` (the timm convention).
     """
     resolved = resolve_videomae2_weights(variant, weights, Path(cache_dir or default_cache_dir()))
     model = build_videomae2(variant, resolved)
@@ -53,8 +53,8 @@ def build_videomae2(variant: str, weights: ResolvedWeights) -> VideoMAE2:
     return model.eval()
 
 
-class VideoEncoder:
-    """A loaded VideoMAE v2 with its preprocessing and runtime: uint8 clips in, unit vectors out."""
+class VideoEncoder(FromSpec):
+    """A loaded VideoMAE v2 with its preprocessing and runtime: uint8 clips in, unit vectors out (a `Tower`)."""
 
     def __init__(self, spec: "VideoEncoderSpec", model: VideoMAE2, runtime: Runtime):
         self.spec = spec
@@ -64,10 +64,6 @@ class VideoEncoder:
         # Clips at the model's size skip the float normalisation pass: it is folded into a copy
         # of the tubelet embedding that takes 0-255 pixels (integers, exact in bf16).
         self.raw_pixel_embed = model.patch_embed.for_raw_pixels(pre.mean, pre.std)
-
-    @property
-    def preprocess(self) -> VideoPreprocess:
-        return self.spec.weights.preprocess
 
     @torch.inference_mode()
     def embed(self, clips: np.ndarray) -> np.ndarray:
@@ -98,6 +94,10 @@ class VideoEncoderSpec:
     def dim(self) -> int:
         return variant_config(self.variant).embed_dim
 
+    @property
+    def preprocess(self) -> VideoPreprocess:
+        return self.weights.preprocess
+
     def identity(self) -> dict:
         """Everything that determines the vectors: a query must use exactly this."""
         return {
@@ -119,6 +119,13 @@ class VideoEncoderSpec:
             model = model.to(torch.bfloat16)
         return VideoEncoder(self, model, runtime)
 
+    @classmethod
+    def from_identity(cls, identity: dict, cache_dir: Path) -> VideoEncoderSpec:
+        """The encoder an identity names, with its recorded preprocessing; checksum not compared
+        (`encoder.registry.spec_from_identity` does)."""
+        spec = resolve_video_encoder(identity["variant"], identity["weights"], cache_dir)
+        return cls(spec.variant, replace(spec.weights, preprocess=VideoPreprocess.from_dict(identity["preprocess"])))
+
 
 def resolve_video_encoder(
     variant: str,
@@ -136,13 +143,3 @@ def resolve_video_encoder(
     resolved = resolve_videomae2_weights(variant, weights, Path(cache_dir))
     resolved = with_overrides(resolved, num_frames=num_frames, frame_interval=frame_interval)
     return VideoEncoderSpec(variant, resolved)
-
-
-def spec_from_identity(identity: dict, cache_dir: Path) -> VideoEncoderSpec:
-    """The exact encoder recorded with a vector set; refuses weights whose checksum changed."""
-    spec = resolve_video_encoder(identity["variant"], identity["weights"], cache_dir)
-    spec = VideoEncoderSpec(spec.variant, replace(spec.weights, preprocess=VideoPreprocess.from_dict(
-        identity["preprocess"])))
-    if spec.weights.sha256 != identity["sha256"]:
-        raise checksum_mismatch(spec.weights.path, spec.weights.sha256, identity["sha256"])
-    return spec

@@ -1,7 +1,8 @@
-"""Where weights come from: one place that resolves, downloads, caches and checksums them.
+"""Where weights come from: what every tower shares to resolve, download, cache and checksum them.
 
 A weights *source* is one of
-  - a pretrained tag of the architecture (see `VIDEOMAE2_PRETRAINED`), e.g. `k710-distill`;
+  - a pretrained tag of the tower, e.g. `k710-distill` (VideoMAE v2 tags: `encoder/videomae2_weights.py`;
+    open_clip tags: `encoder/clip.py`);
   - `hf:OWNER/REPO/PATH/IN/REPO[@REVISION]`, any file on the Hugging Face hub;
   - a local `.pth` / `.pt` / `.bin` / `.safetensors` file;
   - `random` or `random:SEED`: generated, saved in the cache dir and reused, for tests and
@@ -17,59 +18,15 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from encoder.errors import WeightsError
-from encoder.preprocess import VideoPreprocess
+from encoder.preprocess import ImagePreprocess, VideoPreprocess
 
-# K710 fine-tuned/distilled models and the hybrid pretraining all sample 16 frames every 4th
-# frame at 224 px with ImageNet statistics (official `dataset/datasets.py`, `MODEL_ZOO.md`).
-K710_PREPROCESS = VideoPreprocess()
-
-
-@dataclass(frozen=True)
-class PretrainedTag:
-    repo: str  # Hugging Face repo id
-    filename: str  # file inside the repo
-    preprocess: VideoPreprocess  # how the weights expect their input
-    about: str  # one line for `--help` and error messages
-
-
-VIDEOMAE2_PRETRAINED: dict[str, dict[str, PretrainedTag]] = {
-    "vit-s": {
-        "k710-distill": PretrainedTag(
-            "OpenGVLab/VideoMAE2", "distill/vit_s_k710_dl_from_giant.pth", K710_PREPROCESS,
-            "ViT-S distilled from ViT-g on Kinetics-710 (44 MB, fp16)"),
-    },
-    "vit-b": {
-        "k710-distill": PretrainedTag(
-            "OpenGVLab/VideoMAE2", "distill/vit_b_k710_dl_from_giant.pth", K710_PREPROCESS,
-            "ViT-B distilled from ViT-g on Kinetics-710 (174 MB, fp16)"),
-        "hybrid-pt": PretrainedTag(
-            "OpenGVLab/VideoMAEv2-Base", "model.safetensors", K710_PREPROCESS,
-            "ViT-B self-supervised on UnlabeledHybrid, encoder only (CC-BY-NC-4.0)"),
-    },
-    "vit-l": {
-        "hybrid-pt": PretrainedTag(
-            "OpenGVLab/VideoMAEv2-Large", "model.safetensors", K710_PREPROCESS,
-            "ViT-L self-supervised on UnlabeledHybrid, encoder only (CC-BY-NC-4.0)"),
-    },
-    "vit-h": {
-        "hybrid-pt": PretrainedTag(
-            "OpenGVLab/VideoMAEv2-Huge", "model.safetensors", K710_PREPROCESS,
-            "ViT-H self-supervised on UnlabeledHybrid, encoder only (CC-BY-NC-4.0)"),
-    },
-    "vit-g": {
-        "hybrid-pt": PretrainedTag(
-            "OpenGVLab/VideoMAEv2-giant", "model.safetensors", K710_PREPROCESS,
-            "ViT-g self-supervised on UnlabeledHybrid, encoder only (CC-BY-NC-4.0)"),
-    },
-}
-DEFAULT_TAGS = {"vit-s": "k710-distill", "vit-b": "k710-distill", "vit-l": "hybrid-pt",
-                "vit-h": "hybrid-pt", "vit-g": "hybrid-pt"}
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 
 
@@ -78,63 +35,35 @@ class ResolvedWeights:
     source: str  # canonical source, recorded with the vectors (e.g. "hf:OpenGVLab/VideoMAE2/...")
     path: Path  # local file holding the weights
     sha256: str  # content checksum: the weights' identity
-    preprocess: VideoPreprocess  # preprocessing defined with these weights
+    preprocess: VideoPreprocess | ImagePreprocess  # preprocessing defined with these weights
 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("TUBELET_CACHE", Path.home() / ".cache" / "tubelet"))
 
 
-def valid_sources(variant: str) -> str:
-    tags = ", ".join(VIDEOMAE2_PRETRAINED.get(variant, {})) or "none for this variant"
-    return (f"pretrained tags: {tags}; hf:OWNER/REPO/FILE; a local {'/'.join(CHECKPOINT_SUFFIXES)} "
-            "file; or 'random' (tests and benchmarks only)")
-
-
-def resolve_videomae2_weights(variant: str, source: str | None, cache_dir: Path) -> ResolvedWeights:
-    """Turn a user's `--weights` value into a local, checksummed file. Downloads if needed."""
-    tags = VIDEOMAE2_PRETRAINED.get(variant, {})
-    if source in (None, "", "default"):
-        if variant not in DEFAULT_TAGS:
-            raise WeightsError(f"VideoMAE v2 {variant!r} has no published weights; pass --weights "
-                               f"with a local checkpoint or 'random'. Valid: {valid_sources(variant)}")
-        source = DEFAULT_TAGS[variant]
-    if source in tags:
-        tag = tags[source]
-        path = download_hub_file(tag.repo, tag.filename, revision=None)
-        return _resolved(f"hf:{tag.repo}/{tag.filename}", path, tag.preprocess, cache_dir)
-    return _resolve_file_source(source, default_preprocess(variant), cache_dir, "--weights",
-                                lambda seed: random_weights_file(variant, seed, cache_dir),
-                                f"weights {source!r} for {variant!r}", valid_sources(variant))
-
-
-def _resolve_file_source(source: str, preprocess, cache_dir: Path, flag: str, make_random,
-                         what: str, valid: str) -> ResolvedWeights:
+def resolve_file_source(source: str, preprocess, cache_dir: Path, flag: str, make_random: Callable[[int], Path],
+                        what: str, valid: str) -> ResolvedWeights:
     """The sources every tower shares: hf:OWNER/REPO/FILE, random[:SEED], a local file."""
     if source.startswith("hf:"):
         repo, filename, revision = parse_hub_source(source)
-        return _resolved(source, download_hub_file(repo, filename, revision, flag), preprocess, cache_dir)
+        return resolved_weights(source, download_hub_file(repo, filename, revision, flag), preprocess, cache_dir)
     if source == "random" or source.startswith("random:"):
         seed = _parse_seed(source)
         remove_stale_temp_files(Path(cache_dir))  # a writer killed mid-way left its temp file
-        return _resolved(f"random:{seed}", make_random(seed), preprocess, cache_dir)
+        return resolved_weights(f"random:{seed}", make_random(seed), preprocess, cache_dir)
     path = Path(source).expanduser()
     if not path.is_file():
         raise WeightsError(f"{what}: no such file. Valid sources: {valid}")
     if path.suffix not in CHECKPOINT_SUFFIXES:
         raise WeightsError(f"weights file {str(path)!r} has suffix {path.suffix!r}; expected one of "
                            f"{', '.join(CHECKPOINT_SUFFIXES)}")
-    return _resolved(str(path.resolve()), path.resolve(), preprocess, cache_dir)
+    return resolved_weights(str(path.resolve()), path.resolve(), preprocess, cache_dir)
 
 
-def default_preprocess(variant: str) -> VideoPreprocess:
-    """Preprocessing for weights that do not define their own: the K710 recipe at the model's size."""
-    from encoder.videomae2 import variant_config
-
-    return replace(K710_PREPROCESS, size=variant_config(variant).img_size)
-
-
-def _resolved(source: str, path: Path, preprocess: VideoPreprocess, cache_dir: Path) -> ResolvedWeights:
+def resolved_weights(source: str, path: Path, preprocess: VideoPreprocess | ImagePreprocess,
+                     cache_dir: Path) -> ResolvedWeights:
+    """`path` named by `source`, with its checksum (cached: see `file_sha256`)."""
     return ResolvedWeights(source, path, file_sha256(path, cache_dir), preprocess)
 
 
@@ -196,19 +125,19 @@ def read_checkpoint(path: Path) -> dict:
         raise WeightsError(f"cannot read weights file {str(path)!r}: {exc}") from exc
 
 
-def random_weights_file(variant: str, seed: int, cache_dir: Path) -> Path:
-    """Seeded random VideoMAE v2 weights, written once (atomically) and reused by every process."""
+def write_random_weights(path: Path, make_state: Callable[[], dict]) -> Path:
+    """Seeded random weights at `path`, written once (atomically) and reused by every process.
+
+    `make_state` builds the state dict; it runs only when `path` does not exist yet.
+    """
     from safetensors.torch import save_file
 
-    from encoder.videomae2 import VideoMAE2, variant_config
-
-    path = Path(cache_dir) / f"random-videomae2-{variant}-seed{seed}.safetensors"
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = VideoMAE2(variant_config(variant)).init_random_(seed)
+    state = make_state()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
     _fsync_replace(tmp, path)
     return path
 
@@ -327,68 +256,3 @@ def with_overrides(weights: ResolvedWeights, **preprocess_overrides) -> Resolved
     """Same weights with some preprocessing fields changed (e.g. a user's frame interval)."""
     changes = {k: v for k, v in preprocess_overrides.items() if v is not None}
     return replace(weights, preprocess=replace(weights.preprocess, **changes))
-
-
-# ----------------------------------------------------------------------------------------------
-# open_clip image/text tower weights
-
-def resolve_clip_weights(model_name: str, source: str | None, cache_dir: Path) -> ResolvedWeights:
-    """Resolve `--clip-weights`: an open_clip pretrained tag, hf:..., a local file, or random."""
-    import open_clip
-
-    from encoder.clip import DEFAULT_CLIP_TAGS, clip_preprocess, register_tubelet_configs
-
-    register_tubelet_configs()
-    if open_clip.get_model_config(model_name) is None:
-        raise WeightsError(f"unknown open_clip model {model_name!r}; see open_clip.list_models()")
-    tags = open_clip.list_pretrained_tags_by_model(model_name)
-    if source and source.startswith("open_clip:"):  # the canonical form recorded with vectors
-        named_model, _, source = source[len("open_clip:"):].partition("/")
-        if named_model != model_name:
-            raise WeightsError(f"CLIP weights {source!r} belong to {named_model!r}, not {model_name!r}")
-    if source in (None, "", "default"):
-        if model_name not in DEFAULT_CLIP_TAGS:
-            raise WeightsError(f"no default weights for open_clip {model_name!r}; pass --clip-weights "
-                               f"with one of: {', '.join(tags) or 'a local file or random'}")
-        source = DEFAULT_CLIP_TAGS[model_name]
-    if source in tags:
-        tag_cfg = open_clip.pretrained.get_pretrained_cfg(model_name, source)
-        path = _download_clip_tag(model_name, source, tag_cfg)
-        return _resolved(f"open_clip:{model_name}/{source}", path, clip_preprocess(model_name, tag_cfg), cache_dir)
-    return _resolve_file_source(source, clip_preprocess(model_name), cache_dir, "--clip-weights",
-                                lambda seed: random_clip_weights_file(model_name, seed, cache_dir),
-                                f"CLIP weights {source!r} for {model_name!r}",
-                                f"open_clip tags {', '.join(tags) or '(none)'}; hf:OWNER/REPO/FILE; "
-                                "a local file; random")
-
-
-def _download_clip_tag(model_name: str, tag: str, tag_cfg: dict) -> Path:
-    hub = (tag_cfg.get("hf_hub") or "").strip("/")
-    if not hub:
-        raise WeightsError(f"open_clip {model_name}/{tag} is not on the Hugging Face hub; download it "
-                           f"from {tag_cfg.get('url')} and pass the file with --clip-weights PATH")
-    try:
-        return download_hub_file(hub, "open_clip_model.safetensors", None, "--clip-weights")
-    except WeightsError as first:
-        try:
-            return download_hub_file(hub, "open_clip_pytorch_model.bin", None, "--clip-weights")
-        except WeightsError:
-            raise first from None
-
-
-def random_clip_weights_file(model_name: str, seed: int, cache_dir: Path) -> Path:
-    """Seeded random open_clip weights, written once (atomically) and reused by every process."""
-    import open_clip
-    from safetensors.torch import save_file
-
-    path = Path(cache_dir) / f"random-openclip-{model_name}-seed{seed}.safetensors"
-    if path.is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = open_clip.create_model(model_name, pretrained=None)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    _fsync_replace(tmp, path)
-    return path

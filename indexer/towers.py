@@ -16,8 +16,10 @@ from typing import Iterable
 
 import numpy as np
 
-from encoder.clip import ClipTower, ClipTowerSpec, clip_spec_from_identity, resolve_clip_tower
-from encoder.factory import VideoEncoder, VideoEncoderSpec, resolve_video_encoder, spec_from_identity
+from encoder.clip import resolve_clip_tower
+from encoder.factory import resolve_video_encoder
+from encoder.registry import spec_from_identity
+from encoder.tower import Tower, TowerSpec
 from indexer.catalog import Catalog, VectorSetInfo
 from indexer.decode import ClipDecoder
 from indexer.records import IMAGE_SET, VIDEO_SET, ClipSampling, VideoInfo
@@ -26,14 +28,14 @@ from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettin
 
 @dataclass
 class Towers:
-    video: VideoEncoderSpec
-    image: ClipTowerSpec | None  # None when CLIP vectors are not computed
+    video: TowerSpec  # VideoMAE v2: its preprocessing fixes the clip sampling
+    image: TowerSpec | None  # None when CLIP vectors are not computed
     sampling: ClipSampling
     device: str = "auto"
     precision: str = "auto"
     _loaded: dict = field(default_factory=dict)
 
-    def specs(self) -> dict[str, VideoEncoderSpec | ClipTowerSpec]:
+    def specs(self) -> dict[str, TowerSpec]:
         specs = {VIDEO_SET: self.video}
         if self.image is not None:
             specs[IMAGE_SET] = self.image
@@ -46,7 +48,7 @@ class Towers:
         return ids
 
     def input_size(self, name: str) -> int:
-        return self.specs()[name].weights.preprocess.size
+        return self.specs()[name].preprocess.size
 
     def input_sizes(self, names: Iterable[str] | None = None) -> tuple[int, ...]:
         """The distinct input sizes of the towers `names` (default: all), largest first."""
@@ -61,7 +63,7 @@ class Towers:
         return ClipDecoder(path, info, self.sampling, largest, time_range, extra_sizes=tuple(others),
                            max_windows=max_windows, deadline=deadline)
 
-    def encoder(self, name: str) -> VideoEncoder | ClipTower:
+    def encoder(self, name: str) -> Tower:
         """The loaded encoder of a tower; loads on first use (the explicit, costly step)."""
         if name not in self._loaded:
             self._loaded[name] = self.specs()[name].load(self.device, self.precision)
@@ -96,7 +98,7 @@ def towers_from_catalog(catalog: Catalog, weights_dir: Path, device: str = "auto
     sets = {name: vset for name in (VIDEO_SET, IMAGE_SET) if (vset := catalog.vector_set(name))}
     video_identity = sets[VIDEO_SET].identity
     video = spec_from_identity(video_identity, weights_dir)
-    image = clip_spec_from_identity(sets[IMAGE_SET].identity, weights_dir) if IMAGE_SET in sets else None
+    image = spec_from_identity(sets[IMAGE_SET].identity, weights_dir) if IMAGE_SET in sets else None
     sampling = ClipSampling(**video_identity["sampling"])
     return Towers(video, image, sampling, device, precision), sets
 

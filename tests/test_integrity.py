@@ -270,12 +270,12 @@ def test_repair_on_a_full_disk_is_a_clear_error_and_loses_nothing(copy):
 # -- finding 20 (weights half): a kill during random-weights generation -----------------------------
 
 def test_a_killed_weights_writer_leaves_no_temp_file_behind(tmp_path):
-    from encoder.weights import resolve_videomae2_weights
+    from encoder.videomae2_weights import resolve_videomae2_weights
 
     weights_dir = tmp_path / "weights"
     writer = ("import sys, time, safetensors.torch\n"
               "from pathlib import Path\n"
-              "from encoder.weights import random_weights_file\n"
+              "from encoder.videomae2_weights import random_weights_file\n"
               "def stuck(tensors, name):\n"
               "    Path(name).write_bytes(b'half a checkpoint')\n"
               "    time.sleep(600)\n"

@@ -10,6 +10,8 @@ import open_clip
 import pytest
 
 from encoder.clip import CONFIG_DIR
+from encoder.errors import ConfigError, WeightsError
+from encoder.registry import spec_from_identity
 from indexer.catalog import Catalog
 from indexer.decode import ClipDecoder, probe
 from indexer.pipeline import run_index
@@ -73,3 +75,44 @@ def test_indexing_stores_the_vectors_of_each_towers_own_size(tmp_path, demo_vide
     path = lib / "a.mp4"
     np.testing.assert_allclose(stored[VIDEO_SET], towers.encoder(VIDEO_SET).embed(alone(path, towers, 64)), atol=1e-5)
     np.testing.assert_allclose(stored[IMAGE_SET], towers.encoder(IMAGE_SET).embed(alone(path, towers, 96)), atol=1e-5)
+
+
+def test_both_towers_keep_the_one_tower_contract(tmp_path):
+    """name, dim, identity and preprocessing come from the spec; embed gives (B, dim) unit vectors."""
+    towers = resolve_towers(settings(tmp_path, "tubelet-tiny-clip"))
+    clips = np.random.default_rng(0).integers(0, 256, (2, 16, 64, 64, 3), dtype=np.uint8)
+    for name, spec in towers.specs().items():
+        tower, identity = towers.encoder(name), spec.identity()
+        assert tower.spec is spec and tower.name == spec.tower == identity["tower"]
+        assert tower.identity() == identity and tower.dim == spec.dim == identity["dim"]
+        assert tower.preprocess == spec.preprocess == spec.weights.preprocess
+        assert tower.preprocess.size == towers.input_size(name) == identity["preprocess"]["size"] == 64
+        vectors = tower.embed(clips)
+        assert vectors.shape == (2, tower.dim)
+        np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_tower_rebuilt_from_its_stored_identity_is_the_same_tower(tmp_path):
+    """One way back from a catalog's identity to either tower, recorded preprocessing included; the
+    identities keep the keys (and their order) that existing data dirs store."""
+    towers = resolve_towers(IndexSettings(DataDir(tmp_path), EncoderSettings("vit-tiny", "random:2", "cpu", "fp32"),
+                                          ClipSettings(True, "tubelet-tiny-clip", "random:3", 2),
+                                          window_frames=8, frame_interval=3))
+    video, image = towers.video.identity(), towers.image.identity()
+    assert list(video) == ["tower", "variant", "weights", "sha256", "preprocess", "dim"]
+    assert list(image) == ["tower", "model", "weights", "sha256", "preprocess", "frames_per_clip", "dim"]
+    assert (video["tower"], video["weights"], video["preprocess"]["num_frames"], video["preprocess"]["frame_interval"]) \
+        == ("videomae2", "random:2", 8, 3)
+    assert (image["tower"], image["weights"], image["frames_per_clip"]) == ("open_clip", "random:3", 2)
+    for spec in (towers.video, towers.image):
+        rebuilt = spec_from_identity(spec.identity(), DataDir(tmp_path).weights_dir)
+        assert type(rebuilt) is type(spec) and rebuilt == spec and rebuilt.identity() == spec.identity()
+
+
+def test_rebuilding_refuses_changed_weights_and_unknown_towers(tmp_path):
+    towers = resolve_towers(settings(tmp_path, "tubelet-tiny-clip"))
+    for identity in towers.identities().values():
+        with pytest.raises(WeightsError, match="is damaged or was replaced: its sha256 is .* but this index's"):
+            spec_from_identity({**identity, "sha256": "0" * 64}, DataDir(tmp_path).weights_dir)
+    with pytest.raises(ConfigError, match="vectors made by an unknown tower 'nope'; known: videomae2, open_clip"):
+        spec_from_identity({**towers.video.identity(), "tower": "nope"}, DataDir(tmp_path).weights_dir)

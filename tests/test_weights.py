@@ -14,13 +14,14 @@ from checkpoints import distill_file
 from encoder import load_videomae2
 from encoder.errors import WeightsError
 from encoder.videomae2 import VideoMAE2, variant_config
-from encoder.weights import resolve_videomae2_weights
+from encoder.videomae2_weights import resolve_videomae2_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_random_weights_are_identical_across_processes(tmp_path):
-    script = ("import sys; from pathlib import Path; from encoder.weights import resolve_videomae2_weights as r;"
+    script = ("import sys; from pathlib import Path;"
+              "from encoder.videomae2_weights import resolve_videomae2_weights as r;"
               "print(r('vit-tiny', 'random', Path(sys.argv[1])).sha256)")
     shas = [subprocess.run([sys.executable, "-c", script, str(tmp_path / name)], cwd=ROOT, check=True,
                            capture_output=True, text=True).stdout.strip() for name in ("a", "b")]
