@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 
 from encoder.errors import WeightsError
 from encoder.preprocess import VideoPreprocess
+from indexer.atomic import TEMP_NAME, atomic_write, write_text_atomic
 
 # K710 fine-tuned/distilled models and the hybrid pretraining all sample 16 frames every 4th
 # frame at 224 px with ImageNet statistics (official `dataset/datasets.py`, `MODEL_ZOO.md`).
@@ -207,9 +207,8 @@ def random_weights_file(variant: str, seed: int, cache_dir: Path) -> Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     model = VideoMAE2(variant_config(variant)).init_random_(seed)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    _fsync_replace(tmp, path)
+    with atomic_write(path) as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     return path
 
 
@@ -271,7 +270,6 @@ def verify_weights(weights: ResolvedWeights) -> None:
 # ----------------------------------------------------------------------------------------------
 # Temporary files of writers that died (a kill during random-weights generation)
 
-TEMP_NAME = re.compile(r"^\..+\.(\d+)\.tmp(\.npz)?$")  # `.NAME.PID.tmp[.npz]`, as Tubelet's writers name them
 STALE_TEMP_SECONDS = 24 * 3600  # a temp file this old is stale even if its pid was reused since
 
 
@@ -311,16 +309,7 @@ def _read_json(path: Path) -> dict:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    _fsync_replace(tmp, path)
-
-
-def _fsync_replace(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1))
 
 
 def with_overrides(weights: ResolvedWeights, **preprocess_overrides) -> ResolvedWeights:
@@ -388,7 +377,6 @@ def random_clip_weights_file(model_name: str, seed: int, cache_dir: Path) -> Pat
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = open_clip.create_model(model_name, pretrained=None)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    _fsync_replace(tmp, path)
+    with atomic_write(path) as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     return path

@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from indexer import store, thumbnails
+from indexer import atomic, store, thumbnails
 from indexer.catalog import Catalog, DataDirError
 from indexer.decode import ClipDecoder, ProbeError, probe
 from indexer.records import IMAGE_SET, VIDEO_SET, ClipSampling
@@ -172,7 +172,7 @@ def _repair(catalog: Catalog, data: DataDir) -> CheckReport:
         store.build_from_catalog(catalog, vset, 4 << 30).save(data.index_dir)
         store.remove_stale(data.index_dir, vset)
         report.repaired.append(f"rebuilt the {vset.name} index from {catalog.vector_count(vset.id)} vectors")
-    for tmp in data.index_dir.glob(".*.tmp*"):
+    for tmp in data.index_dir.glob(atomic.TEMP_GLOB):
         tmp.unlink(missing_ok=True)
     made = _remake_thumbnails(catalog, data)
     if made:
