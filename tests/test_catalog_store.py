@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from indexer import store
-from indexer.catalog import Catalog, IdentityMismatch
+from indexer.catalog import Catalog, CatalogBackendError, IdentityMismatch
 from indexer.records import ClipWindow, ScannedFile, VideoInfo
 
 INFO = VideoInfo(0, "h264", 320, 240, 30.0, 8.0, 0, "mov,mp4")
@@ -184,3 +184,34 @@ def test_the_views_read_the_catalog_through_its_query_methods(catalog):
     files = catalog.video_files(1)
     assert (files.fingerprint, files.paths) == ("fp-b/one.mp4", ("/lib/b/one.mp4", "/lib/a/copy.mp4"))
     assert catalog.video_files(99) is None
+
+
+def test_a_server_database_is_a_url_with_no_files_and_no_password_shown():
+    from indexer import engine
+
+    url = "postgresql+psycopg://tubelet:secret@db.example/tubelet"
+    assert engine.describe_url(url) == "postgresql+psycopg://tubelet:***@db.example/tubelet"
+    assert engine.file_identity(url) is None and engine.file_identity("sqlite://") is None
+    with engine.companions_kept(url):  # nothing to keep aside, and nothing to connect to
+        pass
+
+
+def test_a_sqlite_catalog_that_cannot_be_written_opens_read_only_and_reads(tmp_path, monkeypatch):
+    from indexer import engine
+
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    writable = Catalog(url).open()
+    writable.set_meta("note", "kept")
+    writable.close()
+    identity = engine.file_identity(url)
+    assert identity.database == (tmp_path.stat().st_dev, (tmp_path / "catalog.db").stat().st_ino)
+    monkeypatch.setattr(engine.os, "access", lambda path, mode: False)  # as a read-only mount answers
+    catalog = Catalog(url).open()
+    try:
+        assert (catalog.read_only, catalog.read_only_reason) == (True, "it is read-only")
+        assert catalog.get_meta("note") == "kept"
+        with pytest.raises(CatalogBackendError, match="attempt to write a readonly database"):
+            catalog.set_meta("note", "changed")
+    finally:
+        catalog.close()
+    assert not engine.file_identity(url).replaced_since(identity)
