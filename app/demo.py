@@ -9,12 +9,13 @@ distinguishable too.
 from __future__ import annotations
 
 import colorsys
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
+
+from indexer.atomic import atomic_write
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,7 @@ def render_frame(scene: Scene, t: float, width: int, height: int) -> np.ndarray:
 def write_video(path: Path, frames, fps: int = 30, crf: int = 20) -> Path:
     """Encode RGB frames (an iterable of (H, W, 3) uint8) to H.264 in an MP4/MKV container."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    with av.open(str(tmp), mode="w") as container:
+    with atomic_write(path, suffix=path.suffix) as tmp, av.open(str(tmp), mode="w") as container:
         stream = None
         for image in frames:
             if stream is None:
@@ -73,7 +72,6 @@ def write_video(path: Path, frames, fps: int = 30, crf: int = 20) -> Path:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         if stream is not None:
             container.mux(stream.encode(None))
-    os.replace(tmp, path)
     return path
 
 

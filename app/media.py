@@ -9,7 +9,6 @@ downloads), with a little context before and after. The player starts it at the 
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import av
 from av.video.reformatter import VideoReformatter
 
+from indexer.atomic import atomic_write
 from indexer.decode import ProbeError, convert_frame
 
 PREVIEW_SHORT_SIDE = 360
@@ -46,17 +46,14 @@ def preview_for(previews_dir: Path, source: Path, start: float, end: float) -> P
 
 def encode_preview(source: Path, target: Path, begin: float, finish: float) -> None:
     """Re-encode [begin, finish) of `source` to H.264 in `target` (written atomically)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp.mp4")
     try:
-        with av.open(str(source)) as inp, av.open(str(tmp), "w", options={"movflags": "+faststart"}) as out:
+        with (atomic_write(target, suffix=".mp4") as tmp,  # PyAV picks the container by the extension
+              av.open(str(source)) as inp, av.open(str(tmp), "w", options={"movflags": "+faststart"}) as out):
             stream = inp.streams.best("video")
             if stream is None:
                 raise ProbeError("no video stream")
             _copy_range(inp, stream, out, begin, finish)
-        os.replace(tmp, target)
     except av.FFmpegError as exc:
-        tmp.unlink(missing_ok=True)
         raise ProbeError(f"cannot make a preview of {source.name}: {exc.strerror or exc}") from exc
 
 

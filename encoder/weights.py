@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -26,6 +25,7 @@ import torch
 
 from encoder.errors import WeightsError
 from encoder.preprocess import ImagePreprocess, VideoPreprocess
+from indexer.atomic import TEMP_NAME, atomic_write, write_text_atomic
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 
@@ -136,9 +136,8 @@ def write_random_weights(path: Path, make_state: Callable[[], dict]) -> Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     state = make_state()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
-    _fsync_replace(tmp, path)
+    with atomic_write(path) as tmp:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
     return path
 
 
@@ -200,7 +199,6 @@ def verify_weights(weights: ResolvedWeights) -> None:
 # ----------------------------------------------------------------------------------------------
 # Temporary files of writers that died (a kill during random-weights generation)
 
-TEMP_NAME = re.compile(r"^\..+\.(\d+)\.tmp(\.npz)?$")  # `.NAME.PID.tmp[.npz]`, as Tubelet's writers name them
 STALE_TEMP_SECONDS = 24 * 3600  # a temp file this old is stale even if its pid was reused since
 
 
@@ -240,16 +238,7 @@ def _read_json(path: Path) -> dict:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    _fsync_replace(tmp, path)
-
-
-def _fsync_replace(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1))
 
 
 def with_overrides(weights: ResolvedWeights, **preprocess_overrides) -> ResolvedWeights:

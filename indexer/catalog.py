@@ -1,27 +1,25 @@
 """The catalog: every read and write of indexed state, through SQLAlchemy.
 
-Default backend is a SQLite file in the data dir (WAL journal, synchronous=FULL, foreign keys
-on); any SQLAlchemy URL works, so PostgreSQL is a setting. Each public write is one
-transaction: a video's clips and vectors land together or not at all.
+Default backend is a SQLite file in the data dir; any SQLAlchemy URL works, so PostgreSQL is a
+setting: how a URL is opened lives in indexer/engine.py, this module only queries. Each public write
+is one transaction: a video's clips and vectors land together or not at all.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
-from sqlalchemy import create_engine, delete, event, func, insert, inspect, make_url, select, text, update
+from sqlalchemy import delete, func, insert, inspect, select, text, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from indexer.catalog_errors import CatalogBackendError, CatalogDamaged, CatalogError, DataDirError
+from indexer.engine import FileIdentity, companions_kept, describe_url, file_identity, open_engine
 from indexer.records import ClipWindow, Failure, ScannedFile, VideoInfo
 from indexer.schema import (
     SCHEMA_VERSION,
@@ -37,24 +35,9 @@ from indexer.schema import (
     utcnow,
 )
 
-
-class CatalogError(RuntimeError):
-    """The catalog cannot be used as asked; the message says what to do."""
-
-
-class DataDirError(CatalogError):
-    """The data dir cannot be written (read-only, full, permissions); nothing indexed is lost."""
-
-
-class CatalogDamaged(CatalogError):
-    """The catalog file is not a readable database (truncated, zeroed, overwritten)."""
-
-    def __init__(self, where: str, reason: str):
-        super().__init__(f"catalog {where} is damaged: {reason}; restore it from a backup or move it "
-                         "away and re-index (the index files and thumbnails are rebuilt from it)")
-
-
-SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # primary result codes of a damaged database file
+__all__ = ["Catalog", "CatalogBackendError", "CatalogDamaged", "CatalogError", "ClipRow", "ClipThumbnail",
+           "DataDirError", "FileIdentity", "IdentityMismatch", "IndexedPath", "KnownPath", "TimelineClip",
+           "VectorSetInfo", "VideoFiles", "VideoRow", "VideoSummary", "identity_key", "sqlite_url"]
 
 
 @dataclass(frozen=True)
@@ -66,22 +49,6 @@ class KnownPath:
     fingerprint: str
     status: str
     error: str | None
-
-
-@dataclass(frozen=True)
-class FileIdentity:
-    """(st_dev, st_ino) of a SQLite catalog's files; None where a file does not exist."""
-
-    database: tuple[int, int] | None
-    wal: tuple[int, int] | None
-    shm: tuple[int, int] | None
-
-    def replaced_since(self, earlier: "FileIdentity") -> bool:
-        """Whether these are other files than `earlier`: the database itself, or a -wal/-shm that
-        existed then (a reader's connection keeps those; another one means someone deleted them)."""
-        if self.database != earlier.database:
-            return True
-        return any(old is not None and new != old for old, new in ((earlier.wal, self.wal), (earlier.shm, self.shm)))
 
 
 @dataclass(frozen=True)
@@ -119,100 +86,49 @@ class VideoRow:
     indexed_at: datetime | None
 
 
+@dataclass(frozen=True)
+class VideoSummary:
+    """One video as the Library view lists it."""
+
+    video_id: int
+    path: str  # its first path, by path order
+    status: str  # indexed | failed | pending
+    clips: int
+    duration: float | None
+    indexed_at: datetime | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class TimelineClip:
+    clip_id: int
+    start: float
+    end: float
+    thumbnail: str | None  # relative to the data dir
+
+
+@dataclass(frozen=True)
+class IndexedPath:
+    path: str
+    size: int
+    mtime_ns: int  # as scanned: a file changed since then is not the file the catalog indexed
+
+
+@dataclass(frozen=True)
+class ClipThumbnail:
+    video_id: int
+    ordinal: int
+    thumbnail: str | None  # relative to the data dir; None when it was never made
+
+
+@dataclass(frozen=True)
+class VideoFiles:
+    fingerprint: str
+    paths: tuple[str, ...]  # every path, existing or not, in the order they were recorded
+
+
 def identity_key(identity: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _sqlite_file(url: str) -> Path | None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database)
-
-
-def _sqlite_files(path: Path) -> tuple[Path, Path, Path]:
-    return path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
-
-
-def _inode(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return stat.st_dev, stat.st_ino
-
-
-def _keep_aside(path: Path) -> Path | None:
-    """A hard link to `path` under a hidden name (None if there is no such file)."""
-    aside = path.with_name(f".{path.name}.{os.getpid()}.keep")
-    aside.unlink(missing_ok=True)
-    try:
-        os.link(path, aside)
-    except FileNotFoundError:
-        return None
-    return aside
-
-
-def _put_back(aside: Path, path: Path) -> None:
-    """Restore `path` from its hard link if it was removed meanwhile; drop the link either way."""
-    if path.exists():
-        aside.unlink(missing_ok=True)
-    else:
-        os.replace(aside, path)
-
-
-def _writable(path: Path) -> bool:
-    if path.exists():
-        return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
-    return os.access(path.parent if path.parent.exists() else path.parent.parent, os.W_OK)
-
-
-def _read_only_connection(path: Path) -> sqlite3.Connection:
-    """A connection that never writes, for a data dir that cannot be written (or is full).
-
-    SQLite's read-only WAL mode (3.22+) reads committed transactions still in the -wal file, but
-    needs a usable WAL index (-shm). When it has none (no -wal left after a clean shutdown, or a
-    disk too full to recover one), `immutable` reads the main file as of the last checkpoint.
-    """
-    uri = f"file:{quote(str(path))}?mode=ro"
-    try:
-        if path.with_name(path.name + "-wal").exists():
-            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            try:
-                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-                return conn
-            except sqlite3.OperationalError:
-                conn.close()
-        conn = sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False)
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        return conn
-    except sqlite3.DatabaseError as exc:
-        if _is_damaged_file_error(exc):
-            raise CatalogDamaged(str(path), str(exc)) from exc
-        raise
-
-
-def _is_damaged_file_error(exc: BaseException) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)  # extended code; the low byte is the primary one
-    return isinstance(exc, sqlite3.DatabaseError) and code is not None and code & 0xFF in (SQLITE_CORRUPT,
-                                                                                           SQLITE_NOTADB)
-
-
-def _raise_if_damaged(where: str):
-    """An engine `handle_error` hook: a damaged file becomes one clear CatalogDamaged, wherever it shows."""
-    def hook(context) -> None:
-        if _is_damaged_file_error(context.original_exception):
-            raise CatalogDamaged(where, str(context.original_exception)) from context.original_exception
-    return hook
-
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the indexer, nor it them
-    cursor.execute("PRAGMA synchronous=FULL")  # a committed video survives power loss
-    cursor.execute("PRAGMA foreign_keys=ON")  # clip and vector rows cascade with their video
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
 
 
 class Catalog:
@@ -227,37 +143,15 @@ class Catalog:
 
     def open(self) -> "Catalog":
         """Connect; create the schema if needed. A SQLite file that cannot be written (read-only
-        file system or permissions) is opened read-only, so searching still works."""
-        sqlite_file = _sqlite_file(self.url)
-        if sqlite_file is not None and not _writable(sqlite_file):
-            return self._open_read_only(sqlite_file, "it is read-only")
-        engine = create_engine(self.url)
-        event.listen(engine, "handle_error", _raise_if_damaged(self._where()))
-        if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas)
-        try:
-            Base.metadata.create_all(engine)
-        except OperationalError as exc:
-            if sqlite_file is None or not sqlite_file.exists():
-                raise
-            engine.dispose()  # e.g. a full disk: no room for the WAL index; reading still works
-            return self._open_read_only(sqlite_file, str(exc.orig))
-        self._engine, self._sessions = engine, sessionmaker(engine, expire_on_commit=False)
-        self._check_schema_version()
-        return self
-
-    def _open_read_only(self, sqlite_file: Path, reason: str) -> "Catalog":
-        self.read_only, self.read_only_reason = True, reason
-        engine = create_engine("sqlite://", creator=lambda: _read_only_connection(sqlite_file))
-        event.listen(engine, "handle_error", _raise_if_damaged(self._where()))
+        file system or permissions, full disk) is opened read-only, so searching still works."""
+        engine, self.read_only_reason = open_engine(self.url, Base.metadata)
+        self.read_only = bool(self.read_only_reason)
         self._engine, self._sessions = engine, sessionmaker(engine, expire_on_commit=False)
         self._check_schema_version()
         return self
 
     def _where(self) -> str:
-        """The catalog as users know it: the SQLite file, else the URL without its password."""
-        sqlite_file = _sqlite_file(self.url)
-        return str(sqlite_file) if sqlite_file is not None else make_url(self.url).render_as_string(hide_password=True)
+        return describe_url(self.url)
 
     @property
     def is_open(self) -> bool:
@@ -269,28 +163,13 @@ class Catalog:
 
     def file_identity(self) -> FileIdentity | None:
         """Which files this catalog is, by (st_dev, st_ino); None for a server database."""
-        sqlite_file = _sqlite_file(self.url)
-        if sqlite_file is None:
-            return None
-        return FileIdentity(*(_inode(p) for p in _sqlite_files(sqlite_file)))
+        return file_identity(self.url)
 
     def close_stale(self) -> None:
         """Drop every connection, for when the files under them were replaced; `open()` connects again.
-
-        SQLite deletes `-wal` and `-shm` *by name* when a connection that can lock the database
-        closes it; when those names now belong to another process's live files, that would throw
-        away its committed transactions. So they are kept aside (hard links) while the stale
-        connections close, and put back if SQLite removed them.
-        """
-        sqlite_file = _sqlite_file(self.url)
-        companions = _sqlite_files(sqlite_file)[1:] if sqlite_file is not None else ()
-        kept = [(path, _keep_aside(path)) for path in companions]
-        try:
+        The live -wal/-shm files that now carry the catalog's names survive the close."""
+        with companions_kept(self.url):
             self.close()
-        finally:
-            for path, aside in kept:
-                if aside is not None:
-                    _put_back(aside, path)
         self._engine = self._sessions = None
         self.read_only, self.read_only_reason = False, ""
 
@@ -531,6 +410,47 @@ class Catalog:
                 "duration": s.scalar(select(func.sum(Video.duration)).where(Video.status == "indexed")) or 0.0,
                 "failures": failures,
             }
+
+    def video_summaries(self, folder: str | None = None, limit: int = 500) -> list[VideoSummary]:
+        """Videos (first path of each) with a path starting with `folder`, by status then path."""
+        clip_counts = select(Clip.video_id, func.count().label("n")).group_by(Clip.video_id).subquery()
+        query = (select(Video.id, func.min(VideoPath.path), Video.status, func.coalesce(clip_counts.c.n, 0),
+                        Video.duration, Video.indexed_at, Video.error)
+                 .join(VideoPath).outerjoin(clip_counts, clip_counts.c.video_id == Video.id)
+                 .group_by(Video.id, clip_counts.c.n).order_by(Video.status, func.min(VideoPath.path)))
+        if folder:
+            query = query.where(VideoPath.path.startswith(folder, autoescape=True))
+        with self.session() as s:
+            return [VideoSummary(*row) for row in s.execute(query.limit(limit))]
+
+    def timeline(self, video_id: int) -> list[TimelineClip]:
+        """A video's clips in window order."""
+        query = select(Clip.id, Clip.start, Clip.end, Clip.thumbnail).where(Clip.video_id == video_id)
+        with self.session() as s:
+            return [TimelineClip(*row) for row in s.execute(query.order_by(Clip.ordinal))]
+
+    def indexed_paths(self, video_id: int | None = None) -> list[IndexedPath]:
+        """The paths of one indexed video, or of every indexed video (none of failed or pending ones)."""
+        query = select(VideoPath.path, VideoPath.size, VideoPath.mtime_ns).join(Video).where(Video.status == "indexed")
+        if video_id is not None:
+            query = query.where(Video.id == video_id)
+        with self.session() as s:
+            return [IndexedPath(*row) for row in s.execute(query.order_by(VideoPath.path))]
+
+    def clips_without_vector(self, set_id: int) -> int:
+        with_vector = select(Vector.clip_id).where(Vector.set_id == set_id)
+        with self.session() as s:
+            return s.scalar(select(func.count()).select_from(Clip).where(Clip.id.not_in(with_vector)))
+
+    def clip_thumbnails(self) -> list[ClipThumbnail]:
+        with self.session() as s:
+            return [ClipThumbnail(*row) for row in s.execute(select(Clip.video_id, Clip.ordinal, Clip.thumbnail))]
+
+    def video_files(self, video_id: int) -> VideoFiles | None:
+        with self.session() as s:
+            fingerprint = s.scalar(select(Video.fingerprint).where(Video.id == video_id))
+            paths = s.scalars(select(VideoPath.path).where(VideoPath.video_id == video_id).order_by(VideoPath.id))
+            return None if fingerprint is None else VideoFiles(fingerprint, tuple(paths))
 
     # -- runs -----------------------------------------------------------------------------------
     def start_run(self, roots: list[str]) -> int:

@@ -13,14 +13,11 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
 
-from indexer import store, thumbnails
-from indexer.catalog import Catalog, DataDirError
+from indexer import atomic, store, thumbnails
+from indexer.catalog import Catalog, CatalogBackendError, DataDirError
 from indexer.decode import ClipDecoder, ProbeError, probe
 from indexer.records import IMAGE_SET, VIDEO_SET, ClipSampling
-from indexer.schema import Clip, Vector, Video, VideoPath
 from indexer.settings import DataDir
 
 
@@ -103,9 +100,7 @@ def _check_weights(catalog: Catalog, weights_dir: Path, report: CheckReport) -> 
 
 
 def _check_coverage(catalog: Catalog, vset, report: CheckReport) -> None:
-    with catalog.session() as s:
-        lacking = s.scalar(select(func.count()).select_from(Clip).where(
-            Clip.id.not_in(select(Vector.clip_id).where(Vector.set_id == vset.id))))
+    lacking = catalog.clips_without_vector(vset.id)
     if lacking:
         message = f"{lacking} clips have no {vset.name} vector"
         (report.notes if vset.name == IMAGE_SET else report.problems).append(
@@ -113,17 +108,14 @@ def _check_coverage(catalog: Catalog, vset, report: CheckReport) -> None:
 
 
 def _check_files(catalog: Catalog, report: CheckReport) -> None:
-    with catalog.session() as s:
-        rows = s.execute(select(VideoPath.path, VideoPath.size, VideoPath.mtime_ns)
-                         .join(Video).where(Video.status == "indexed")).all()
     missing = changed = 0
-    for path, size, mtime in rows:
+    for indexed in catalog.indexed_paths():
         try:
-            stat = os.stat(path)
+            stat = os.stat(indexed.path)
         except OSError:
             missing += 1
             continue
-        changed += (stat.st_size, stat.st_mtime_ns) != (size, mtime)
+        changed += (stat.st_size, stat.st_mtime_ns) != (indexed.size, indexed.mtime_ns)
     if missing:
         report.notes.append(f"{missing} indexed file(s) missing on disk; the next index run removes them")
     if changed:
@@ -131,12 +123,10 @@ def _check_files(catalog: Catalog, report: CheckReport) -> None:
 
 
 def _missing_thumbnails(catalog: Catalog, root: Path) -> dict[int, list[int]]:
-    with catalog.session() as s:
-        rows = s.execute(select(Clip.video_id, Clip.ordinal, Clip.thumbnail)).all()
     missing: dict[int, list[int]] = {}
-    for video_id, ordinal, thumb in rows:
-        if not thumb or not (root / thumb).is_file():
-            missing.setdefault(video_id, []).append(ordinal)
+    for clip in catalog.clip_thumbnails():
+        if not clip.thumbnail or not (root / clip.thumbnail).is_file():
+            missing.setdefault(clip.video_id, []).append(clip.ordinal)
     return missing
 
 
@@ -157,7 +147,7 @@ def repair_library(data: DataDir) -> CheckReport:
             raise DataDirError(f"cannot repair {data.root}: {catalog.read_only_reason}. Nothing was changed; "
                                "free space or fix permissions, then run `status --repair` again")
         return _repair(catalog, data)
-    except (OSError, OperationalError) as exc:
+    except (OSError, CatalogBackendError) as exc:
         reason = getattr(exc, "strerror", None) or str(getattr(exc, "orig", exc))
         raise DataDirError(f"cannot repair {data.root}: {reason}. Nothing indexed was lost (the catalog is "
                            "unchanged and searching rebuilds any damaged index in memory); free space or fix "
@@ -172,7 +162,7 @@ def _repair(catalog: Catalog, data: DataDir) -> CheckReport:
         store.build_from_catalog(catalog, vset, 4 << 30).save(data.index_dir)
         store.remove_stale(data.index_dir, vset)
         report.repaired.append(f"rebuilt the {vset.name} index from {catalog.vector_count(vset.id)} vectors")
-    for tmp in data.index_dir.glob(".*.tmp*"):
+    for tmp in data.index_dir.glob(atomic.TEMP_GLOB):
         tmp.unlink(missing_ok=True)
     made = _remake_thumbnails(catalog, data)
     if made:
@@ -190,17 +180,16 @@ def _remake_thumbnails(catalog: Catalog, data: DataDir) -> int:
     size = max(int(s.identity["preprocess"]["size"]) for s in (vset, catalog.vector_set(IMAGE_SET)) if s)
     made = 0
     for video_id, ordinals in missing.items():
-        with catalog.session() as s:
-            video = s.get(Video, video_id)
-            paths = [p.path for p in video.paths if os.path.exists(p.path)]
-            fingerprint = video.fingerprint
+        files = catalog.video_files(video_id)
+        paths = [p for p in files.paths if os.path.exists(p)] if files else []
         if not paths:
             continue
         try:
             decoder = ClipDecoder(Path(paths[0]), probe(Path(paths[0])), sampling, size)
             for clip in decoder.clips():
                 if clip.window.ordinal in ordinals:
-                    relative = thumbnails.write_thumbnail(data.root, fingerprint, clip.window.ordinal, clip.full_frames)
+                    relative = thumbnails.write_thumbnail(data.root, files.fingerprint, clip.window.ordinal,
+                                                          clip.full_frames)
                     catalog.set_thumbnail(video_id, clip.window.ordinal, relative)
                     made += 1
         except ProbeError:

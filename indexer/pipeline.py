@@ -14,11 +14,9 @@ import time
 from pathlib import Path
 from typing import Callable, Protocol
 
-from sqlalchemy.exc import OperationalError
-
 from encoder.weights import remove_stale_temp_files
 from indexer import store, thumbnails
-from indexer.catalog import Catalog, DataDirError, VectorSetInfo
+from indexer.catalog import Catalog, CatalogBackendError, DataDirError, VectorSetInfo
 from indexer.embedding import EmbeddedVideo, Job, embed_videos
 from indexer.fingerprint import content_fingerprint
 from indexer.lock import IndexLock
@@ -226,14 +224,14 @@ def run_index(settings: IndexSettings, roots: list[Path], progress: ProgressFact
     try:
         root.mkdir(parents=True, exist_ok=True)
         catalog = Catalog(settings.data.catalog).open()
-    except (OSError, OperationalError) as exc:
+    except (OSError, CatalogBackendError) as exc:
         raise _data_dir_error(root, exc) from exc
     try:
         if catalog.read_only:
             raise DataDirError(f"cannot index into {root}: {catalog.read_only_reason}. Searching it still "
                                "works; free space, fix permissions or use another --data to index")
         return Indexer(settings, catalog, progress, should_stop).run(roots)
-    except OperationalError as exc:
+    except CatalogBackendError as exc:
         raise _data_dir_error(root, exc) from exc
     except OSError as exc:
         if exc.errno in WRITE_ERRNOS:

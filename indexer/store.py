@@ -18,7 +18,6 @@ import errno
 import hashlib
 import logging
 import math
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from indexer.atomic import atomic_write
 from indexer.catalog import Catalog, VectorSetInfo
 
 log = logging.getLogger(__name__)
@@ -119,31 +119,16 @@ def sha256_file(path: Path) -> str:
 
 
 def save_index(index: faiss.Index, path: Path) -> None:
-    _publish(_write_temp(index, path), path)
+    with atomic_write(path) as tmp:
+        _write_index(index, tmp, path)
 
 
-def _write_temp(index: faiss.Index, path: Path) -> Path:
-    """The index written and fsynced under a temporary name next to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _write_index(index: faiss.Index, tmp: Path, path: Path) -> None:
+    """Write `index` to `tmp`, the temporary name of `path`; a full disk is an OSError with ENOSPC."""
     try:
         faiss.write_index(index, str(tmp))
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-    except (RuntimeError, OSError) as exc:  # faiss reports a full disk as RuntimeError
-        tmp.unlink(missing_ok=True)
+    except RuntimeError as exc:  # faiss reports a full disk as RuntimeError
         raise OSError(errno.ENOSPC if "No space" in str(exc) else errno.EIO, f"cannot write {path}: {exc}") from exc
-    return tmp
-
-
-def _publish(tmp: Path, path: Path) -> None:
-    """Rename a written temporary file into place and make the rename durable."""
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def remove_stale(index_dir: Path, vset: VectorSetInfo) -> None:
@@ -198,16 +183,9 @@ class ScoreStats:
     def save(self, path: Path, spec: IndexSpec, index_sha256: str) -> None:
         """With the index's spec and checksum: the sidecar says how the index file was built and
         is searched, and what its bytes must hash to."""
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-        try:
+        with atomic_write(path, suffix=".npz") as tmp:  # np.savez adds .npz to a name without it
             np.savez(tmp, count=self.count, total=self.total, outer=self.outer, factory=spec.factory,
                      ef_search=spec.ef_search or 0, nprobe=spec.nprobe or 0, index_sha256=index_sha256)
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-        except OSError:
-            tmp.unlink(missing_ok=True)
-            raise
-        _publish(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> tuple["ScoreStats", IndexSpec]:
@@ -264,12 +242,9 @@ class LoadedIndex:
         the statistics, then the index renamed into place: an index file on disk always has its
         statistics, and they describe exactly its bytes."""
         path = index_path(index_dir, self.vset)
-        tmp = _write_temp(self.index, path)
-        try:
+        with atomic_write(path) as tmp:
+            _write_index(self.index, tmp, path)
             self.stats.save(stats_path(path), self.spec, sha256_file(tmp))
-            _publish(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)  # only left when something failed before the rename
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """The indexed vectors of `ids` (all must be present)."""

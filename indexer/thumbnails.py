@@ -6,12 +6,13 @@ catalog commit that references them (an interrupted run leaves only files it wil
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from indexer.atomic import atomic_write
 
 BLACK_LUMA = 16  # mean luma (0-255) under which a frame counts as black
 JPEG_QUALITY = 85
@@ -42,10 +43,8 @@ def relative_path(fingerprint: str, ordinal: int) -> str:
 def write_thumbnail(data_root: Path, fingerprint: str, ordinal: int, frames: list[np.ndarray]) -> str:
     relative = relative_path(fingerprint, ordinal)
     path = data_root / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    Image.fromarray(frames[pick_thumbnail(frames)]).save(tmp, format="JPEG", quality=JPEG_QUALITY)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        Image.fromarray(frames[pick_thumbnail(frames)]).save(tmp, format="JPEG", quality=JPEG_QUALITY)
     return relative
 
 

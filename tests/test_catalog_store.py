@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from indexer import store
-from indexer.catalog import Catalog, IdentityMismatch
+from indexer.catalog import Catalog, CatalogBackendError, IdentityMismatch
 from indexer.records import ClipWindow, ScannedFile, VideoInfo
 
 INFO = VideoInfo(0, "h264", 320, 240, 30.0, 8.0, 0, "mov,mp4")
@@ -155,3 +155,63 @@ def test_hnsw_index_and_exact_search_inside_narrow_filters():
     scores, found = loaded.search(query, 10, allowed)
     exact = allowed[np.argsort(-(vectors[allowed - 1] @ query))[:10]]
     assert found.tolist() == exact.tolist()
+
+
+def test_the_views_read_the_catalog_through_its_query_methods(catalog):
+    """What the Library view, serving and `status --check` ask the catalog, as plain records."""
+    vset = catalog.ensure_vector_set("video", IDENTITY, 8)
+    image = catalog.ensure_vector_set("image", {**IDENTITY, "tower": "openclip"}, 8)
+    add_video(catalog, vset, "b/one.mp4", 3, seed=1)
+    add_video(catalog, vset, "a/two.mp4", 2, seed=2)
+    catalog.add_paths([(ScannedFile(Path("/lib/a/copy.mp4"), 1001, 1, Path("/lib")), 1)], [])
+    catalog.record_failure(ScannedFile(Path("/lib/a/bad.mp4"), 10, 1, Path("/lib")), "fp-bad", "no stream")
+    catalog.add_vectors(2, image.id, {0: unit_rows(1)[0]})
+    catalog.set_thumbnail(1, 1, "thumbs/x/00001.jpg")
+
+    summaries = catalog.video_summaries()
+    assert [(v.path, v.status, v.clips, v.error) for v in summaries] == [
+        ("/lib/a/bad.mp4", "failed", 0, "no stream"), ("/lib/a/copy.mp4", "indexed", 3, None),
+        ("/lib/a/two.mp4", "indexed", 2, None)]
+    assert [v.video_id for v in catalog.video_summaries("/lib/b/")] == [1]
+    assert catalog.video_summaries(limit=1)[0].status == "failed"
+    assert [(c.start, c.end, c.thumbnail) for c in catalog.timeline(1)] == [
+        (0.0, 2.0, None), (2.0, 4.0, "thumbs/x/00001.jpg"), (4.0, 6.0, None)]
+    assert [(p.path, p.size) for p in catalog.indexed_paths(1)] == [("/lib/a/copy.mp4", 1001), ("/lib/b/one.mp4", 1001)]
+    assert [p.path for p in catalog.indexed_paths()] == ["/lib/a/copy.mp4", "/lib/a/two.mp4", "/lib/b/one.mp4"]
+    assert catalog.indexed_paths(3) == []  # the failed video
+    assert (catalog.clips_without_vector(vset.id), catalog.clips_without_vector(image.id)) == (0, 4)
+    assert sorted((c.video_id, c.ordinal) for c in catalog.clip_thumbnails() if c.thumbnail) == [(1, 1)]
+    files = catalog.video_files(1)
+    assert (files.fingerprint, files.paths) == ("fp-b/one.mp4", ("/lib/b/one.mp4", "/lib/a/copy.mp4"))
+    assert catalog.video_files(99) is None
+
+
+def test_a_server_database_is_a_url_with_no_files_and_no_password_shown():
+    from indexer import engine
+
+    url = "postgresql+psycopg://tubelet:secret@db.example/tubelet"
+    assert engine.describe_url(url) == "postgresql+psycopg://tubelet:***@db.example/tubelet"
+    assert engine.file_identity(url) is None and engine.file_identity("sqlite://") is None
+    with engine.companions_kept(url):  # nothing to keep aside, and nothing to connect to
+        pass
+
+
+def test_a_sqlite_catalog_that_cannot_be_written_opens_read_only_and_reads(tmp_path, monkeypatch):
+    from indexer import engine
+
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    writable = Catalog(url).open()
+    writable.set_meta("note", "kept")
+    writable.close()
+    identity = engine.file_identity(url)
+    assert identity.database == (tmp_path.stat().st_dev, (tmp_path / "catalog.db").stat().st_ino)
+    monkeypatch.setattr(engine.os, "access", lambda path, mode: False)  # as a read-only mount answers
+    catalog = Catalog(url).open()
+    try:
+        assert (catalog.read_only, catalog.read_only_reason) == (True, "it is read-only")
+        assert catalog.get_meta("note") == "kept"
+        with pytest.raises(CatalogBackendError, match="attempt to write a readonly database"):
+            catalog.set_meta("note", "changed")
+    finally:
+        catalog.close()
+    assert not engine.file_identity(url).replaced_since(identity)
