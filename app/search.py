@@ -99,20 +99,17 @@ class FilterRows:
             return self._rows
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Snapshot:
     """Everything a search reads besides the catalog's rows: the towers and one index per vector set, as of
-    one moment. Never changed once made: a refresh makes a new one beside it and swaps it in, so a search
-    that took a snapshot at its start answers from one consistent state while new videos are committed."""
+    one moment. Never changed once made (only its towers load their models on first use, once, under their
+    own lock): a refresh makes a new snapshot beside it and swaps that in, so a search that took a snapshot
+    at its start answers from one consistent state while new videos are committed."""
 
     towers: Towers
     indexes: Mapping[str, store.LoadedIndex]
     files: tuple  # (data dir inode, catalog FileIdentity) when the towers and indexes were loaded
-    filter_rows: FilterRows = field(repr=False, compare=False)
-
-    @property
-    def versions(self) -> dict[str, int]:
-        return {name: loaded.vset.version for name, loaded in self.indexes.items()}
+    filter_rows: FilterRows = field(repr=False)
 
 
 class SearchService:

@@ -195,9 +195,9 @@ class Handlers:
         """Moments as JSON, best first: `run.py search --json`, with each thumbnail as a URL of this server."""
         try:
             service = self.service.ensure_ready()
-            k_value = _whole(k, "k")
+            clip_id, k_value = _whole(like, "like"), _whole(k, "k")
             request = form_request(text=text, negative=negative, image=image, video=video, start=start, end=end,
-                                   like=_whole(like, "like"), k=10 if k_value is None else k_value,
+                                   like=clip_id, k=10 if k_value is None else k_value,
                                    min_score=min_score, path_prefix=path_prefix, path_glob=path_glob,
                                    min_duration=min_duration, max_duration=max_duration,
                                    indexed_after=indexed_after, group=group or "clip")

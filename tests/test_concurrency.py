@@ -75,7 +75,6 @@ def test_searches_while_videos_are_committed_answer_from_one_consistent_state(tm
     assert not errors, errors
     assert not report.failures
     snapshots = {id(result.snapshot): result.snapshot for _, result in answers}
-
     assert len(snapshots) >= 2, "no search saw a video committed while it ran"
     final = max(snapshots.values(), key=lambda s: len(s.indexes[VIDEO_SET].ids))
     assert len(final.indexes[VIDEO_SET].ids) == service.catalog.vector_count(final.indexes[VIDEO_SET].vset.id)
