@@ -23,9 +23,9 @@ from app.cli_output import format_time
 from app.jobs import IndexJobs, JobState
 from app.library import COLUMNS, library_rows, timeline
 from app.media import preview_for
-from app.serving import original_file, preview_url, thumb_url, video_url
 from app.query import QueryError, SearchRequest, build_request
 from app.search import SearchService
+from app.serving import original_file, preview_url, thumb_url, video_url
 from app.status import library_status
 from indexer.catalog import Catalog
 from indexer.decode import ProbeError
