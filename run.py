@@ -206,9 +206,10 @@ def cmd_search(args) -> int:
     from app.cli_output import print_no_match, print_result
     from app.search import SearchService
 
-    query, filters, options = search_request(args)
+    request = search_request(args)
     service = SearchService(data_dir(args), args.device, args.precision).load()
-    result = service.search(query, filters, options)
+    result = service.search(request)
+    options = request.options
     if args.json:
         items = result.videos if options.group == "video" else result.moments
         print(json.dumps([item.to_json() for item in items], indent=2))
@@ -220,7 +221,7 @@ def cmd_search(args) -> int:
 
 
 def search_request(args):
-    from app.query import Filters, Query, QueryError, SearchOptions, parse_time
+    from app.query import QueryError, build_request
 
     weights = {}
     for item in args.weight:
@@ -229,11 +230,11 @@ def search_request(args):
             weights[name] = float(value)
         except ValueError:
             raise QueryError(f"--weight takes PART=NUMBER, got {item!r}") from None
-    query = Query(text=args.text, image=args.image, video=args.video, start=args.start, end=args.end,
-                  like=args.like, negative=args.negative)
-    filters = Filters(args.path_prefix, args.path_glob, args.min_duration, args.max_duration,
-                      parse_time(args.indexed_after))
-    return query, filters, SearchOptions(args.k, args.min_score, args.group, weights)
+    return build_request(text=args.text, negative=args.negative, image=args.image, video=args.video,
+                         start=args.start, end=args.end, like=args.like, k=args.k, min_score=args.min_score,
+                         group=args.group, weights=weights, path_prefix=args.path_prefix,
+                         path_glob=args.path_glob, min_duration=args.min_duration,
+                         max_duration=args.max_duration, indexed_after=args.indexed_after)
 
 
 def cmd_status(args) -> int:

@@ -1,4 +1,5 @@
-"""What a search asks: query parts, filters, options. Plain records, validated on creation."""
+"""What a search asks: query parts, filters, options, and the request holding all three. Plain records,
+validated on creation."""
 
 from __future__ import annotations
 
@@ -118,6 +119,27 @@ class SearchOptions:
 
     def weight(self, part: str) -> float:
         return self.weights.get(part, DEFAULT_WEIGHTS[part])
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """One search: what the CLI, the web UI and the API build and `SearchService.search` answers."""
+
+    query: Query
+    filters: Filters = Filters()
+    options: SearchOptions = SearchOptions()
+
+
+def build_request(*, text: str | None = None, negative: str | None = None, image: Path | None = None,
+                  video: Path | None = None, start: float | None = None, end: float | None = None,
+                  like: int | None = None, k: int = 10, min_score: float | None = None, group: str = "clip",
+                  weights: dict[str, float] | None = None, path_prefix: str | None = None,
+                  path_glob: str | None = None, min_duration: float | None = None, max_duration: float | None = None,
+                  indexed_after: str | None = None) -> SearchRequest:
+    """A request from typed field values (`indexed_after` as ISO text), each checked by its record."""
+    query = Query(text=text, image=image, video=video, start=start, end=end, like=like, negative=negative)
+    filters = Filters(path_prefix, path_glob, min_duration, max_duration, parse_time(indexed_after))
+    return SearchRequest(query, filters, SearchOptions(k, min_score, group, weights or {}))
 
 
 def parse_time(text: str | None) -> datetime | None:

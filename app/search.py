@@ -24,14 +24,17 @@ from __future__ import annotations
 import fnmatch
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 import numpy as np
 
 from app.moments import ScoredClip, best, merge_moments
-from app.query import Filters, Query, QueryError, SearchOptions
+from app.query import Filters, Query, QueryError, SearchOptions, SearchRequest
 from encoder.tower import TextTower
 from indexer import store
 from indexer.catalog import Catalog, VectorSetInfo
@@ -78,10 +81,44 @@ class SearchResult:
     videos: list[VideoGroup] = field(default_factory=list)  # filled with group="video"
     best_score: float | None = None  # best fused score among candidates, even below min_score
     no_match: bool = False  # nothing reached min_score (or the filters left nothing)
+    snapshot: "Snapshot | None" = field(default=None, repr=False, compare=False)  # what it was answered from
+
+
+class FilterRows:
+    """The catalog's video rows and clip -> video map behind filters, read once per snapshot, on its first
+    filtered search (an unfiltered server never pays for them). Safe to share between threads."""
+
+    def __init__(self, catalog: Catalog):
+        self._catalog = catalog
+        self._lock = threading.Lock()
+        self._rows: tuple | None = None
+
+    def get(self) -> tuple:
+        with self._lock:
+            if self._rows is None:
+                self._rows = (self._catalog.video_rows(), *self._catalog.clip_video_ids())
+            return self._rows
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """Everything a search reads besides the catalog's rows: the towers and one index per vector set, as of
+    one moment. Never changed once made (only its towers load their models on first use, once, under their
+    own lock): a refresh makes a new snapshot beside it and swaps that in, so a search that took a snapshot
+    at its start answers from one consistent state while new videos are committed."""
+
+    towers: Towers
+    indexes: Mapping[str, store.LoadedIndex]
+    files: tuple  # (data dir inode, catalog FileIdentity) when the towers and indexes were loaded
+    filter_rows: FilterRows = field(repr=False)
 
 
 class SearchService:
-    """Cheap to construct; `load()` opens the catalog and indexes; encoders load on first use."""
+    """Cheap to construct; `load()` opens the catalog and indexes; encoders load on first use.
+
+    Shared by concurrent handlers: loading and refreshing run one at a time (under a lock) and publish a new
+    Snapshot with one assignment; searches read `self._snapshot` once and use only that.
+    """
 
     def __init__(self, data: DataDir, device: str = "auto", precision: str = "auto",
                  memory_budget: int = 4 << 30):
@@ -90,60 +127,88 @@ class SearchService:
         self.precision = precision
         self.memory_budget = memory_budget
         self.catalog = Catalog(data.catalog)
-        self.towers: Towers | None = None
-        self.indexes: dict[str, store.LoadedIndex] = {}
-        self._filter_cache: tuple | None = None
-        self._files: tuple | None = None  # (data dir inode, catalog FileIdentity) as of load()/refresh()
+        self._snapshot: Snapshot | None = None
+        self._lock = threading.Lock()  # one load or refresh at a time
+
+    @property
+    def snapshot(self) -> Snapshot:
+        state = self._snapshot
+        if state is None:
+            raise QueryError("search service is not loaded: call load() first")
+        return state
+
+    @property
+    def towers(self) -> Towers | None:
+        state = self._snapshot
+        return None if state is None else state.towers
+
+    @property
+    def indexes(self) -> Mapping[str, store.LoadedIndex]:
+        state = self._snapshot
+        return MappingProxyType({}) if state is None else state.indexes
 
     # -- loading --------------------------------------------------------------------------------
     def load(self) -> "SearchService":
+        with self._lock:
+            self._snapshot = self._load()
+        return self
+
+    def ensure_ready(self) -> "SearchService":
+        """Load on first use (the index may not exist when a server starts), else refresh."""
+        with self._lock:
+            if self._snapshot is None:
+                self._snapshot = self._load()
+            else:
+                self._refresh()
+        return self
+
+    def refresh(self) -> bool:
+        """Catch up with the data dir since `load()`; True if anything changed.
+
+        Vectors committed since then are added incrementally, to copies of the indexes (a search may
+        be reading the current ones). When the vector sets are other ones (`index --rebuild`, other
+        weights, a replaced catalog: another id, key or generation), encoders and indexes are all
+        loaded again, so a query is never embedded by one encoder and compared with another's
+        vectors. When the catalog's files were replaced under this process (restored from a backup,
+        `-wal`/`-shm` deleted by another process), the catalog is opened again first: the old
+        connection would never see new videos.
+        """
+        with self._lock:
+            return self._refresh()
+
+    def _load(self) -> Snapshot:
         if self.data.catalog_url is None and not (self.data.root / "catalog.db").is_file():
             raise QueryError(f"no index at {self.data.root}: run `python run.py index PATH` first")
         if not self.catalog.is_open:
             self.catalog.open()
         if self.catalog.vector_set(VIDEO_SET) is None:
             raise QueryError(f"the index at {self.data.root} is empty: run `python run.py index PATH` first")
-        self.towers, sets = towers_from_catalog(self.catalog, self.data.weights_dir, self.device, self.precision)
-        self.indexes = {name: self._open_index(vset) for name, vset in sets.items()}
-        self._filter_cache = None
-        self._files = self._file_identity()
-        return self
+        towers, sets = towers_from_catalog(self.catalog, self.data.weights_dir, self.device, self.precision)
+        indexes = {name: self._open_index(vset) for name, vset in sets.items()}
+        return Snapshot(towers, MappingProxyType(indexes), self._file_identity(), FilterRows(self.catalog))
 
-    def ensure_ready(self) -> "SearchService":
-        """Load on first use (the index may not exist when a server starts), else refresh."""
-        if self.towers is None:
-            return self.load()
-        self.refresh()
-        return self
-
-    def refresh(self) -> bool:
-        """Catch up with the data dir since `load()`; True if anything changed.
-
-        Vectors committed since then are added in memory, incrementally. When the vector sets are
-        other ones (`index --rebuild`, other weights, a replaced catalog: another id, key or
-        generation), encoders and indexes are all loaded again, so a query is never embedded by
-        one encoder and compared with another's vectors. When the catalog's files were replaced
-        under this process (restored from a backup, `-wal`/`-shm` deleted by another process),
-        the catalog is opened again first: the old connection would never see new videos.
-        """
-        if self._files_replaced():
+    def _refresh(self) -> bool:
+        state = self._snapshot
+        if state is None:
+            self._snapshot = self._load()
+            return True
+        if self._files_replaced(state.files):
             log.warning("the catalog's files under %s were replaced: opening it again", self.data.root)
             self.catalog.close_stale()
-            self.load()
+            self._snapshot = self._load()
             return True
         sets = {name: vset for name in (VIDEO_SET, IMAGE_SET) if (vset := self.catalog.vector_set(name))}
-        if set(sets) != set(self.indexes) or not all(sets[n].same_set(self.indexes[n].vset) for n in sets):
-            self.load()
+        if set(sets) != set(state.indexes) or not all(sets[n].same_set(state.indexes[n].vset) for n in sets):
+            self._snapshot = self._load()
             return True
-        changed = False
-        for name, vset in sets.items():
-            loaded = self.indexes[name]
-            if vset.version != loaded.vset.version:
-                self.indexes[name] = store.catch_up(loaded, self.catalog, vset, self.memory_budget)
-                changed = True
-        if changed:
-            self._filter_cache = None
-        return changed
+        stale = [name for name, vset in sets.items() if vset.version != state.indexes[name].vset.version]
+        if not stale:
+            return False
+        indexes = dict(state.indexes)
+        for name in stale:
+            indexes[name] = store.catch_up(indexes[name], self.catalog, sets[name], self.memory_budget)
+        self._snapshot = Snapshot(state.towers, MappingProxyType(indexes), state.files, FilterRows(self.catalog))
+        return True
 
     def _file_identity(self) -> tuple:
         try:
@@ -153,10 +218,8 @@ class SearchService:
             root = None
         return root, self.catalog.file_identity()
 
-    def _files_replaced(self) -> bool:
-        if self._files is None:
-            return False
-        (old_root, old_catalog), (root, catalog) = self._files, self._file_identity()
+    def _files_replaced(self, files: tuple) -> bool:
+        (old_root, old_catalog), (root, catalog) = files, self._file_identity()
         if root != old_root:
             return True
         return old_catalog is not None and catalog is not None and catalog.replaced_since(old_catalog)
@@ -175,44 +238,50 @@ class SearchService:
         return IMAGE_SET in self.indexes
 
     # -- searching ------------------------------------------------------------------------------
-    def search(self, query: Query, filters: Filters = Filters(), options: SearchOptions = SearchOptions()
-               ) -> SearchResult:
-        parts = self.query_parts(query, options)
-        allowed = self.allowed_clip_ids(filters)
+    def search(self, request: SearchRequest | Query, filters: Filters = Filters(),
+               options: SearchOptions = SearchOptions()) -> SearchResult:
+        """Answer a request from the snapshot current at its start (a bare Query takes `filters`, `options`)."""
+        if isinstance(request, Query):
+            request = SearchRequest(request, filters, options)
+        state = self.snapshot  # read once: a concurrent refresh swaps in a new one, never changes this one
+        query, filters, options = request.query, request.filters, request.options
+        parts = self.query_parts(query, options, state)
+        allowed = self.allowed_clip_ids(filters, state)
         if allowed is not None and len(allowed) == 0:
-            return SearchResult(no_match=True)
-        scored = self.rank(parts, allowed, options.k)
+            return SearchResult(no_match=True, snapshot=state)
+        scored = self.rank(parts, allowed, options.k, state)
         if not scored:
-            return SearchResult(no_match=True)
+            return SearchResult(no_match=True, snapshot=state)
         best_score = max(c.score for c, _ in scored)
         if options.min_score is not None:
             scored = [(c, raw) for c, raw in scored if c.score >= options.min_score]
             if not scored:
-                return SearchResult(best_score=best_score, no_match=True)
-        result = SearchResult(best_score=best_score)
+                return SearchResult(best_score=best_score, no_match=True, snapshot=state)
+        result = SearchResult(best_score=best_score, snapshot=state)
         if options.group == "video":
             # Enough moments that k videos are represented, each with its best few.
             result.videos = group_by_video(self._moments(scored, options.k * MOMENTS_PER_VIDEO))[:options.k]
         result.moments = self._moments(scored, options.k)
         return result
 
-    def query_parts(self, query: Query, options: SearchOptions) -> list[QueryPart]:
+    def query_parts(self, query: Query, options: SearchOptions, state: Snapshot | None = None) -> list[QueryPart]:
+        state = state or self.snapshot
         vectors: dict[str, np.ndarray] = {}
         if query.like is not None:
-            vectors.update(self._clip_vectors(query.like))
+            vectors.update(self._clip_vectors(query.like, state))
         if query.video is not None:
-            vectors.update(self.embed_video(query.video, query.start, query.end))
+            vectors.update(self.embed_video(query.video, query.start, query.end, state))
         if query.text:
-            vectors["text"] = self._clip_tower_for("text").encode_text([query.text])[0]
+            vectors["text"] = _image_text_tower(state, "text").encode_text([query.text])[0]
         if query.image is not None:
-            vectors["image"] = self.embed_image(query.image)
+            vectors["image"] = self.embed_image(query.image, state)
         if query.negative:
-            vectors["negative"] = self._clip_tower_for("negative").encode_text([query.negative])[0]
+            vectors["negative"] = _image_text_tower(state, "negative").encode_text([query.negative])[0]
         return [QueryPart(name, v, -options.weight(name) if name == "negative" else options.weight(name))
                 for name, v in vectors.items() if options.weight(name) != 0]
 
-    def embed_video(self, path: Path, start: float | None = None, end: float | None = None
-                    ) -> dict[str, np.ndarray]:
+    def embed_video(self, path: Path, start: float | None = None, end: float | None = None,
+                    state: Snapshot | None = None) -> dict[str, np.ndarray]:
         """Query clip -> {"video": VideoMAE vector, "appearance": CLIP vector (if indexed)}.
 
         Cut into windows like a library video; several windows' unit vectors are averaged and
@@ -220,8 +289,9 @@ class SearchService:
         holding more than MAX_QUERY_WINDOWS windows is represented by that many, spread evenly over it
         (the first ones when its length is unknown); past QUERY_VIDEO_SECONDS the query is refused.
         """
-        towers = self._towers()
-        names = [VIDEO_SET] + ([IMAGE_SET] if IMAGE_SET in self.indexes else [])
+        state = state or self.snapshot
+        towers = state.towers
+        names = [VIDEO_SET] + ([IMAGE_SET] if IMAGE_SET in state.indexes else [])
         deadline = time.monotonic() + QUERY_VIDEO_SECONDS
         try:
             info = probe(Path(path))
@@ -245,42 +315,44 @@ class SearchService:
         return {part_of[name]: _unit(np.concatenate([w[name] for w in per_window]).mean(axis=0))
                 for name in names}
 
-    def embed_image(self, path: Path) -> np.ndarray:
-        tower = self._clip_tower_for("image")
+    def embed_image(self, path: Path, state: Snapshot | None = None) -> np.ndarray:
+        state = state or self.snapshot
+        tower = _image_text_tower(state, "image")
         try:
-            image = read_image(Path(path), self._towers().input_size(IMAGE_SET))
+            image = read_image(Path(path), state.towers.input_size(IMAGE_SET))
         except ProbeError as exc:
             raise QueryError(f"query image {path}: {exc}") from exc
         return tower.encode_images(image[None])[0]
 
-    def _clip_vectors(self, clip_id: int) -> dict[str, np.ndarray]:
+    def _clip_vectors(self, clip_id: int, state: Snapshot) -> dict[str, np.ndarray]:
         found = {}
         for part, name in (("video", VIDEO_SET), ("appearance", IMAGE_SET)):
-            if name in self.indexes:
-                vector = self.catalog.clip_vector(self.indexes[name].vset.id, clip_id)
+            if name in state.indexes:
+                vector = self.catalog.clip_vector(state.indexes[name].vset.id, clip_id)
                 if vector is not None:
                     found[part] = vector
         if "video" not in found:
             raise QueryError(f"no clip with id {clip_id} in this index")
         return found
 
-    def rank(self, parts: list[QueryPart], allowed: np.ndarray | None, k: int
+    def rank(self, parts: list[QueryPart], allowed: np.ndarray | None, k: int, state: Snapshot | None = None
              ) -> list[tuple[ScoredClip, dict[str, float]]]:
         """Candidate clips with their fused score, best first, and each part's raw cosine."""
+        indexes = (state or self.snapshot).indexes
         per_part = max(200, CANDIDATES_PER_K * k)
         positive = [p for p in parts if p.weight > 0]
         if not positive:
             raise QueryError("a negative text needs something to search for (text, image, video or clip)")
         candidates = np.unique(np.concatenate([
-            self.indexes[PART_SETS[p.name]].search(p.vector, per_part, allowed)[1] for p in positive]))
+            indexes[PART_SETS[p.name]].search(p.vector, per_part, allowed)[1] for p in positive]))
         for p in parts:  # a clip must have a vector in every tower the query uses
-            candidates = candidates[np.isin(candidates, self.indexes[PART_SETS[p.name]].ids)]
+            candidates = candidates[np.isin(candidates, indexes[PART_SETS[p.name]].ids)]
         if len(candidates) == 0:
             return []
         fused = np.zeros(len(candidates))
         raw: dict[str, np.ndarray] = {}
         for p in parts:
-            loaded = self.indexes[PART_SETS[p.name]]
+            loaded = indexes[PART_SETS[p.name]]
             raw[p.name] = loaded.vectors(candidates) @ p.vector
             fused += p.weight * loaded.stats.zscores(p.vector, raw[p.name])
         fused /= sum(p.weight for p in positive)
@@ -306,28 +378,21 @@ class SearchService:
         return moments
 
     # -- filters --------------------------------------------------------------------------------
-    def allowed_clip_ids(self, filters: Filters) -> np.ndarray | None:
+    def allowed_clip_ids(self, filters: Filters, state: Snapshot | None = None) -> np.ndarray | None:
         """Clip ids passing the filters (None = no filter), decided from the catalog."""
         if not filters.active():
             return None
-        if self._filter_cache is None:
-            self._filter_cache = (self.catalog.video_rows(), *self.catalog.clip_video_ids())
-        videos, clip_ids, clip_videos = self._filter_cache
+        videos, clip_ids, clip_videos = (state or self.snapshot).filter_rows.get()
         glob = path_glob_matcher(filters.path_glob)  # compiled once per search, not once per path
         keep = [v.video_id for v in videos if _video_passes(v, filters, glob)]
         return clip_ids[np.isin(clip_videos, keep)]
 
-    # -- internals ------------------------------------------------------------------------------
-    def _towers(self) -> Towers:
-        if self.towers is None:
-            raise QueryError("search service is not loaded: call load() first")
-        return self.towers
 
-    def _clip_tower_for(self, part: str) -> TextTower:
-        if IMAGE_SET not in self.indexes:
-            raise QueryError(f"{part} search needs CLIP vectors, and this index has none: run "
-                             "`python run.py index PATH` without --no-clip to add them")
-        return self._towers().encoder(IMAGE_SET)
+def _image_text_tower(state: Snapshot, part: str) -> TextTower:
+    if IMAGE_SET not in state.indexes:
+        raise QueryError(f"{part} search needs CLIP vectors, and this index has none: run "
+                         "`python run.py index PATH` without --no-clip to add them")
+    return state.towers.encoder(IMAGE_SET)
 
 
 def path_glob_matcher(pattern: str | None) -> re.Pattern | None:

@@ -23,9 +23,9 @@ from app.cli_output import format_time
 from app.jobs import IndexJobs, JobState
 from app.library import COLUMNS, library_rows, timeline
 from app.media import preview_for
-from app.serving import original_file, preview_url, thumb_url, video_url
-from app.query import Filters, Query, QueryError, SearchOptions, parse_time
+from app.query import QueryError, SearchRequest, build_request
 from app.search import SearchService
+from app.serving import original_file, preview_url, thumb_url, video_url
 from app.status import library_status
 from indexer.catalog import Catalog
 from indexer.decode import ProbeError
@@ -81,18 +81,16 @@ class Handlers:
         self.slots = slots or QuerySlots()
 
     # -- search ---------------------------------------------------------------------------------
-    def search(self, text, negative, image, video, start, end, prefix, glob, min_dur, max_dur, after, k,
-               min_score, like=None):
+    def search(self, request: SearchRequest | None):
+        """Moment cards for a request from the Search tab (None: the form asks nothing yet)."""
         try:
             service = self.service.ensure_ready()
         except QueryError:
             return [], NO_INDEX, [], "", None
-        query = _query(text, negative, image, video, start, end, like)
-        if query is None:
+        if request is None:
             return [], ASK, [], "", None
-        filters = Filters(_text(prefix), _text(glob), _number(min_dur), _number(max_dur), _when(after))
-        options = SearchOptions(k=int(k or 10), min_score=_finite(min_score, "min_score"))
-        result = self.slots.call(_heavy(query), lambda: service.search(query, filters, options))
+        options = request.options
+        result = self.slots.call(_heavy(request), lambda: service.search(request))
         if self.uploads is not None:
             self.uploads.sweep()  # the UI keeps its upload for a re-run: removed after the TTL
         if result.no_match:
@@ -103,11 +101,11 @@ class Handlers:
         cards = [(m.thumbnail, _caption(m)) for m in result.moments]
         return cards, f"{len(result.moments)} moments, best first.", [m.to_json() for m in result.moments], "", None
 
-    def more_like(self, clip_id, negative, prefix, glob, min_dur, max_dur, after, k, min_score):
-        if clip_id is None:
+    def more_like(self, request: SearchRequest | None):
+        """The Search tab's request for clips like the selected moment (its clip id in `request.query.like`)."""
+        if request is None or request.query.like is None:
             raise gr.Error("Select a moment first.")
-        return self.search(None, negative, None, None, None, None, prefix, glob, min_dur, max_dur, after, k,
-                           min_score, like=clip_id)
+        return self.search(request)
 
     def select(self, moments: list[dict], evt: gr.SelectData):
         if not isinstance(evt.index, int) or not 0 <= evt.index < len(moments):
@@ -197,20 +195,20 @@ class Handlers:
         """Moments as JSON, best first: `run.py search --json`, with each thumbnail as a URL of this server."""
         try:
             service = self.service.ensure_ready()
-            query = _query(text, negative, image, video, start, end, _whole(like, "like"))
-            if query is None:
+            clip_id, k_value = _whole(like, "like"), _whole(k, "k")
+            request = form_request(text=text, negative=negative, image=image, video=video, start=start, end=end,
+                                   like=clip_id, k=10 if k_value is None else k_value,
+                                   min_score=min_score, path_prefix=path_prefix, path_glob=path_glob,
+                                   min_duration=min_duration, max_duration=max_duration,
+                                   indexed_after=indexed_after, group=group or "clip")
+            if request is None:
                 raise QueryError("nothing to search for: give text, an image, a video or a clip id")
-            filters = Filters(_text(path_prefix), _text(path_glob), _number(min_duration), _number(max_duration),
-                              _when(indexed_after))
-            k_value = _whole(k, "k")
-            options = SearchOptions(k=10 if k_value is None else k_value, min_score=_finite(min_score, "min_score"),
-                                    group=group or "clip")
-            result = self.slots.call(_heavy(query), lambda: service.search(query, filters, options))
+            result = self.slots.call(_heavy(request), lambda: service.search(request))
         finally:
             if self.uploads is not None:  # answered (or refused): an API upload is used once
                 self.uploads.remove(image)
                 self.uploads.remove(video)
-        items = result.videos if options.group == "video" else result.moments
+        items = result.videos if request.options.group == "video" else result.moments
         return [_public(item.to_json()) for item in items]
 
     def api_status(self) -> dict:
@@ -245,8 +243,8 @@ def _without_paths(value, data: DataDir):
     return without_server_paths(value, data) if isinstance(value, str) else value
 
 
-def _heavy(query: Query) -> bool:
-    return query.video is not None or query.image is not None
+def _heavy(request: SearchRequest) -> bool:
+    return request.query.video is not None or request.query.image is not None
 
 
 def _whole(value, name: str) -> int | None:
@@ -279,18 +277,21 @@ def _number(value) -> float | None:
     return None if value in (None, "") else float(value)
 
 
-def _when(value):
-    return parse_time(_text(value))
-
-
-def _query(text, negative, image, video, start, end, like) -> Query | None:
+def form_request(*, text=None, negative=None, image=None, video=None, start=None, end=None, like: int | None = None,
+                 k: int = 10, min_score=None, path_prefix=None, path_glob=None, min_duration=None, max_duration=None,
+                 indexed_after=None, group: str = "clip") -> SearchRequest | None:
+    """The request behind a search form's values (blank fields mean "not given"; start/end only with a video),
+    or None when it asks for nothing."""
     text, negative = _text(text), _text(negative)
     if not any((text, image, video, like is not None)):
         return None
     start, end = _number(start), _number(end)
-    return Query(text=text, image=Path(image) if image else None, video=Path(video) if video else None,
-                 start=start if video and start else None, end=end if video and end else None,
-                 like=int(like) if like is not None else None, negative=negative)
+    return build_request(text=text, negative=negative, image=Path(image) if image else None,
+                         video=Path(video) if video else None, start=start if video and start else None,
+                         end=end if video and end else None, like=int(like) if like is not None else None, k=k,
+                         min_score=_finite(min_score, "min_score"), group=group, path_prefix=_text(path_prefix),
+                         path_glob=_text(path_glob), min_duration=_number(min_duration),
+                         max_duration=_number(max_duration), indexed_after=_text(indexed_after))
 
 
 def _caption(m: Moment) -> str:
@@ -363,17 +364,51 @@ def _search_tab(h: Handlers) -> None:
             like = gr.Button("More like this", elem_id="more-like-this")
     moments = gr.State([])
     selected = gr.State(None)
-    inputs = [text, negative, image, video, start, end, prefix, glob, min_dur, max_dur, after, k, min_score]
+    form = SearchForm(text, negative, image, video, start, end, prefix, glob, min_dur, max_dur, after, k, min_score)
     outputs = [cards, status, moments, player, selected]
-    search = _user_errors(h.search, h.data)
-    go.click(search, inputs, outputs, api_name="ui_search", api_visibility="private",
+    search = _user_errors(lambda values: h.search(form.request(values)), h.data)
+    go.click(search, form.inputs(), outputs, api_name="ui_search", api_visibility="private",
              concurrency_limit=SEARCH_CONCURRENCY)
-    text.submit(search, inputs, outputs, api_name="ui_search_submit", api_visibility="private",
+    text.submit(search, form.inputs(), outputs, api_name="ui_search_submit", api_visibility="private",
                 concurrency_limit=SEARCH_CONCURRENCY)
     cards.select(_user_errors(h.select, h.data), [moments], [player, selected], api_visibility="private")
-    like.click(_user_errors(h.more_like, h.data), [selected, negative, prefix, glob, min_dur, max_dur, after, k,
-                                                   min_score], outputs, api_visibility="private",
+    more_like = _user_errors(lambda values: h.more_like(form.request(values, like=values[selected])), h.data)
+    like.click(more_like, form.inputs(examples=False) | {selected}, outputs, api_visibility="private",
                concurrency_limit=SEARCH_CONCURRENCY)
+
+
+@dataclass(frozen=True, eq=False)
+class SearchForm:
+    """The Search tab's widgets. An event whose inputs are a set gets one dict {widget: value}; `request` turns
+    it into the SearchRequest the handlers take."""
+
+    text: gr.Textbox
+    negative: gr.Textbox
+    image: gr.Image
+    video: gr.Video
+    start: gr.Number
+    end: gr.Number
+    prefix: gr.Textbox
+    glob: gr.Textbox
+    min_dur: gr.Number
+    max_dur: gr.Number
+    after: gr.Textbox
+    k: gr.Slider
+    min_score: gr.Number
+
+    def inputs(self, examples: bool = True) -> set:
+        """Every widget, or (examples=False, "more like this") all but the example text, image and clip."""
+        skip = () if examples else (self.text, self.image, self.video, self.start, self.end)
+        return {w for w in vars(self).values() if all(w is not x for x in skip)}
+
+    def request(self, values: dict, like: int | None = None) -> SearchRequest | None:
+        value = values.get  # a widget left out of the event's inputs reads as not given
+        return form_request(text=value(self.text), negative=value(self.negative), image=value(self.image),
+                            video=value(self.video), start=value(self.start), end=value(self.end), like=like,
+                            k=int(value(self.k) or 10), min_score=value(self.min_score),
+                            path_prefix=value(self.prefix), path_glob=value(self.glob),
+                            min_duration=value(self.min_dur), max_duration=value(self.max_dur),
+                            indexed_after=value(self.after))
 
 
 def _library_tab(h: Handlers) -> tuple[gr.Textbox, gr.Dataframe]:

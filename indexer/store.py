@@ -302,10 +302,11 @@ def build_from_catalog(catalog: Catalog, vset: VectorSetInfo, memory_budget: int
 
 
 def catch_up(loaded: LoadedIndex, catalog: Catalog, vset: VectorSetInfo, memory_budget: int) -> LoadedIndex:
-    """Bring an index built for an older version of `vset` up to date, incrementally if it can.
+    """An index for the current version of `vset` from one built for an older version, incrementally if it can.
 
     New vectors are added; removed ones are dropped (Flat) — an HNSW graph cannot drop nodes, so
-    removals, a change of index type, or more change than index rebuild it from the catalog.
+    removals, a change of index type, or more change than index rebuild it from the catalog. Either way
+    the result is a new index beside `loaded`, which is left as it was: searches may still be reading it.
     """
     current = catalog.vector_ids(vset.id)
     new = np.setdiff1d(current, loaded.ids, assume_unique=True)
@@ -314,14 +315,16 @@ def catch_up(loaded: LoadedIndex, catalog: Catalog, vset: VectorSetInfo, memory_
     removable = loaded.spec.factory == "Flat" or len(gone) == 0
     if spec != loaded.spec or not removable or len(new) + len(gone) > len(current):
         return build_from_catalog(catalog, vset, memory_budget)
+    index = faiss.clone_index(loaded.index)
+    stats = ScoreStats(loaded.stats.count, loaded.stats.total.copy(), loaded.stats.outer.copy())
     if len(gone):
-        loaded.stats.add(loaded.vectors(gone), sign=-1)
-        loaded.index.remove_ids(faiss.IDSelectorBatch(gone))
+        stats.add(loaded.vectors(gone), sign=-1)
+        index.remove_ids(faiss.IDSelectorBatch(gone))
     if len(new):
         ids, vectors = catalog.load_vectors(vset.id, vset.dim, only=new)
-        loaded.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
-        loaded.stats.add(vectors)
-    return LoadedIndex(loaded.index, vset, loaded.stats, spec, from_file=False)
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+        stats.add(vectors)
+    return LoadedIndex(index, vset, stats, spec, from_file=False)
 
 
 def latest_file(index_dir: Path, vset: VectorSetInfo) -> Path | None:

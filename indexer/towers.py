@@ -10,6 +10,7 @@ Thumbnails come from the largest size.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -34,6 +35,7 @@ class Towers:
     device: str = "auto"
     precision: str = "auto"
     _loaded: dict = field(default_factory=dict)
+    _loading: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def specs(self) -> dict[str, TowerSpec]:
         specs = {VIDEO_SET: self.video}
@@ -64,10 +66,15 @@ class Towers:
                            max_windows=max_windows, deadline=deadline)
 
     def encoder(self, name: str) -> Tower:
-        """The loaded encoder of a tower; loads on first use (the explicit, costly step)."""
-        if name not in self._loaded:
-            self._loaded[name] = self.specs()[name].load(self.device, self.precision)
-        return self._loaded[name]
+        """The loaded encoder of a tower; loads on first use (the explicit, costly step), once: concurrent
+        first searches wait for the one load instead of each loading the model."""
+        loaded = self._loaded.get(name)
+        if loaded is None:
+            with self._loading:
+                loaded = self._loaded.get(name)
+                if loaded is None:
+                    loaded = self._loaded[name] = self.specs()[name].load(self.device, self.precision)
+        return loaded
 
     def embed(self, names: list[str], clips: np.ndarray | dict[int, np.ndarray]) -> dict[str, np.ndarray]:
         """uint8 clips (B, T, S, S, 3), or {S: clips} at several sizes -> {tower: (B, D) unit

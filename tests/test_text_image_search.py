@@ -143,6 +143,7 @@ def test_filters_through_the_cli(library):
     assert {m["path"] for m in sub} == {str(lib / "sub" / "short.mp4")}
     long_only = search(data, "--text", "anything", "--min-duration", "5", "-k", "50", *FP32)
     assert "short.mp4" not in {Path(m["path"]).name for m in long_only}
+    assert {Path(m["path"]).name for m in long_only} == {f"scene_{i:02d}.mp4" for i in range(6)}  # not vacuous
     recent = search(data, "--text", "anything", "--indexed-after", cutoff.isoformat() + "+00:00", "-k", "50", *FP32)
     assert {Path(m["path"]).name for m in recent} == {"scene_04.mp4", "scene_05.mp4", "short.mp4"}
     nothing = cli("search", "--data", data, "--text", "x", "--max-duration", "1", "--json")
