@@ -1,4 +1,5 @@
-"""The vertical slice through the real CLI: index and search in separate processes.
+"""The vertical slice through the real CLI: the library is indexed by `run.py` in a child process
+(what a user runs), then searched and re-indexed through the same `run.main` in this process.
 
 Random weights of the tiny registered variant stand in for pretrained ones (no hub here); the
 checks rely on the same pixels giving the same vectors, which any fixed weights guarantee.
@@ -16,48 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SHARED_VIDEOS
+from helpers import ENCODER, ROOT, cli, cli_in_process, index, overlaps, search
 
 from app.demo import cut_segment, synthesize_video
-
-ROOT = Path(__file__).resolve().parent.parent
-ENCODER = ["--encoder", "vit-tiny", "--weights", "random", "--clip-model", "tubelet-tiny-clip",
-           "--clip-weights", "random"]
-
-
-def cli(*args, expect: int | None = 0) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, str(ROOT / "run.py"), *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
-    if expect is not None:
-        assert done.returncode == expect, done.stderr + done.stdout
-    return done
-
-
-def cli_in_process(*args, expect: int | None = 0) -> subprocess.CompletedProcess:
-    """The same CLI, called in this process: for the many quick error checks (no 4 s start-up)."""
-    import contextlib
-    import io
-
-    import run
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = run.main([str(a) for a in args])
-    if expect is not None:
-        assert code == expect, err.getvalue() + out.getvalue()
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
-
-
-def index(data: Path, *paths, expect: int = 0) -> dict:
-    return json.loads(cli("index", "--data", data, *paths, *ENCODER, "--json", expect=expect).stdout)
-
-
-def search(data: Path, *args) -> list[dict]:
-    return json.loads(cli("search", "--data", data, *args, "--json").stdout)
-
-
-def overlaps(hit: dict, start: float, end: float) -> bool:
-    return hit["start"] < end and hit["end"] > start
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +36,7 @@ def library(tmp_path_factory, demo_videos):
     (lib / "mystery").write_bytes(noise.bytes(5_000))  # no extension: probed, not a video
     roots = [lib] + ([SHARED_VIDEOS] if SHARED_VIDEOS.is_dir() else [])
     data = tmp_path_factory.mktemp("data")
-    report = index(data, *roots, expect=3)
+    report = json.loads(cli("index", "--data", data, *roots, *ENCODER, "--json", expect=3).stdout)  # a real process
     return lib, data, report
 
 
@@ -92,7 +54,7 @@ def test_first_run_indexes_everything_and_lists_failures(library):
         expected_new += 23  # MANIFEST: 23 main files + the corrupt edge case, less the audio-only one
     assert report["files"]["new"] == expected_new
     assert report["files"]["failed"] == len(report["failures"])
-    status = json.loads(cli("status", "--data", data, "--json").stdout)
+    status = json.loads(cli_in_process("status", "--data", data, "--json").stdout)
     assert status["clips"] == report["clips_embedded"] == status["vectors"]
     assert status["videos"]["indexed"] == expected_new and status["index_file"]["current"]
 
@@ -138,7 +100,7 @@ def test_bad_queries_are_clear_errors(library, tmp_path):
     assert "no clip with id 999999" in done.stderr
     done = cli_in_process("search", "--data", data, "--video", lib / "garbage.mp4", expect=2)
     assert "garbage.mp4: cannot open as media" in done.stderr
-    done = cli("search", "--data", tmp_path / "nothing", "--like", "1", expect=2)
+    done = cli_in_process("search", "--data", tmp_path / "nothing", "--like", "1", expect=2)
     assert "run `python run.py index PATH` first" in done.stderr
 
 
@@ -190,5 +152,5 @@ def test_incremental_reindex(tmp_path, demo_videos):
     everything = search(data, "--like", hits[0]["clip_id"], "-k", "100")
     assert sum(len(h["clip_ids"]) for h in everything) == 24 - 4 + 2 - 4
     assert all("scene_05" not in h["path"] for h in everything)
-    assert json.loads(cli("status", "--data", data, "--json").stdout)["clips"] == 24 - 4 + 2 - 4
-    assert "no clip with id" in cli("search", "--data", data, "--like", doomed["clip_id"], expect=2).stderr
+    assert json.loads(cli_in_process("status", "--data", data, "--json").stdout)["clips"] == 24 - 4 + 2 - 4
+    assert "no clip with id" in cli_in_process("search", "--data", data, "--like", doomed["clip_id"], expect=2).stderr

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from test_cli_end_to_end import ENCODER, ROOT, cli, search
+from helpers import ENCODER, ROOT, cli_in_process, search
 
 from app.demo import synthesize_video
 
@@ -82,7 +82,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, demo_videos):
     for seed in range(VIDEOS):
         synthesize_video(lib / f"scene_{seed:02d}.mp4", seed=seed, seconds=4.0, width=160, height=120)
     reference = tmp_path / "reference"
-    cli("index", "--data", reference, lib, *ENCODER, "--precision", "fp32", "--json")
+    cli_in_process("index", "--data", reference, lib, *ENCODER, "--precision", "fp32", "--json")
 
     seed = int(os.environ.get("TUBELET_KILL_SEED", random.randrange(1 << 30)))
     print(f"kill seed {seed}")
@@ -96,11 +96,11 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, demo_videos):
         assert all(done.get(fp) == stamp for fp, stamp in finished_before.items()), "a finished video was redone"
         finished_before = done
         assert len(done) < VIDEOS, f"ran out of work after {kills} kills (seed {seed})"
-    final = json.loads(cli("index", "--data", data, lib, *ENCODER, "--precision", "fp32", "--json").stdout)
+    final = json.loads(cli_in_process("index", "--data", data, lib, *ENCODER, "--precision", "fp32", "--json").stdout)
     assert final["files"]["new"] == VIDEOS - len(finished_before) and final["files"]["unchanged"] == len(finished_before)
     assert all(indexed_videos(data)[fp] == stamp for fp, stamp in finished_before.items())
 
-    check = json.loads(cli("status", "--data", data, "--check", "--json").stdout)
+    check = json.loads(cli_in_process("status", "--data", data, "--check", "--json").stdout)
     assert check["ok"], check
     crashed_clips, reference_clips = clips_by_position(data), clips_by_position(reference)
     assert sorted(crashed_clips) == sorted(reference_clips)  # none missing, none doubled

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import shared_video
 
-from app.demo import render_frame, Scene, cut_segment
+from app.demo import Scene, cut_segment, render_frame
 from indexer.decode import ClipDecoder, ProbeError, probe
 from indexer.records import ClipSampling
 

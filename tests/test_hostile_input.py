@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 from badfiles import long_video
-from test_cli_end_to_end import ENCODER, ROOT, cli_in_process
-from test_reliability import settings
+from helpers import ENCODER, ROOT, cli_in_process, settings
 
 import app.search
 from app.demo import synthesize_video

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_cli_end_to_end import ENCODER, ROOT, cli_in_process
-from test_reliability import in_mount_namespace, needs_unshare
+from helpers import ENCODER, ROOT, cli_in_process, in_mount_namespace, needs_unshare
 
 from app.demo import synthesize_video
 from app.query import Query

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from test_cli_end_to_end import cli_in_process
+from helpers import cli_in_process
 
 from app.logs import LogLevelError, StderrHandler, configure_logging, level_for
 

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 from badfiles import ODD_NAMES, bad_corpus, huge_frames, long_video
-from test_cli_end_to_end import ENCODER, ROOT, cli, cli_in_process, index, search
+from helpers import ENCODER, ROOT, cli, cli_in_process, in_mount_namespace, index, needs_unshare, search, settings
 
 from app.demo import synthesize_video
 from indexer.pipeline import run_index
-from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettings
 
 FP32 = ["--precision", "fp32"]
 
@@ -40,7 +39,7 @@ def test_every_bad_input_gets_a_per_file_status(corpus):
     assert report["files"]["new"] == sum(o == "indexed" for o in expected.values())
     warnings = {Path(w["path"]).name: w["error"] for w in report["warnings"]}
     assert "corrupt packet" in warnings["glitch in the middle.mp4"]  # policy: keep what decodes
-    status = json.loads(cli("status", "--data", data, "--json").stdout)
+    status = json.loads(cli_in_process("status", "--data", data, "--json").stdout)
     assert {Path(f["path"]).name for f in status["failures"]} >= {"zero-byte.mp4", "garbage.mov", "voice memo.m4a"}
 
 
@@ -77,7 +76,7 @@ def test_8k_frames_index_in_bounded_memory(tmp_path):
     synthesize_video(tmp_path / "small" / "small.mp4", seed=3, seconds=1.0, width=160, height=120)
     baseline = peak_rss_mb("index", "--data", str(tmp_path / "data-small"), str(tmp_path / "small"), *ENCODER)
     rss = peak_rss_mb("index", "--data", str(tmp_path / "data-8k"), str(tmp_path / "8k"), *ENCODER)
-    assert json.loads(cli("status", "--data", tmp_path / "data-8k", "--json").stdout)["clips"] == 1
+    assert json.loads(cli_in_process("status", "--data", tmp_path / "data-8k", "--json").stdout)["clips"] == 1
     # One 8K frame is 50 MB in YUV and 100 MB in RGB; frames are never converted at full size.
     assert rss - baseline < 600, f"peak RSS {rss:.0f} MB vs {baseline:.0f} MB for a small video"
 
@@ -89,11 +88,6 @@ def test_memory_does_not_grow_with_video_length(tmp_path):
         long_video(lib / "long.mp4", seconds=60 * minutes)
         rss[minutes] = peak_rss_mb("index", "--data", str(tmp_path / f"data{minutes}"), str(lib), *ENCODER)
     assert rss[10] - rss[1] < 60, rss  # ten times the footage, (almost) the same memory
-
-
-def settings(data: Path) -> IndexSettings:
-    return IndexSettings(DataDir(data), EncoderSettings("vit-tiny", "random", "cpu", "fp32"),
-                         ClipSettings(True, "tubelet-tiny-clip", "random"))
 
 
 class TouchWhileIndexing:
@@ -139,7 +133,7 @@ def test_a_second_index_run_is_refused_while_one_runs(small_index):
         searching = search(data, "--text", "x", *FP32)  # readers never wait for the lock
     assert f"another index run (pid {os.getpid()}) is using {data}" in refused.stderr
     assert len(searching) == 2
-    assert json.loads(cli("index", "--data", data, more, *ENCODER, "--json").stdout)["files"]["new"] == 3
+    assert json.loads(cli_in_process("index", "--data", data, more, *ENCODER, "--json").stdout)["files"]["new"] == 3
 
 
 def test_another_encoder_is_refused_then_rebuilt(tmp_path, demo_videos):
@@ -149,28 +143,12 @@ def test_another_encoder_is_refused_then_rebuilt(tmp_path, demo_videos):
     data = tmp_path / "data"
     index(data, lib)
     other = [a if a != "random" else "random:1" for a in ENCODER]
-    refused = cli("index", "--data", data, lib, *other, expect=2)
+    refused = cli_in_process("index", "--data", data, lib, *other, expect=2)
     assert "were made with" in refused.stderr and "--rebuild" in refused.stderr
-    rebuilt = json.loads(cli("index", "--data", data, lib, *other, "--rebuild", "--json").stdout)
+    rebuilt = json.loads(cli_in_process("index", "--data", data, lib, *other, "--rebuild", "--json").stdout)
     assert rebuilt["clips_embedded"] == 4 and rebuilt["vectors_embedded"] == {"video": 4, "image": 4}
-    status = json.loads(cli("status", "--data", data, "--json").stdout)
+    status = json.loads(cli_in_process("status", "--data", data, "--json").stdout)
     assert status["towers"]["video"]["identity"]["weights"] == "random:1" and status["clips"] == 4
-
-
-def can_unshare() -> bool:
-    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True)
-    return probe.returncode == 0
-
-
-def in_mount_namespace(script: str) -> subprocess.CompletedProcess:
-    """Run a shell script in a private mount namespace (to make a data dir read-only or tiny)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PY": sys.executable}
-    return subprocess.run(["unshare", "--mount", "bash", "-ec", script], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
-needs_unshare = pytest.mark.skipif(not shutil.which("unshare") or not can_unshare(),
-                                   reason="needs `unshare --mount` (root) to make a read-only or full data dir")
 
 
 @pytest.fixture
@@ -230,14 +208,14 @@ def test_full_disk_stops_cleanly_and_keeps_the_previous_index(small_index, HEADR
 
 def test_check_finds_and_repair_fixes_derived_files(small_index):
     lib, more, data = small_index
-    assert json.loads(cli("status", "--data", data, "--check", "--json").stdout)["ok"]
+    assert json.loads(cli_in_process("status", "--data", data, "--check", "--json").stdout)["ok"]
     for f in (data / "index").glob("video-*.faiss"):
         f.unlink()
     shutil.rmtree(data / "thumbs")
-    broken = json.loads(cli("status", "--data", data, "--check", "--json", expect=3).stdout)
+    broken = json.loads(cli_in_process("status", "--data", data, "--check", "--json", expect=3).stdout)
     assert any("video index file" in p for p in broken["problems"])
     assert any("thumbnails are missing" in p for p in broken["problems"])
-    fixed = json.loads(cli("status", "--data", data, "--repair", "--json").stdout)
+    fixed = json.loads(cli_in_process("status", "--data", data, "--repair", "--json").stdout)
     assert fixed["ok"] and "re-made 8 thumbnails" in fixed["repaired"]
 
 
@@ -263,4 +241,4 @@ def test_hostile_cli_queries_are_clear_errors(small_index, tmp_path):
         assert message in done.stderr, (args, done.stderr)
     odd_filters = search(data, "--text", "x", "--path-prefix", "%'; DROP TABLE clips;--", "--path-glob", "[")
     assert odd_filters == []
-    assert json.loads(cli("status", "--data", data, "--json").stdout)["clips"] == 8
+    assert json.loads(cli_in_process("status", "--data", data, "--json").stdout)["clips"] == 8

@@ -19,8 +19,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from helpers import ENCODER, cli_in_process
 from live_server import live_server
-from test_cli_end_to_end import ENCODER, cli
 
 from app.demo import synthesize_video
 
@@ -45,8 +45,8 @@ def hostile(tmp_path_factory):
     (lib / "page.html").write_bytes(b"<html><body>" + HTML_MARKER + b"</body></html>")
     (lib / "picture.png").write_bytes(PNG_MARKER)
     (single / "beside.pdf").write_bytes(PDF_MARKER)
-    cli("index", "--data", data, lib, *ENCODER, "--precision", "fp32", "--json")
-    cli("index", "--data", data, single / "alone.mp4", *ENCODER, "--precision", "fp32", "--json")
+    cli_in_process("index", "--data", data, lib, *ENCODER, "--precision", "fp32", "--json")
+    cli_in_process("index", "--data", data, single / "alone.mp4", *ENCODER, "--precision", "fp32", "--json")
     # Placed after indexing: links to the catalog (a hard link, and a symlink whose name has capitals).
     os.link(data / "catalog.db", lib / "catalog-link.mp4")
     (lib / "Catalog.DB.mp4").symlink_to(data / "catalog.db")
@@ -186,7 +186,7 @@ def test_catalog_links_are_refused_and_the_server_still_sees_new_videos(server, 
     late = tmp_path / "late"
     late.mkdir()
     synthesize_video(late / "late.mp4", seed=5, seconds=4.0, width=160, height=120)
-    cli("index", "--data", data, late, *ENCODER, "--precision", "fp32", "--json")
+    cli_in_process("index", "--data", data, late, *ENCODER, "--precision", "fp32", "--json")
     assert client.predict(api_name="/status")["videos"]["indexed"] == before + 1
     hits = client.predict(text="anything", k=1000, api_name="/search")
     assert any(hit["path"] == str(late / "late.mp4") for hit in hits)

@@ -15,7 +15,7 @@ import numpy as np
 import open_clip
 import pytest
 import torch
-from test_cli_end_to_end import ENCODER, cli, cli_in_process, search
+from helpers import ENCODER, cli_in_process, search
 
 from app.demo import synthesize_video
 from app.query import Filters, Query, SearchOptions
@@ -30,7 +30,7 @@ FP32 = ["--precision", "fp32"]
 
 
 def index(data, *paths, extra=()):
-    done = cli("index", "--data", data, *paths, *ENCODER, *FP32, *extra, "--json")
+    done = cli_in_process("index", "--data", data, *paths, *ENCODER, *FP32, *extra, "--json")
     return json.loads(done.stdout)
 
 
@@ -61,7 +61,7 @@ def test_adding_clip_later_computes_no_videomae_vectors(library):
     assert second["files"] == {**second["files"], "new": 3, "unchanged": 4}
     assert second["clips_embedded"] == 4 + 4 + 2
     assert second["vectors_embedded"] == {"video": 10, "image": 16 + 10}  # old videos: CLIP only
-    status = json.loads(cli("status", "--data", data, "--json").stdout)
+    status = json.loads(cli_in_process("status", "--data", data, "--json").stdout)
     assert status["towers"]["image"]["vectors"] == status["towers"]["video"]["vectors"] == 26
     again = index(data, lib)
     assert again["vectors_embedded"] == {"video": 0, "image": 0}
@@ -146,7 +146,7 @@ def test_filters_through_the_cli(library):
     assert {Path(m["path"]).name for m in long_only} == {f"scene_{i:02d}.mp4" for i in range(6)}  # not vacuous
     recent = search(data, "--text", "anything", "--indexed-after", cutoff.isoformat() + "+00:00", "-k", "50", *FP32)
     assert {Path(m["path"]).name for m in recent} == {"scene_04.mp4", "scene_05.mp4", "short.mp4"}
-    nothing = cli("search", "--data", data, "--text", "x", "--max-duration", "1", "--json")
+    nothing = cli_in_process("search", "--data", data, "--text", "x", "--max-duration", "1", "--json")
     assert json.loads(nothing.stdout) == [] and "nothing indexed passes the filters" in nothing.stderr
 
 
@@ -171,9 +171,9 @@ def test_combined_query_score_is_the_documented_fusion(library):
 
 def test_no_good_match_is_explicit(library):
     lib, data, *_ = library
-    done = cli("search", "--data", data, "--text", "a cat", "--min-score", "50", "--json")
+    done = cli_in_process("search", "--data", data, "--text", "a cat", "--min-score", "50", "--json")
     assert json.loads(done.stdout) == [] and "No good match: the best score is" in done.stderr
-    human = cli("search", "--data", data, "--text", "a cat", "--min-score", "50")
+    human = cli_in_process("search", "--data", data, "--text", "a cat", "--min-score", "50")
     assert "No good match" in human.stdout
 
 
@@ -190,7 +190,7 @@ def test_text_search_needs_clip_vectors(tmp_path, demo_videos):
     lib.mkdir()
     shutil.copy(demo_videos[0], lib / "a.mp4")
     index(tmp_path / "data", lib, extra=["--no-clip"])
-    done = cli("search", "--data", tmp_path / "data", "--text", "a dog", expect=2)
+    done = cli_in_process("search", "--data", tmp_path / "data", "--text", "a dog", expect=2)
     assert "needs CLIP vectors" in done.stderr and "without --no-clip" in done.stderr
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from helpers import ENCODER, cli_in_process
 from live_server import live_server
-from test_cli_end_to_end import ENCODER, cli
 
 from app.demo import cut_segment
 
@@ -28,7 +28,7 @@ def indexed(tmp_path_factory, demo_videos):
     for video in demo_videos[:5]:
         shutil.copy(video, lib / video.name)
     data = tmp_path_factory.mktemp("data")
-    cli("index", "--data", data, lib, *ENCODER, "--precision", "fp32", "--json")
+    cli_in_process("index", "--data", data, lib, *ENCODER, "--precision", "fp32", "--json")
     return root, lib, data
 
 
@@ -162,7 +162,7 @@ def test_api_search_matches_the_cli(server, indexed):
     root, lib, data = indexed
     client = Client(server, verbose=False, download_files=False)
     hits = client.predict(text="a green square", k=5, api_name="/search")
-    expected = json.loads(cli("search", "--data", data, "--text", "a green square", "-k", "5",
+    expected = json.loads(cli_in_process("search", "--data", data, "--text", "a green square", "-k", "5",
                               "--precision", "fp32", "--json").stdout)
     assert len(hits) == 5  # not two empty answers
     assert [(h["clip_id"], h["start"], h["end"], h["score"]) for h in hits] == \
