@@ -51,10 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     _encoder_options(index)
     index.add_argument("--retry-failed", action="store_true", help="try files that failed before again")
-    index.add_argument("--rebuild", action="store_true",
-                       help="discard every clip and vector and embed all videos again (e.g. new encoder)")
-    index.add_argument("--one-file-system", action="store_true",
-                       help="do not descend into other filesystems (mounts) under a PATH")
+    index.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="discard every clip and vector and embed all videos again (e.g. new encoder)",
+    )
+    index.add_argument(
+        "--one-file-system", action="store_true", help="do not descend into other filesystems (mounts) under a PATH"
+    )
     index.add_argument("--json", action="store_true", help="print one JSON report")
 
     search = _command(sub, "search", cmd_search, "find moments by text, image, clip or clip id")
@@ -67,10 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--negative", metavar="TEXT", help="push away from this description")
     search.add_argument("-k", type=int, default=10, help="number of moments (default 10)")
     search.add_argument("--min-score", type=float, help="calibrated score below which nothing matches")
-    search.add_argument("--group", choices=["clip", "video"], default="clip",
-                        help="flat list of moments (clip) or moments per video (video)")
-    search.add_argument("--weight", action="append", default=[], metavar="PART=W",
-                        help="weight of a query part: video, appearance, text, image, negative")
+    search.add_argument(
+        "--group",
+        choices=["clip", "video"],
+        default="clip",
+        help="flat list of moments (clip) or moments per video (video)",
+    )
+    search.add_argument(
+        "--weight",
+        action="append",
+        default=[],
+        metavar="PART=W",
+        help="weight of a query part: video, appearance, text, image, negative",
+    )
     search.add_argument("--path-prefix", help="only videos whose path starts with this")
     search.add_argument("--path-glob", help="only videos whose path matches this pattern")
     search.add_argument("--min-duration", type=float, help="only videos at least this long (s)")
@@ -80,19 +93,25 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="print moments as JSON, best first")
 
     status = _command(sub, "status", cmd_status, "what is indexed, what failed")
-    status.add_argument("--check", action="store_true",
-                        help="verify catalog, index files and footage agree (exit 3 if not)")
-    status.add_argument("--repair", action="store_true",
-                        help="rebuild index files and thumbnails from the catalog, then check")
+    status.add_argument(
+        "--check", action="store_true", help="verify catalog, index files and footage agree (exit 3 if not)"
+    )
+    status.add_argument(
+        "--repair", action="store_true", help="rebuild index files and thumbnails from the catalog, then check"
+    )
     status.add_argument("--json", action="store_true")
 
     serve = _command(sub, "serve", cmd_serve, "web UI and API on a local port")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=port_number, default=7860)
-    serve.add_argument("--auth", default=os.environ.get("TUBELET_AUTH"),
-                       help="USER:PASSWORD required to use the UI and API (env TUBELET_AUTH)")
-    serve.add_argument("--root", type=Path, action="append", default=[],
-                       help="a folder the UI may index (repeatable); off when none")
+    serve.add_argument(
+        "--auth",
+        default=os.environ.get("TUBELET_AUTH"),
+        help="USER:PASSWORD required to use the UI and API (env TUBELET_AUTH)",
+    )
+    serve.add_argument(
+        "--root", type=Path, action="append", default=[], help="a folder the UI may index (repeatable); off when none"
+    )
     serve.add_argument("--max-upload-mb", type=positive_int, default=500, help="largest upload accepted")
     _runtime_options(serve)
 
@@ -105,12 +124,24 @@ def build_parser() -> argparse.ArgumentParser:
 def _command(sub, name: str, handler, help_text: str) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help_text, description=help_text)
     parser.set_defaults(handler=handler)
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("TUBELET_DATA", "tubelet-data")),
-                        help="data dir (default ./tubelet-data, env TUBELET_DATA)")
-    parser.add_argument("--catalog-url", default=os.environ.get("TUBELET_CATALOG_URL"),
-                        help="SQLAlchemy URL of the catalog (default: SQLite file in the data dir)")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="log what Tubelet does (-vv: debug); env TUBELET_LOG=debug|info|warning|error")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path(os.environ.get("TUBELET_DATA", "tubelet-data")),
+        help="data dir (default ./tubelet-data, env TUBELET_DATA)",
+    )
+    parser.add_argument(
+        "--catalog-url",
+        default=os.environ.get("TUBELET_CATALOG_URL"),
+        help="SQLAlchemy URL of the catalog (default: SQLite file in the data dir)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log what Tubelet does (-vv: debug); env TUBELET_LOG=debug|info|warning|error",
+    )
     return parser
 
 
@@ -118,12 +149,16 @@ def _encoder_options(parser: argparse.ArgumentParser) -> None:
     # No `choices` from encoder.videomae2.VARIANTS: that would import torch for every command.
     # An unknown name is refused before any work, with the valid ones listed.
     parser.add_argument("--encoder", default="vit-s", help="VideoMAE v2 variant, e.g. vit-s (default) or vit-b")
-    parser.add_argument("--weights", help="pretrained tag, hf:OWNER/REPO/FILE, a local checkpoint, "
-                                          "or 'random' (tests only); default: the variant's own")
+    parser.add_argument(
+        "--weights",
+        help="pretrained tag, hf:OWNER/REPO/FILE, a local checkpoint, "
+        "or 'random' (tests only); default: the variant's own",
+    )
     parser.add_argument("--window-frames", type=positive_int, help="frames per clip (default: the weights')")
     parser.add_argument("--frame-interval", type=positive_int, help="take every Nth frame (default: the weights')")
-    parser.add_argument("--stride-frames", type=positive_int,
-                        help="source frames between clip starts (default: back to back)")
+    parser.add_argument(
+        "--stride-frames", type=positive_int, help="source frames between clip starts (default: back to back)"
+    )
     parser.add_argument("--batch-size", type=positive_int, default=4, help="clips per encoder call")
     parser.add_argument("--no-clip", action="store_true", help="skip open_clip vectors (no text/image search)")
     parser.add_argument("--clip-model", default="ViT-B-32-256", help="open_clip architecture")
@@ -157,6 +192,7 @@ def _runtime_options(parser: argparse.ArgumentParser) -> None:
 
 # -- settings, built once here and passed down ------------------------------------------------
 
+
 def data_dir(args):
     from indexer.settings import DataDir
 
@@ -181,6 +217,7 @@ def index_settings(args):
 
 
 # -- commands -----------------------------------------------------------------------------------
+
 
 def cmd_index(args) -> int:
     from app.cli_output import print_index_report
@@ -230,11 +267,24 @@ def search_request(args):
             weights[name] = float(value)
         except ValueError:
             raise QueryError(f"--weight takes PART=NUMBER, got {item!r}") from None
-    return build_request(text=args.text, negative=args.negative, image=args.image, video=args.video,
-                         start=args.start, end=args.end, like=args.like, k=args.k, min_score=args.min_score,
-                         group=args.group, weights=weights, path_prefix=args.path_prefix,
-                         path_glob=args.path_glob, min_duration=args.min_duration,
-                         max_duration=args.max_duration, indexed_after=args.indexed_after)
+    return build_request(
+        text=args.text,
+        negative=args.negative,
+        image=args.image,
+        video=args.video,
+        start=args.start,
+        end=args.end,
+        like=args.like,
+        k=args.k,
+        min_score=args.min_score,
+        group=args.group,
+        weights=weights,
+        path_prefix=args.path_prefix,
+        path_glob=args.path_glob,
+        min_duration=args.min_duration,
+        max_duration=args.max_duration,
+        indexed_after=args.indexed_after,
+    )
 
 
 def cmd_status(args) -> int:
@@ -265,8 +315,18 @@ def cmd_serve(args) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    serve(ServeSettings(data_dir(args), args.host, args.port, auth, tuple(r.absolute() for r in args.root),
-                        args.max_upload_mb, args.device, args.precision))
+    serve(
+        ServeSettings(
+            data_dir(args),
+            args.host,
+            args.port,
+            auth,
+            tuple(r.absolute() for r in args.root),
+            args.max_upload_mb,
+            args.device,
+            args.precision,
+        )
+    )
     return EXIT_OK
 
 
@@ -292,8 +352,10 @@ def cmd_demo(args) -> int:
     print(f"\nQuery: 2.5-5.0 s of {source[len(source) // 2]}, re-encoded as {query}")
     options = SearchOptions(k=5)
     print_result(service.search(Query(video=query), options=options), options)
-    print(f"\nNext: python run.py search --data {settings.data.root} --text \"a blue disc\"  |  "
-          f"--like CLIP_ID  |  python run.py status --data {settings.data.root}")
+    print(
+        f'\nNext: python run.py search --data {settings.data.root} --text "a blue disc"  |  '
+        f"--like CLIP_ID  |  python run.py status --data {settings.data.root}"
+    )
     return EXIT_SOME_FAILED if report.failures else EXIT_OK
 
 

@@ -11,8 +11,16 @@ def progress_bar(total_bytes: int):
     """A progress bar with ETA on a terminal, silent otherwise."""
     from tqdm import tqdm
 
-    return tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc="indexing",
-                disable=not sys.stderr.isatty() or total_bytes == 0, file=sys.stderr, leave=False)
+    return tqdm(
+        total=total_bytes,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc="indexing",
+        disable=not sys.stderr.isatty() or total_bytes == 0,
+        file=sys.stderr,
+        leave=False,
+    )
 
 
 def format_time(seconds: float) -> str:
@@ -24,9 +32,11 @@ def format_time(seconds: float) -> str:
 def print_index_report(report: IndexReport) -> None:
     c = report.files
     vectors = ", ".join(f"{n} {name}" for name, n in report.vectors_embedded.items())
-    print(f"{c.new} new, {c.changed} changed, {c.unchanged} unchanged, {c.moved} moved, "
-          f"{c.deleted} deleted, {c.failed} failed, {c.skipped} skipped; "
-          f"{report.clips_embedded} clips embedded ({vectors} vectors) in {report.seconds:.1f} s")
+    print(
+        f"{c.new} new, {c.changed} changed, {c.unchanged} unchanged, {c.moved} moved, "
+        f"{c.deleted} deleted, {c.failed} failed, {c.skipped} skipped; "
+        f"{report.clips_embedded} clips embedded ({vectors} vectors) in {report.seconds:.1f} s"
+    )
     for warning in report.warnings:
         print(f"  warning: {warning.path}: {warning.error}")
     for failure in report.failures:
@@ -37,8 +47,10 @@ def print_no_match(result, options, file=sys.stdout) -> None:
     if result.best_score is None:
         print("No match: nothing indexed passes the filters.", file=file)
     else:
-        print(f"No good match: the best score is {result.best_score:.2f}, below --min-score "
-              f"{options.min_score:g}.", file=file)
+        print(
+            f"No good match: the best score is {result.best_score:.2f}, below --min-score {options.min_score:g}.",
+            file=file,
+        )
 
 
 def _moment_line(rank: int, m: Moment) -> str:
@@ -69,8 +81,10 @@ def print_status(status: dict) -> None:
     videos = ", ".join(f"{n} {state}" for state, n in sorted(status["videos"].items())) or "none"
     print(f"videos: {videos}; clips: {status['clips']}; footage: {status['hours']:.2f} h")
     enc = status["encoder"]
-    print(f"encoder: {enc['tower']} {enc['variant']} weights={enc['weights']} sha256={enc['sha256'][:12]} "
-          f"sampling={enc['sampling']}")
+    print(
+        f"encoder: {enc['tower']} {enc['variant']} weights={enc['weights']} sha256={enc['sha256'][:12]} "
+        f"sampling={enc['sampling']}"
+    )
     index = status["index_file"]
     state = "current" if index["current"] else index.get("problem") or "stale or missing"
     print(f"vector index: {status['vectors']} vectors, file {state}")
@@ -87,5 +101,8 @@ def print_check(report) -> None:
         print(f"problem: {line}")
     for line in report.notes:
         print(f"note: {line}")
-    print("OK: catalog, index files and footage agree." if report.ok else
-          "Problems found: `python run.py status --repair` rebuilds what derives from the catalog.")
+    print(
+        "OK: catalog, index files and footage agree."
+        if report.ok
+        else "Problems found: `python run.py status --repair` rebuilds what derives from the catalog."
+    )

@@ -29,13 +29,17 @@ class Scene:
     radius: float  # shape radius, fraction of frame height
 
     @classmethod
-    def from_seed(cls, seed: int) -> "Scene":
+    def from_seed(cls, seed: int) -> Scene:
         rng = np.random.default_rng(seed)
-        return cls(hue=(seed * 0.6180339887) % 1.0, fade=float(rng.uniform(0.04, 0.06)),
-                   angle=float(rng.uniform(0, np.pi)), stripes=float(rng.uniform(2, 9)),
-                   stripe_speed=float(rng.uniform(-4, 4)),
-                   orbit=(float(rng.uniform(0.6, 2.2)), float(rng.uniform(0.6, 2.2))),
-                   radius=float(rng.uniform(0.1, 0.25)))
+        return cls(
+            hue=(seed * 0.6180339887) % 1.0,
+            fade=float(rng.uniform(0.04, 0.06)),
+            angle=float(rng.uniform(0, np.pi)),
+            stripes=float(rng.uniform(2, 9)),
+            stripe_speed=float(rng.uniform(-4, 4)),
+            orbit=(float(rng.uniform(0.6, 2.2)), float(rng.uniform(0.6, 2.2))),
+            radius=float(rng.uniform(0.1, 0.25)),
+        )
 
 
 def _rgb(hue: float, saturation: float, value: float) -> np.ndarray:
@@ -75,8 +79,9 @@ def write_video(path: Path, frames, fps: int = 30, crf: int = 20) -> Path:
     return path
 
 
-def synthesize_video(path: Path, seed: int, seconds: float = 8.0, fps: int = 30,
-                     width: int = 320, height: int = 240) -> Path:
+def synthesize_video(
+    path: Path, seed: int, seconds: float = 8.0, fps: int = 30, width: int = 320, height: int = 240
+) -> Path:
     scene = Scene.from_seed(seed)
     count = round(seconds * fps)
     return write_video(path, (render_frame(scene, i / fps, width, height) for i in range(count)), fps)
@@ -97,9 +102,12 @@ def cut_segment(source: Path, target: Path, start: float, end: float) -> Path:
     """Re-encode the frames of `source` shown in [start, end) seconds into a new file."""
     with av.open(str(source)) as container:
         stream = container.streams.best("video")
-        fps = int(round(float(stream.average_rate or 30)))
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)
-                  if f.time is not None and start <= f.time < end]
+        fps = round(float(stream.average_rate or 30))
+        frames = [
+            f.to_ndarray(format="rgb24")
+            for f in container.decode(stream)
+            if f.time is not None and start <= f.time < end
+        ]
     if not frames:
         raise ValueError(f"{source} has no frames between {start} s and {end} s")
     return write_video(target, frames, fps)

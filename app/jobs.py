@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 from app.query import QueryError
 from indexer.pipeline import run_index
@@ -101,7 +101,7 @@ class IndexJobs:
         with self._lock:
             self._state = replace(self._state, **changes)
 
-    def _progress(self, total: int) -> "_JobProgress":
+    def _progress(self, total: int) -> _JobProgress:
         self._update(total_bytes=total)
         return _JobProgress(self)
 

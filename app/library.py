@@ -7,8 +7,16 @@ from dataclasses import dataclass
 
 from indexer.catalog import Catalog, IndexedPath, TimelineClip
 
-__all__ = ["COLUMNS", "MAX_ROWS", "IndexedPath", "LibraryRow", "TimelineClip", "indexed_paths", "library_rows",
-           "timeline"]
+__all__ = [
+    "COLUMNS",
+    "MAX_ROWS",
+    "IndexedPath",
+    "LibraryRow",
+    "TimelineClip",
+    "indexed_paths",
+    "library_rows",
+    "timeline",
+]
 
 MAX_ROWS = 500
 
@@ -39,8 +47,9 @@ def library_rows(catalog: Catalog, folder: str | None = None, limit: int = MAX_R
         if status == "indexed" and not os.path.exists(video.path):
             status = "missing"
         stamp = video.indexed_at.strftime("%Y-%m-%d %H:%M") if video.indexed_at else ""
-        out.append(LibraryRow(video.video_id, video.path, status, video.clips, video.duration, stamp,
-                              video.error or ""))
+        out.append(
+            LibraryRow(video.video_id, video.path, status, video.clips, video.duration, stamp, video.error or "")
+        )
     return out
 
 

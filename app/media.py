@@ -47,8 +47,11 @@ def preview_for(previews_dir: Path, source: Path, start: float, end: float) -> P
 def encode_preview(source: Path, target: Path, begin: float, finish: float) -> None:
     """Re-encode [begin, finish) of `source` to H.264 in `target` (written atomically)."""
     try:
-        with (atomic_write(target, suffix=".mp4") as tmp,  # PyAV picks the container by the extension
-              av.open(str(source)) as inp, av.open(str(tmp), "w", options={"movflags": "+faststart"}) as out):
+        with (
+            atomic_write(target, suffix=".mp4") as tmp,  # PyAV picks the container by the extension
+            av.open(str(source)) as inp,
+            av.open(str(tmp), "w", options={"movflags": "+faststart"}) as out,
+        ):
             stream = inp.streams.best("video")
             if stream is None:
                 raise ProbeError("no video stream")

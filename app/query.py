@@ -6,14 +6,14 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 MAX_K = 1000
 MAX_TEXT = 1000  # characters; CLIP tokenizers truncate at 77 tokens anyway
 MAX_GLOB = 1000  # characters; translating an fnmatch pattern is quadratic in its length
 MAX_PREFIX = 4096  # characters, PATH_MAX
-CLIP_ID_RANGE = (-(2 ** 63), 2 ** 63 - 1)  # SQLite's INTEGER: ids outside it cannot exist
+CLIP_ID_RANGE = (-(2**63), 2**63 - 1)  # SQLite's INTEGER: ids outside it cannot exist
 MAX_SECONDS = 1e9  # start/end of a query range and durations (31 years): far past any footage, and in int64 PTS
 GROUPS = ("clip", "video")
 DEFAULT_WEIGHTS = {"video": 1.0, "appearance": 1.0, "text": 1.0, "image": 1.0, "negative": 1.0}
@@ -94,8 +94,7 @@ class Filters:
             value = getattr(self, name)
             if value is not None and len(value) > limit:
                 raise QueryError(f"{name} must be at most {limit} characters, got {len(value)}")
-        if self.min_duration is not None and self.max_duration is not None \
-                and self.max_duration < self.min_duration:
+        if self.min_duration is not None and self.max_duration is not None and self.max_duration < self.min_duration:
             raise QueryError("max duration must not be below min duration")
 
 
@@ -130,12 +129,25 @@ class SearchRequest:
     options: SearchOptions = SearchOptions()
 
 
-def build_request(*, text: str | None = None, negative: str | None = None, image: Path | None = None,
-                  video: Path | None = None, start: float | None = None, end: float | None = None,
-                  like: int | None = None, k: int = 10, min_score: float | None = None, group: str = "clip",
-                  weights: dict[str, float] | None = None, path_prefix: str | None = None,
-                  path_glob: str | None = None, min_duration: float | None = None, max_duration: float | None = None,
-                  indexed_after: str | None = None) -> SearchRequest:
+def build_request(
+    *,
+    text: str | None = None,
+    negative: str | None = None,
+    image: Path | None = None,
+    video: Path | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    like: int | None = None,
+    k: int = 10,
+    min_score: float | None = None,
+    group: str = "clip",
+    weights: dict[str, float] | None = None,
+    path_prefix: str | None = None,
+    path_glob: str | None = None,
+    min_duration: float | None = None,
+    max_duration: float | None = None,
+    indexed_after: str | None = None,
+) -> SearchRequest:
     """A request from typed field values (`indexed_after` as ISO text), each checked by its record."""
     query = Query(text=text, image=image, video=video, start=start, end=end, like=like, negative=negative)
     filters = Filters(path_prefix, path_glob, min_duration, max_duration, parse_time(indexed_after))
@@ -147,7 +159,8 @@ def parse_time(text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
-        return datetime.fromisoformat(text).astimezone(timezone.utc).replace(tzinfo=None)
+        return datetime.fromisoformat(text).astimezone(UTC).replace(tzinfo=None)
     except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00+01:00 is before year 1 in UTC
-        raise QueryError(f"--indexed-after takes an ISO date such as 2026-11-01 or 2026-11-01T08:00, "
-                         f"got {text!r}") from None
+        raise QueryError(
+            f"--indexed-after takes an ISO date such as 2026-11-01 or 2026-11-01T08:00, got {text!r}"
+        ) from None

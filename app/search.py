@@ -26,10 +26,10 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 
@@ -46,8 +46,7 @@ from indexer.towers import Towers, towers_from_catalog
 
 log = logging.getLogger(__name__)
 
-PART_SETS = {"video": VIDEO_SET, "appearance": IMAGE_SET, "text": IMAGE_SET, "image": IMAGE_SET,
-             "negative": IMAGE_SET}
+PART_SETS = {"video": VIDEO_SET, "appearance": IMAGE_SET, "text": IMAGE_SET, "image": IMAGE_SET, "negative": IMAGE_SET}
 CANDIDATES_PER_K = 20  # each positive part contributes max(200, 20 k) candidates
 MOMENTS_PER_VIDEO = 3  # with group="video", up to this many moments per video
 # A query video is embedded from at most this many windows, spread evenly over its range (a 5-minute
@@ -71,8 +70,12 @@ class VideoGroup:
     moments: list[Moment]
 
     def to_json(self) -> dict:
-        return {"video_id": self.video_id, "path": self.path, "score": round(self.score, 4),
-                "moments": [m.to_json() for m in self.moments]}
+        return {
+            "video_id": self.video_id,
+            "path": self.path,
+            "score": round(self.score, 4),
+            "moments": [m.to_json() for m in self.moments],
+        }
 
 
 @dataclass
@@ -81,7 +84,7 @@ class SearchResult:
     videos: list[VideoGroup] = field(default_factory=list)  # filled with group="video"
     best_score: float | None = None  # best fused score among candidates, even below min_score
     no_match: bool = False  # nothing reached min_score (or the filters left nothing)
-    snapshot: "Snapshot | None" = field(default=None, repr=False, compare=False)  # what it was answered from
+    snapshot: Snapshot | None = field(default=None, repr=False, compare=False)  # what it was answered from
 
 
 class FilterRows:
@@ -120,8 +123,7 @@ class SearchService:
     Snapshot with one assignment; searches read `self._snapshot` once and use only that.
     """
 
-    def __init__(self, data: DataDir, device: str = "auto", precision: str = "auto",
-                 memory_budget: int = 4 << 30):
+    def __init__(self, data: DataDir, device: str = "auto", precision: str = "auto", memory_budget: int = 4 << 30):
         self.data = data
         self.device = device
         self.precision = precision
@@ -148,12 +150,12 @@ class SearchService:
         return MappingProxyType({}) if state is None else state.indexes
 
     # -- loading --------------------------------------------------------------------------------
-    def load(self) -> "SearchService":
+    def load(self) -> SearchService:
         with self._lock:
             self._snapshot = self._load()
         return self
 
-    def ensure_ready(self) -> "SearchService":
+    def ensure_ready(self) -> SearchService:
         """Load on first use (the index may not exist when a server starts), else refresh."""
         with self._lock:
             if self._snapshot is None:
@@ -226,8 +228,11 @@ class SearchService:
 
     def _open_index(self, vset: VectorSetInfo) -> store.LoadedIndex:
         loaded = store.open_index(self.catalog, vset, self.data.index_dir, self.memory_budget)
-        if not loaded.from_file and not self.catalog.read_only \
-                and not IndexLock(self.data.lock_file).is_held_elsewhere():
+        if (
+            not loaded.from_file
+            and not self.catalog.read_only
+            and not IndexLock(self.data.lock_file).is_held_elsewhere()
+        ):
             try:
                 loaded.save(self.data.index_dir)  # rebuilt from the catalog: keep it for the next reader
             except OSError as exc:  # a full disk: searching from memory is still right, only slower to start
@@ -238,8 +243,9 @@ class SearchService:
         return IMAGE_SET in self.indexes
 
     # -- searching ------------------------------------------------------------------------------
-    def search(self, request: SearchRequest | Query, filters: Filters = Filters(),
-               options: SearchOptions = SearchOptions()) -> SearchResult:
+    def search(
+        self, request: SearchRequest | Query, filters: Filters = Filters(), options: SearchOptions = SearchOptions()
+    ) -> SearchResult:
         """Answer a request from the snapshot current at its start (a bare Query takes `filters`, `options`)."""
         if isinstance(request, Query):
             request = SearchRequest(request, filters, options)
@@ -260,7 +266,7 @@ class SearchService:
         result = SearchResult(best_score=best_score, snapshot=state)
         if options.group == "video":
             # Enough moments that k videos are represented, each with its best few.
-            result.videos = group_by_video(self._moments(scored, options.k * MOMENTS_PER_VIDEO))[:options.k]
+            result.videos = group_by_video(self._moments(scored, options.k * MOMENTS_PER_VIDEO))[: options.k]
         result.moments = self._moments(scored, options.k)
         return result
 
@@ -277,11 +283,15 @@ class SearchService:
             vectors["image"] = self.embed_image(query.image, state)
         if query.negative:
             vectors["negative"] = _image_text_tower(state, "negative").encode_text([query.negative])[0]
-        return [QueryPart(name, v, -options.weight(name) if name == "negative" else options.weight(name))
-                for name, v in vectors.items() if options.weight(name) != 0]
+        return [
+            QueryPart(name, v, -options.weight(name) if name == "negative" else options.weight(name))
+            for name, v in vectors.items()
+            if options.weight(name) != 0
+        ]
 
-    def embed_video(self, path: Path, start: float | None = None, end: float | None = None,
-                    state: Snapshot | None = None) -> dict[str, np.ndarray]:
+    def embed_video(
+        self, path: Path, start: float | None = None, end: float | None = None, state: Snapshot | None = None
+    ) -> dict[str, np.ndarray]:
         """Query clip -> {"video": VideoMAE vector, "appearance": CLIP vector (if indexed)}.
 
         Cut into windows like a library video; several windows' unit vectors are averaged and
@@ -302,8 +312,9 @@ class SearchService:
                 if time.monotonic() > deadline:
                     raise DecodeTimeout("embedding stopped at its time limit")
         except DecodeTimeout as exc:
-            raise QueryError(f"query video {path}: {exc} ({QUERY_VIDEO_SECONDS:g} s); "
-                             "give a shorter range with start/end") from exc
+            raise QueryError(
+                f"query video {path}: {exc} ({QUERY_VIDEO_SECONDS:g} s); give a shorter range with start/end"
+            ) from exc
         except ProbeError as exc:
             raise QueryError(f"query video {path}: {exc}") from exc
         if decoder.summary.note:
@@ -312,8 +323,7 @@ class SearchService:
             where = f" between {start} s and {end} s" if start is not None or end is not None else ""
             raise QueryError(f"query video {path}: no frames{where}")
         part_of = {VIDEO_SET: "video", IMAGE_SET: "appearance"}
-        return {part_of[name]: _unit(np.concatenate([w[name] for w in per_window]).mean(axis=0))
-                for name in names}
+        return {part_of[name]: _unit(np.concatenate([w[name] for w in per_window]).mean(axis=0)) for name in names}
 
     def embed_image(self, path: Path, state: Snapshot | None = None) -> np.ndarray:
         state = state or self.snapshot
@@ -335,16 +345,18 @@ class SearchService:
             raise QueryError(f"no clip with id {clip_id} in this index")
         return found
 
-    def rank(self, parts: list[QueryPart], allowed: np.ndarray | None, k: int, state: Snapshot | None = None
-             ) -> list[tuple[ScoredClip, dict[str, float]]]:
+    def rank(
+        self, parts: list[QueryPart], allowed: np.ndarray | None, k: int, state: Snapshot | None = None
+    ) -> list[tuple[ScoredClip, dict[str, float]]]:
         """Candidate clips with their fused score, best first, and each part's raw cosine."""
         indexes = (state or self.snapshot).indexes
         per_part = max(200, CANDIDATES_PER_K * k)
         positive = [p for p in parts if p.weight > 0]
         if not positive:
             raise QueryError("a negative text needs something to search for (text, image, video or clip)")
-        candidates = np.unique(np.concatenate([
-            indexes[PART_SETS[p.name]].search(p.vector, per_part, allowed)[1] for p in positive]))
+        candidates = np.unique(
+            np.concatenate([indexes[PART_SETS[p.name]].search(p.vector, per_part, allowed)[1] for p in positive])
+        )
         for p in parts:  # a clip must have a vector in every tower the query uses
             candidates = candidates[np.isin(candidates, indexes[PART_SETS[p.name]].ids)]
         if len(candidates) == 0:
@@ -358,9 +370,14 @@ class SearchService:
         fused /= sum(p.weight for p in positive)
         order = np.argsort(-fused, kind="stable")
         rows = self.catalog.clip_rows(candidates.tolist())
-        return [(ScoredClip(int(candidates[i]), rows[c].video_id, rows[c].start, rows[c].end, float(fused[i])),
-                 {name: float(values[i]) for name, values in raw.items()})
-                for i in order if (c := int(candidates[i])) in rows]
+        return [
+            (
+                ScoredClip(int(candidates[i]), rows[c].video_id, rows[c].start, rows[c].end, float(fused[i])),
+                {name: float(values[i]) for name, values in raw.items()},
+            )
+            for i in order
+            if (c := int(candidates[i])) in rows
+        ]
 
     def _moments(self, scored: list[tuple[ScoredClip, dict]], k: int) -> list[Moment]:
         raw_of = {c.clip_id: raw for c, raw in scored}
@@ -372,9 +389,19 @@ class SearchService:
             row = rows.get(top.clip_id)
             if row is None:
                 continue  # removed from the catalog since the index was built
-            moments.append(Moment(top.video_id, row.path, group[0].start, max(c.end for c in group), top.score,
-                                  top.clip_id, tuple(c.clip_id for c in group), raw_of[top.clip_id],
-                                  str(self.data.root / row.thumbnail) if row.thumbnail else None))
+            moments.append(
+                Moment(
+                    top.video_id,
+                    row.path,
+                    group[0].start,
+                    max(c.end for c in group),
+                    top.score,
+                    top.clip_id,
+                    tuple(c.clip_id for c in group),
+                    raw_of[top.clip_id],
+                    str(self.data.root / row.thumbnail) if row.thumbnail else None,
+                )
+            )
         return moments
 
     # -- filters --------------------------------------------------------------------------------
@@ -390,8 +417,10 @@ class SearchService:
 
 def _image_text_tower(state: Snapshot, part: str) -> TextTower:
     if IMAGE_SET not in state.indexes:
-        raise QueryError(f"{part} search needs CLIP vectors, and this index has none: run "
-                         "`python run.py index PATH` without --no-clip to add them")
+        raise QueryError(
+            f"{part} search needs CLIP vectors, and this index has none: run "
+            "`python run.py index PATH` without --no-clip to add them"
+        )
     return state.towers.encoder(IMAGE_SET)
 
 
@@ -413,9 +442,9 @@ def _video_passes(video, filters: Filters, glob: re.Pattern | None = None) -> bo
         return False
     if filters.max_duration is not None and duration > filters.max_duration:
         return False
-    if filters.indexed_after is not None and (video.indexed_at is None or video.indexed_at < filters.indexed_after):
-        return False
-    return True
+    return not (
+        filters.indexed_after is not None and (video.indexed_at is None or video.indexed_at < filters.indexed_after)
+    )
 
 
 def group_by_video(moments: list[Moment]) -> list[VideoGroup]:

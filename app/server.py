@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import math
 import os
 import shutil
 import signal
-import logging
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from indexer.settings import DataDir
 
@@ -111,8 +111,11 @@ class LoginThrottle:
         if wait > 0:
             from starlette.responses import JSONResponse
 
-            refusal = JSONResponse({"detail": f"Too many failed logins: try again in {math.ceil(wait)} s."},
-                                   status_code=429, headers={"Retry-After": str(math.ceil(wait))})
+            refusal = JSONResponse(
+                {"detail": f"Too many failed logins: try again in {math.ceil(wait)} s."},
+                status_code=429,
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
             return await refusal(scope, receive, send)
         status = {}
 
@@ -128,10 +131,12 @@ class LoginThrottle:
 
 def password_check(user: str, password: str) -> Callable[[str, str], bool]:
     """Gradio's auth callable: both parts compared in constant time, so timing tells nothing."""
+
     def check(given_user: str, given_password: str) -> bool:
         user_ok = hmac.compare_digest(given_user.encode(), user.encode())
         password_ok = hmac.compare_digest(given_password.encode(), password.encode())
         return user_ok and password_ok
+
     return check
 
 
@@ -175,8 +180,11 @@ class UploadFolder:
             self._remove_empty_folders()
 
     def _remove_empty_folders(self) -> None:
-        for folder in sorted((p for p in self.folder.rglob("*") if p.is_dir() and not p.is_symlink()),
-                             key=lambda p: len(p.parts), reverse=True):
+        for folder in sorted(
+            (p for p in self.folder.rglob("*") if p.is_dir() and not p.is_symlink()),
+            key=lambda p: len(p.parts),
+            reverse=True,
+        ):
             try:
                 folder.rmdir()
             except OSError:
@@ -209,8 +217,9 @@ def build_app(settings: ServeSettings):
     """The Blocks app and its launch arguments (separate so tests can launch it themselves)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     settings.data.root.mkdir(parents=True, exist_ok=True)
-    uploads = UploadFolder(settings.data.root / "uploads",
-                           max_bytes=UPLOAD_FOLDER_UPLOADS * settings.max_upload_mb << 20)
+    uploads = UploadFolder(
+        settings.data.root / "uploads", max_bytes=UPLOAD_FOLDER_UPLOADS * settings.max_upload_mb << 20
+    )
     os.environ["GRADIO_TEMP_DIR"] = str(upload_alias(uploads.folder))
     from starlette.middleware import Middleware
 
@@ -222,25 +231,39 @@ def build_app(settings: ServeSettings):
 
     service = SearchService(settings.data, settings.device, settings.precision)
     open_catalog(service, settings.data)  # a damaged catalog is refused now, not at the first search
-    jobs = IndexJobs(lambda: index_settings_from_catalog(settings.data, settings.device, settings.precision),
-                     list(settings.roots))
+    jobs = IndexJobs(
+        lambda: index_settings_from_catalog(settings.data, settings.device, settings.precision), list(settings.roots)
+    )
     demo = build_ui(service, jobs, settings.data, uploads)
     demo.queue(default_concurrency_limit=2)
-    app_kwargs = {"routes": media_routes(settings.data, lambda: open_catalog(service, settings.data)),
-                  "openapi_url": None,  # Gradio serves its own, behind the login
-                  "middleware": [Middleware(LoginThrottle, limiter=LoginLimiter()),
-                                 Middleware(UploadSweep, uploads=uploads)]}
+    app_kwargs = {
+        "routes": media_routes(settings.data, lambda: open_catalog(service, settings.data)),
+        "openapi_url": None,  # Gradio serves its own, behind the login
+        "middleware": [Middleware(LoginThrottle, limiter=LoginLimiter()), Middleware(UploadSweep, uploads=uploads)],
+    }
     auth = password_check(*settings.auth) if settings.auth else None
-    launch = dict(server_name=settings.host, server_port=settings.port, auth=auth, share=False,
-                  allowed_paths=media_paths(settings), max_file_size=f"{settings.max_upload_mb}mb",
-                  ssr_mode=False, show_error=True, css=CSS, footer_links=["api"], app_kwargs=app_kwargs)
+    launch = dict(
+        server_name=settings.host,
+        server_port=settings.port,
+        auth=auth,
+        share=False,
+        allowed_paths=media_paths(settings),
+        max_file_size=f"{settings.max_upload_mb}mb",
+        ssr_mode=False,
+        show_error=True,
+        css=CSS,
+        footer_links=["api"],
+        app_kwargs=app_kwargs,
+    )
     return demo, launch, jobs
 
 
 def serve(settings: ServeSettings) -> None:
     if settings.host not in ("127.0.0.1", "localhost", "::1") and settings.auth is None:
-        log.warning("serving on %s without --auth: anyone who can reach this port can search and watch your "
-                    "library", settings.host)
+        log.warning(
+            "serving on %s without --auth: anyone who can reach this port can search and watch your library",
+            settings.host,
+        )
     demo, launch, _ = build_app(settings)
     alias = Path(os.environ["GRADIO_TEMP_DIR"])
     signal.signal(signal.SIGTERM, _exit_cleanly)  # so the alias is removed on `kill` too

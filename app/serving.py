@@ -18,9 +18,9 @@ import mimetypes
 import os
 import re
 import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
@@ -187,7 +187,8 @@ def signed_in(request: Request) -> bool:
         return False  # not used by Tubelet: refuse rather than guess
     cookie_id = getattr(app, "cookie_id", "")
     token = request.cookies.get(f"access-token-{cookie_id}") or request.cookies.get(
-        f"access-token-unsecure-{cookie_id}")
+        f"access-token-unsecure-{cookie_id}"
+    )
     return token is not None and app.tokens.get(token) is not None
 
 
@@ -200,6 +201,7 @@ def media_routes(data: DataDir, catalog: Callable[[], Catalog | None]) -> list[R
                 return PlainTextResponse("Not authenticated.", status_code=401, headers=HEADERS)
             opened = serve(request)
             return not_found() if opened is None else file_response(opened, request)
+
         return endpoint
 
     def video(request: Request) -> OpenedFile | None:
@@ -222,13 +224,16 @@ def media_routes(data: DataDir, catalog: Callable[[], Catalog | None]) -> list[R
         relative = Path(row.thumbnail)
         if relative.is_absolute() or not relative.parts or relative.parts[0] != "thumbs":
             return None
-        return made_file(data.root / "thumbs", str(Path(*relative.parts[1:])), _protected_identities(data),
-                         "image/jpeg")
+        return made_file(
+            data.root / "thumbs", str(Path(*relative.parts[1:])), _protected_identities(data), "image/jpeg"
+        )
 
     methods = ["GET", "HEAD"]
-    return [Route("/tubelet/video/{video_id}", guarded(video), methods=methods),
-            Route("/tubelet/preview/{name}", guarded(preview), methods=methods),
-            Route("/tubelet/thumb/{clip_id}", guarded(thumb), methods=methods)]
+    return [
+        Route("/tubelet/video/{video_id}", guarded(video), methods=methods),
+        Route("/tubelet/preview/{name}", guarded(preview), methods=methods),
+        Route("/tubelet/thumb/{clip_id}", guarded(thumb), methods=methods),
+    ]
 
 
 def _int_param(request: Request, name: str) -> int | None:

@@ -21,9 +21,13 @@ def library_status(data: DataDir) -> dict:
             if (s := catalog.vector_set(name)) is not None:
                 path = store.index_path(data.index_dir, s)
                 problem = store.index_file_problem(data.index_dir, s)
-                towers[name] = {"identity": s.identity, "vectors": catalog.vector_count(s.id),
-                                "index_file": str(path), "index_current": problem is None,
-                                "index_problem": problem}
+                towers[name] = {
+                    "identity": s.identity,
+                    "vectors": catalog.vector_count(s.id),
+                    "index_file": str(path),
+                    "index_current": problem is None,
+                    "index_problem": problem,
+                }
         return {
             "data": str(data.root),
             "indexed": vset is not None,
@@ -34,8 +38,13 @@ def library_status(data: DataDir) -> dict:
             "failures": [vars(f) for f in stats["failures"]],
             "encoder": vset.identity if vset else None,
             "vectors": catalog.vector_count(vset.id) if vset else 0,
-            "index_file": {"file": str(index_file), "current": towers[VIDEO_SET]["index_current"],
-                           "problem": towers[VIDEO_SET]["index_problem"]} if index_file else None,
+            "index_file": {
+                "file": str(index_file),
+                "current": towers[VIDEO_SET]["index_current"],
+                "problem": towers[VIDEO_SET]["index_problem"],
+            }
+            if index_file
+            else None,
             "towers": towers,
         }
     finally:

@@ -13,9 +13,9 @@ import html
 import math
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import gradio as gr
 
@@ -74,8 +74,14 @@ class Handlers:
     """Plain functions behind the widgets; each returns values for its outputs. No handler takes a path
     from the client: clips and videos are named by id and their paths come from the catalog."""
 
-    def __init__(self, service: SearchService, jobs: IndexJobs | None, data: DataDir, uploads=None,
-                 slots: QuerySlots | None = None):
+    def __init__(
+        self,
+        service: SearchService,
+        jobs: IndexJobs | None,
+        data: DataDir,
+        uploads=None,
+        slots: QuerySlots | None = None,
+    ):
         self.service, self.jobs, self.data = service, jobs, data
         self.uploads = uploads  # app.server.UploadFolder, or None (no cleanup)
         self.slots = slots or QuerySlots()
@@ -94,9 +100,12 @@ class Handlers:
         if self.uploads is not None:
             self.uploads.sweep()  # the UI keeps its upload for a re-run: removed after the TTL
         if result.no_match:
-            message = ("**No good match**: the best score is {:.2f}, below the minimum {:g}.".format(
-                result.best_score, options.min_score) if result.best_score is not None
-                else "**No match**: nothing indexed passes the filters.")
+            message = (
+                f"**No good match**: the best score is {result.best_score:.2f}, "
+                f"below the minimum {options.min_score:g}."
+                if result.best_score is not None
+                else "**No match**: nothing indexed passes the filters."
+            )
             return [], message, [], "", None
         cards = [(m.thumbnail, _caption(m)) for m in result.moments]
         return cards, f"{len(result.moments)} moments, best first.", [m.to_json() for m in result.moments], "", None
@@ -136,10 +145,12 @@ class Handlers:
         except ProbeError as exc:
             raise gr.Error(f"Cannot play {name}: {exc}") from exc
         src = f"{preview_url(preview.path)}#t={preview.offset:.3f}"
-        return (f'<div class="tubelet-player"><video src="{html.escape(src)}" controls autoplay muted playsinline '
-                f'data-offset="{preview.offset:.3f}" data-start="{start:.3f}" data-end="{end:.3f}"></video>'
-                f'<p>{html.escape(name)} · {format_time(start)}–{format_time(end)} · clip {clip_id} · '
-                f'<a href="{html.escape(video_url(row.video_id))}" target="_blank">original file</a></p></div>')
+        return (
+            f'<div class="tubelet-player"><video src="{html.escape(src)}" controls autoplay muted playsinline '
+            f'data-offset="{preview.offset:.3f}" data-start="{start:.3f}" data-end="{end:.3f}"></video>'
+            f"<p>{html.escape(name)} · {format_time(start)}–{format_time(end)} · clip {clip_id} · "
+            f'<a href="{html.escape(video_url(row.video_id))}" target="_blank">original file</a></p></div>'
+        )
 
     # -- library --------------------------------------------------------------------------------
     def library(self, folder: str):
@@ -186,21 +197,45 @@ class Handlers:
         return without_server_paths(progress_html(state), self.data)  # run errors may name the data dir
 
     # -- API ------------------------------------------------------------------------------------
-    def api_search(self, text: str | None = None, negative: str | None = None, image: str | None = None,
-                   video: str | None = None, start: float | None = None, end: float | None = None,
-                   like: float | None = None, k: float = 10, min_score: float | None = None,
-                   path_prefix: str | None = None, path_glob: str | None = None,
-                   min_duration: float | None = None, max_duration: float | None = None,
-                   indexed_after: str | None = None, group: str = "clip") -> list[dict]:
+    def api_search(
+        self,
+        text: str | None = None,
+        negative: str | None = None,
+        image: str | None = None,
+        video: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        like: float | None = None,
+        k: float = 10,
+        min_score: float | None = None,
+        path_prefix: str | None = None,
+        path_glob: str | None = None,
+        min_duration: float | None = None,
+        max_duration: float | None = None,
+        indexed_after: str | None = None,
+        group: str = "clip",
+    ) -> list[dict]:
         """Moments as JSON, best first: `run.py search --json`, with each thumbnail as a URL of this server."""
         try:
             service = self.service.ensure_ready()
             clip_id, k_value = _whole(like, "like"), _whole(k, "k")
-            request = form_request(text=text, negative=negative, image=image, video=video, start=start, end=end,
-                                   like=clip_id, k=10 if k_value is None else k_value,
-                                   min_score=min_score, path_prefix=path_prefix, path_glob=path_glob,
-                                   min_duration=min_duration, max_duration=max_duration,
-                                   indexed_after=indexed_after, group=group or "clip")
+            request = form_request(
+                text=text,
+                negative=negative,
+                image=image,
+                video=video,
+                start=start,
+                end=end,
+                like=clip_id,
+                k=10 if k_value is None else k_value,
+                min_score=min_score,
+                path_prefix=path_prefix,
+                path_glob=path_glob,
+                min_duration=min_duration,
+                max_duration=max_duration,
+                indexed_after=indexed_after,
+                group=group or "clip",
+            )
             if request is None:
                 raise QueryError("nothing to search for: give text, an image, a video or a clip id")
             result = self.slots.call(_heavy(request), lambda: service.search(request))
@@ -252,9 +287,12 @@ def _whole(value, name: str) -> int | None:
     if value in (None, ""):
         return None
     number = _finite(value, name)
-    if number != int(number) or abs(number) >= 2 ** 63:
-        raise QueryError(f"{name} must be a whole number, got {value:g}" if isinstance(value, float)
-                         else f"{name} must be a whole number, got {value}")
+    if number != int(number) or abs(number) >= 2**63:
+        raise QueryError(
+            f"{name} must be a whole number, got {value:g}"
+            if isinstance(value, float)
+            else f"{name} must be a whole number, got {value}"
+        )
     return int(number)
 
 
@@ -277,21 +315,47 @@ def _number(value) -> float | None:
     return None if value in (None, "") else float(value)
 
 
-def form_request(*, text=None, negative=None, image=None, video=None, start=None, end=None, like: int | None = None,
-                 k: int = 10, min_score=None, path_prefix=None, path_glob=None, min_duration=None, max_duration=None,
-                 indexed_after=None, group: str = "clip") -> SearchRequest | None:
+def form_request(
+    *,
+    text=None,
+    negative=None,
+    image=None,
+    video=None,
+    start=None,
+    end=None,
+    like: int | None = None,
+    k: int = 10,
+    min_score=None,
+    path_prefix=None,
+    path_glob=None,
+    min_duration=None,
+    max_duration=None,
+    indexed_after=None,
+    group: str = "clip",
+) -> SearchRequest | None:
     """The request behind a search form's values (blank fields mean "not given"; start/end only with a video),
     or None when it asks for nothing."""
     text, negative = _text(text), _text(negative)
     if not any((text, image, video, like is not None)):
         return None
     start, end = _number(start), _number(end)
-    return build_request(text=text, negative=negative, image=Path(image) if image else None,
-                         video=Path(video) if video else None, start=start if video and start else None,
-                         end=end if video and end else None, like=int(like) if like is not None else None, k=k,
-                         min_score=_finite(min_score, "min_score"), group=group, path_prefix=_text(path_prefix),
-                         path_glob=_text(path_glob), min_duration=_number(min_duration),
-                         max_duration=_number(max_duration), indexed_after=_text(indexed_after))
+    return build_request(
+        text=text,
+        negative=negative,
+        image=Path(image) if image else None,
+        video=Path(video) if video else None,
+        start=start if video and start else None,
+        end=end if video and end else None,
+        like=int(like) if like is not None else None,
+        k=k,
+        min_score=_finite(min_score, "min_score"),
+        group=group,
+        path_prefix=_text(path_prefix),
+        path_glob=_text(path_glob),
+        min_duration=_number(min_duration),
+        max_duration=_number(max_duration),
+        indexed_after=_text(indexed_after),
+    )
 
 
 def _caption(m: Moment) -> str:
@@ -304,15 +368,19 @@ def progress_html(state: JobState) -> str:
     eta = state.eta_seconds()
     eta_text = f" · ETA {format_time(eta)}" if eta is not None else ""
     detail = html.escape(state.current or "")
-    lines = [f'<progress max="1" value="{state.fraction:.3f}" style="width:100%"></progress>',
-             f'<p data-status="{state.status}"><b>{state.status}</b> {html.escape(state.folder or "")} · '
-             f'{state.fraction:.0%}{eta_text} {detail}</p>']
+    lines = [
+        f'<progress max="1" value="{state.fraction:.3f}" style="width:100%"></progress>',
+        f'<p data-status="{state.status}"><b>{state.status}</b> {html.escape(state.folder or "")} · '
+        f"{state.fraction:.0%}{eta_text} {detail}</p>",
+    ]
     if state.error:
         lines.append(f"<p>Error: {html.escape(state.error)}</p>")
     if state.report:
         files = state.report["files"]
-        lines.append(f"<p>{files['new']} new, {files['changed']} changed, {files['failed']} failed; "
-                     f"{state.report['clips_embedded']} clips embedded.</p>")
+        lines.append(
+            f"<p>{files['new']} new, {files['changed']} changed, {files['failed']} failed; "
+            f"{state.report['clips_embedded']} clips embedded.</p>"
+        )
         for failure in state.report["failures"][:20]:
             lines.append(f"<p>failed: {html.escape(failure['path'])}: {html.escape(failure['error'])}</p>")
     return "\n".join(lines)
@@ -335,8 +403,9 @@ def build_ui(service: SearchService, jobs: IndexJobs | None, data: DataDir, uplo
 
 def _search_tab(h: Handlers) -> None:
     with gr.Row():
-        text = gr.Textbox(label="Describe the moment", placeholder="someone riding a bike", scale=3,
-                          elem_id="query-text")
+        text = gr.Textbox(
+            label="Describe the moment", placeholder="someone riding a bike", scale=3, elem_id="query-text"
+        )
         negative = gr.Textbox(label="But not", placeholder="night", scale=1)
     with gr.Row():
         image = gr.Image(label="Example image", type="filepath", sources=["upload", "clipboard"], height=160)
@@ -357,8 +426,9 @@ def _search_tab(h: Handlers) -> None:
     go = gr.Button("Search", variant="primary", elem_id="search-button")
     status = gr.Markdown(ASK, elem_id="search-status")
     with gr.Row():
-        cards = gr.Gallery(label="Moments", columns=3, height="auto", allow_preview=False, elem_id="moments",
-                           buttons=[], scale=3)
+        cards = gr.Gallery(
+            label="Moments", columns=3, height="auto", allow_preview=False, elem_id="moments", buttons=[], scale=3
+        )
         with gr.Column(scale=2):
             player = gr.HTML("<p>Select a moment to play it.</p>", elem_id="player")
             like = gr.Button("More like this", elem_id="more-like-this")
@@ -367,14 +437,31 @@ def _search_tab(h: Handlers) -> None:
     form = SearchForm(text, negative, image, video, start, end, prefix, glob, min_dur, max_dur, after, k, min_score)
     outputs = [cards, status, moments, player, selected]
     search = _user_errors(lambda values: h.search(form.request(values)), h.data)
-    go.click(search, form.inputs(), outputs, api_name="ui_search", api_visibility="private",
-             concurrency_limit=SEARCH_CONCURRENCY)
-    text.submit(search, form.inputs(), outputs, api_name="ui_search_submit", api_visibility="private",
-                concurrency_limit=SEARCH_CONCURRENCY)
+    go.click(
+        search,
+        form.inputs(),
+        outputs,
+        api_name="ui_search",
+        api_visibility="private",
+        concurrency_limit=SEARCH_CONCURRENCY,
+    )
+    text.submit(
+        search,
+        form.inputs(),
+        outputs,
+        api_name="ui_search_submit",
+        api_visibility="private",
+        concurrency_limit=SEARCH_CONCURRENCY,
+    )
     cards.select(_user_errors(h.select, h.data), [moments], [player, selected], api_visibility="private")
     more_like = _user_errors(lambda values: h.more_like(form.request(values, like=values[selected])), h.data)
-    like.click(more_like, form.inputs(examples=False) | {selected}, outputs, api_visibility="private",
-               concurrency_limit=SEARCH_CONCURRENCY)
+    like.click(
+        more_like,
+        form.inputs(examples=False) | {selected},
+        outputs,
+        api_visibility="private",
+        concurrency_limit=SEARCH_CONCURRENCY,
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -403,12 +490,22 @@ class SearchForm:
 
     def request(self, values: dict, like: int | None = None) -> SearchRequest | None:
         value = values.get  # a widget left out of the event's inputs reads as not given
-        return form_request(text=value(self.text), negative=value(self.negative), image=value(self.image),
-                            video=value(self.video), start=value(self.start), end=value(self.end), like=like,
-                            k=int(value(self.k) or 10), min_score=value(self.min_score),
-                            path_prefix=value(self.prefix), path_glob=value(self.glob),
-                            min_duration=value(self.min_dur), max_duration=value(self.max_dur),
-                            indexed_after=value(self.after))
+        return form_request(
+            text=value(self.text),
+            negative=value(self.negative),
+            image=value(self.image),
+            video=value(self.video),
+            start=value(self.start),
+            end=value(self.end),
+            like=like,
+            k=int(value(self.k) or 10),
+            min_score=value(self.min_score),
+            path_prefix=value(self.prefix),
+            path_glob=value(self.glob),
+            min_duration=value(self.min_dur),
+            max_duration=value(self.max_dur),
+            indexed_after=value(self.after),
+        )
 
 
 def _library_tab(h: Handlers) -> tuple[gr.Textbox, gr.Dataframe]:
@@ -417,8 +514,7 @@ def _library_tab(h: Handlers) -> tuple[gr.Textbox, gr.Dataframe]:
         refresh = gr.Button("Refresh", scale=1)
     table = gr.Dataframe(headers=COLUMNS, interactive=False, wrap=True, elem_id="library")
     gr.Markdown("Select a video to see its clip timeline.")
-    strip = gr.Gallery(label="Timeline", columns=8, height="auto", allow_preview=False, buttons=[],
-                       elem_id="timeline")
+    strip = gr.Gallery(label="Timeline", columns=8, height="auto", allow_preview=False, buttons=[], elem_id="timeline")
     strip_state = gr.State([])
     player = gr.HTML(elem_id="timeline-player")
     refresh.click(h.library, [folder], [table], api_visibility="private")
@@ -430,8 +526,10 @@ def _library_tab(h: Handlers) -> tuple[gr.Textbox, gr.Dataframe]:
 
 def _index_tab(h: Handlers) -> None:
     roots = ", ".join(str(r) for r in h.jobs.allowed_roots) if h.jobs and h.jobs.allowed_roots else "none"
-    gr.Markdown(f"Index a folder inside the allowed library roots ({roots}). Searching keeps working "
-                "meanwhile and sees each video once it is committed.")
+    gr.Markdown(
+        f"Index a folder inside the allowed library roots ({roots}). Searching keeps working "
+        "meanwhile and sees each video once it is committed."
+    )
     with gr.Row():
         folder = gr.Textbox(label="Folder", scale=3, elem_id="index-folder")
         start = gr.Button("Index", variant="primary", scale=1, elem_id="index-start")
@@ -445,35 +543,52 @@ def _index_tab(h: Handlers) -> None:
 def _api(h: Handlers) -> None:
     """Named endpoints for gradio_client (see README): /search and /status."""
     with gr.Column(visible=False):
-        fields = [gr.Textbox(label="text"), gr.Textbox(label="negative"), gr.File(label="image"),
-                  gr.File(label="video"), gr.Number(label="start"), gr.Number(label="end"),
-                  gr.Number(label="like"), gr.Number(label="k", value=10), gr.Number(label="min_score"),
-                  gr.Textbox(label="path_prefix"), gr.Textbox(label="path_glob"),
-                  gr.Number(label="min_duration"), gr.Number(label="max_duration"),
-                  gr.Textbox(label="indexed_after"), gr.Textbox(label="group", value="clip")]
+        fields = [
+            gr.Textbox(label="text"),
+            gr.Textbox(label="negative"),
+            gr.File(label="image"),
+            gr.File(label="video"),
+            gr.Number(label="start"),
+            gr.Number(label="end"),
+            gr.Number(label="like"),
+            gr.Number(label="k", value=10),
+            gr.Number(label="min_score"),
+            gr.Textbox(label="path_prefix"),
+            gr.Textbox(label="path_glob"),
+            gr.Number(label="min_duration"),
+            gr.Number(label="max_duration"),
+            gr.Textbox(label="indexed_after"),
+            gr.Textbox(label="group", value="clip"),
+        ]
         result = gr.JSON()
         trigger = gr.Button()
-    trigger.click(_user_errors(h.api_search, h.data), fields, result, api_name="search",
-                  concurrency_limit=SEARCH_CONCURRENCY)
+    trigger.click(
+        _user_errors(h.api_search, h.data), fields, result, api_name="search", concurrency_limit=SEARCH_CONCURRENCY
+    )
     gr.api(h.api_status, api_name="status")
 
 
 def _user_errors(fn, data: DataDir):
     """Show user mistakes (bad query, unreadable upload) as a Gradio error, not a traceback, and never
     with a server path in it (the data dir, the upload folder)."""
+
     @functools.wraps(fn)  # keeps the signature: API parameter names come from it
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except (QueryError, ProbeError, ValueError) as exc:
             raise gr.Error(without_server_paths(str(exc), data)) from exc
+
     return wrapper
 
 
 def without_server_paths(message: str, data: DataDir) -> str:
     uploads = os.environ.get("GRADIO_TEMP_DIR")
-    for path, name in ((uploads, "the upload"), (os.path.realpath(data.root), "the data dir"),
-                       (str(data.root), "the data dir")):
+    for path, name in (
+        (uploads, "the upload"),
+        (os.path.realpath(data.root), "the data dir"),
+        (str(data.root), "the data dir"),
+    ):
         if path:
             message = message.replace(path, name)
     return message

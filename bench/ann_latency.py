@@ -25,9 +25,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from machine import describe_machine  # noqa: E402
+from machine import describe_machine
 
-from indexer import store  # noqa: E402
+from indexer import store
 
 K = 10
 QUERIES = 300
@@ -47,7 +47,7 @@ def video_like(n: int, dim: int, rng, clips_per_video: int = 100, scenes: int = 
     x = np.empty((videos * clips_per_video, dim), np.float32)
     for v in range(videos):  # clips drift: a random walk around the video's centre
         steps = 0.08 * rng.standard_normal((clips_per_video, dim)).astype(np.float32)
-        x[v * clips_per_video:(v + 1) * clips_per_video] = centre[v] + np.cumsum(steps, axis=0)
+        x[v * clips_per_video : (v + 1) * clips_per_video] = centre[v] + np.cumsum(steps, axis=0)
     x += 0.15 * rng.standard_normal(x.shape).astype(np.float32)
     x = x[rng.permutation(len(x))[:n]]
     return x / np.linalg.norm(x, axis=1, keepdims=True)
@@ -77,8 +77,10 @@ def run(n: int, dim: int, budget: int, sweep: bool, data: str) -> list[str]:
     chosen = store.choose_index_spec(n, dim, budget)
     specs = [store.IndexSpec("Flat"), chosen]
     if n <= 200_000:
-        specs += [store.IndexSpec("HNSW32,SQ8", ef_search=store.HNSW_EF_SEARCH),
-                  store.choose_index_spec(n, dim, n * 20)]
+        specs += [
+            store.IndexSpec("HNSW32,SQ8", ef_search=store.HNSW_EF_SEARCH),
+            store.choose_index_spec(n, dim, n * 20),
+        ]
     rows = []
     for spec in dict.fromkeys(specs):
         t = time.perf_counter()
@@ -92,9 +94,11 @@ def run(n: int, dim: int, budget: int, sweep: bool, data: str) -> list[str]:
             actual = f" (file {len(faiss.serialize_index(index)) / 2**30:.2f})" if n <= 200_000 else ""
             label = spec.factory + (f" ef={ef}" if ef else "") + (f" nprobe={spec.nprobe}" if spec.nprobe else "")
             mark = " <- chosen" if spec == chosen and (ef == chosen.ef_search or not ef) else ""
-            rows.append(f"| {n:,} | {dim} | {label}{mark} | {np.percentile(times, 50):.2f} | "
-                        f"{np.percentile(times, 95):.2f} | {recall(found, truth):.3f} | {build:.0f} | "
-                        f"{size / 2**30:.2f}{actual} |")
+            rows.append(
+                f"| {n:,} | {dim} | {label}{mark} | {np.percentile(times, 50):.2f} | "
+                f"{np.percentile(times, 95):.2f} | {recall(found, truth):.3f} | {build:.0f} | "
+                f"{size / 2**30:.2f}{actual} |"
+            )
             print(rows[-1], flush=True)
     return rows
 
@@ -108,8 +112,10 @@ def main() -> None:
     parser.add_argument("--data", choices=["video", "blobs"], default="video")
     args = parser.parse_args()
     print(describe_machine(), flush=True)
-    print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, budget {args.budget_gib} GiB, "
-          f"data {args.data}")
+    print(
+        f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads, budget {args.budget_gib} GiB, "
+        f"data {args.data}"
+    )
     print("| clips | dim | index | p50 ms | p95 ms | recall@10 | build s | memory GiB |")
     print("|---|---|---|---|---|---|---|---|")
     for n in args.sizes:

@@ -57,8 +57,11 @@ def peer(files: list[Path], sampling: ClipSampling) -> tuple[float, int]:
     from transformers import VideoMAEConfig, VideoMAEImageProcessor, VideoMAEModel
 
     processor = VideoMAEImageProcessor()  # the docs' defaults: shortest edge 224, crop 224, ImageNet
-    model = VideoMAEModel(VideoMAEConfig(hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
-                                         intermediate_size=1536, use_mean_pooling=True)).eval()
+    model = VideoMAEModel(
+        VideoMAEConfig(
+            hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536, use_mean_pooling=True
+        )
+    ).eval()
     plans = {path: window_indices(path, sampling) for path in files}  # planning is not timed
     clips = 0
     start = time.perf_counter()
@@ -91,8 +94,9 @@ def tubelet(files: list[Path]) -> tuple[float, int]:
             (lib / f"{i:03d}{path.suffix}").symlink_to(path)
 
         def settings(name: str) -> IndexSettings:
-            return IndexSettings(DataDir(Path(tmp) / name), EncoderSettings("vit-s", "random"),
-                                 ClipSettings(enabled=False))
+            return IndexSettings(
+                DataDir(Path(tmp) / name), EncoderSettings("vit-s", "random"), ClipSettings(enabled=False)
+            )
 
         (Path(tmp) / "empty").mkdir()
         run_index(settings("warm"), [Path(tmp) / "empty"])  # random weights written once, not timed
@@ -124,10 +128,14 @@ def main() -> None:
     print(f"input: {args.input}, {len(files)} videos; torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("| pipeline | clips | wall s | clips/s | speed-up |")
     print("|---|---|---|---|---|")
-    print(f"| HF-docs peer (PyAV + VideoMAEImageProcessor + VideoMAEModel) | {their_clips} | {theirs:.1f} | "
-          f"{their_clips / theirs:.2f} | 1.0 |")
-    print(f"| Tubelet index (VideoMAE v2 ViT-S) | {our_clips} | {ours:.1f} | {our_clips / ours:.2f} | "
-          f"{(our_clips / ours) / (their_clips / theirs):.1f} |")
+    print(
+        f"| HF-docs peer (PyAV + VideoMAEImageProcessor + VideoMAEModel) | {their_clips} | {theirs:.1f} | "
+        f"{their_clips / theirs:.2f} | 1.0 |"
+    )
+    print(
+        f"| Tubelet index (VideoMAE v2 ViT-S) | {our_clips} | {ours:.1f} | {our_clips / ours:.2f} | "
+        f"{(our_clips / ours) / (their_clips / theirs):.1f} |"
+    )
 
 
 if __name__ == "__main__":

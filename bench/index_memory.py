@@ -22,10 +22,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 from footage import long_video  # noqa: E402
 from machine import describe_machine  # noqa: E402
 
-MEASURE = ("import resource, runpy, sys; sys.argv = ['run.py', *sys.argv[1:]]\n"
-           "try:\n    runpy.run_path('run.py', run_name='__main__')\n"
-           "except SystemExit:\n    pass\n"
-           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)")
+MEASURE = (
+    "import resource, runpy, sys; sys.argv = ['run.py', *sys.argv[1:]]\n"
+    "try:\n    runpy.run_path('run.py', run_name='__main__')\n"
+    "except SystemExit:\n    pass\n"
+    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)"
+)
 
 
 def peak_rss_mb(video: Path, weights_from: Path | None, data: Path) -> tuple[float, float]:
@@ -36,9 +38,26 @@ def peak_rss_mb(video: Path, weights_from: Path | None, data: Path) -> tuple[flo
         data.mkdir()
         (data / "weights").symlink_to(weights_from)
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", MEASURE, "index", "--data", str(data), str(lib),
-                           "--weights", "random", "--clip-weights", "random", "--json"],
-                          cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            MEASURE,
+            "index",
+            "--data",
+            str(data),
+            str(lib),
+            "--weights",
+            "random",
+            "--clip-weights",
+            "random",
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     if done.returncode:
         raise RuntimeError(done.stderr)
     return float(done.stderr.strip().splitlines()[-1]), time.perf_counter() - start

@@ -41,8 +41,12 @@ from indexer.towers import resolve_towers  # noqa: E402
 
 
 def settings(data: Path, args) -> IndexSettings:
-    return IndexSettings(DataDir(data), EncoderSettings(args.encoder, "random", args.device, args.precision),
-                         ClipSettings(not args.no_clip, args.clip_model, "random"), batch_size=args.batch_size)
+    return IndexSettings(
+        DataDir(data),
+        EncoderSettings(args.encoder, "random", args.device, args.precision),
+        ClipSettings(not args.no_clip, args.clip_model, "random"),
+        batch_size=args.batch_size,
+    )
 
 
 def inputs(args) -> list[Path]:
@@ -68,8 +72,9 @@ def encode_only(clips: int, towers, batch_size: int) -> tuple[float, float]:
     """Seconds to embed `clips` clips, and seconds to load the models (which end to end includes)."""
     names = list(towers.specs())
     frames, rng = towers.sampling.num_frames, np.random.default_rng(0)
-    batch = {size: rng.integers(0, 255, (batch_size, frames, size, size, 3), dtype=np.uint8)
-             for size in towers.input_sizes()}  # each size indexing decodes
+    batch = {
+        size: rng.integers(0, 255, (batch_size, frames, size, size, 3), dtype=np.uint8) for size in towers.input_sizes()
+    }  # each size indexing decodes
     start = time.perf_counter()
     for name in names:
         towers.encoder(name)
@@ -109,8 +114,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="repeat the three stages in turn and report medians (for noisy machines)")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="repeat the three stages in turn and report medians (for noisy machines)"
+    )
     args = parser.parse_args()
     print(describe_machine(), flush=True)
 
@@ -126,21 +132,28 @@ def main() -> None:
             e2e_s = end_to_end(files, args)
             for stage, seconds in zip(times, (decode_s, encode_s, e2e_s)):
                 times[stage].append(seconds)
-            print(f"  round {round_ + 1}: decode {decode_s:.1f} s, encode {encode_s:.1f} s, end to end "
-                  f"{e2e_s:.1f} s = {e2e_s / max(decode_s, encode_s):.2f} x max(dec, enc)", flush=True)
+            print(
+                f"  round {round_ + 1}: decode {decode_s:.1f} s, encode {encode_s:.1f} s, end to end "
+                f"{e2e_s:.1f} s = {e2e_s / max(decode_s, encode_s):.2f} x max(dec, enc)",
+                flush=True,
+            )
         runtime = towers.encoder("video").runtime.describe()
     median = {stage: statistics.median(values) for stage, values in times.items()}
     slowest = max(median["decode-only"], median["encode-only"])
     towers_used = args.encoder + ("" if args.no_clip else f" + {args.clip_model}")
-    print(f"\ninput: {args.input}{'' if args.input == 'shared' else f' {args.minutes} min'}, "
-          f"{len(files)} files, {video_s:.0f} s of video, {clips} clips; towers: {towers_used}; "
-          f"runtime: {runtime}; {args.rounds} round(s), medians")
+    print(
+        f"\ninput: {args.input}{'' if args.input == 'shared' else f' {args.minutes} min'}, "
+        f"{len(files)} files, {video_s:.0f} s of video, {clips} clips; towers: {towers_used}; "
+        f"runtime: {runtime}; {args.rounds} round(s), medians"
+    )
     print(f"{'stage':14s} {'wall s':>8s} {'video s/s':>10s} {'x max(dec, enc)':>16s}")
     for name, seconds in median.items():
         print(f"{name:14s} {seconds:8.1f} {video_s / seconds:10.2f} {seconds / slowest:16.2f}")
     e2e_s, load_s = median["end to end"], loads[0]
-    print(f"end to end includes loading the models, {load_s:.1f} s when measured alone; without it "
-          f"{e2e_s - load_s:.1f} s = {(e2e_s - load_s) / slowest:.2f} x max(dec, enc)")
+    print(
+        f"end to end includes loading the models, {load_s:.1f} s when measured alone; without it "
+        f"{e2e_s - load_s:.1f} s = {(e2e_s - load_s) / slowest:.2f} x max(dec, enc)"
+    )
 
 
 if __name__ == "__main__":

@@ -22,9 +22,14 @@ def cpu_model() -> str:
 
 def describe_machine() -> str:
     cores = len(os.sched_getaffinity(0))
-    bf16 = "AMX" if torch.cpu._is_amx_tile_supported() else (
-        "AVX512-BF16" if torch.cpu._is_avx512_bf16_supported() else "none")
+    bf16 = (
+        "AMX"
+        if torch.cpu._is_amx_tile_supported()
+        else ("AVX512-BF16" if torch.cpu._is_avx512_bf16_supported() else "none")
+    )
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return (f"machine: {cpu_model()}, {cores} cores, torch {torch.__version__} "
-            f"({torch.backends.cpu.get_cpu_capability()}, native bf16: {bf16}, "
-            f"{torch.get_num_threads()} threads), GPU: {gpu}")
+    return (
+        f"machine: {cpu_model()}, {cores} cores, torch {torch.__version__} "
+        f"({torch.backends.cpu.get_cpu_capability()}, native bf16: {bf16}, "
+        f"{torch.get_num_threads()} threads), GPU: {gpu}"
+    )

@@ -79,8 +79,9 @@ def embeddings() -> None:
     row("ViT-S tubelet embedding, bf16: Conv3d / matmul", "clip", conv, matmul)
 
     raw = model.patch_embed.for_raw_pixels(IMAGENET_MEAN, IMAGENET_STD)
-    normalising = median_ms(lambda: model.patch_embed(
-        normalize_clips(clips, 224, IMAGENET_MEAN, IMAGENET_STD).to(torch.bfloat16)), 4)
+    normalising = median_ms(
+        lambda: model.patch_embed(normalize_clips(clips, 224, IMAGENET_MEAN, IMAGENET_STD).to(torch.bfloat16)), 4
+    )
     folded = median_ms(lambda: raw(torch.from_numpy(clips).permute(0, 4, 1, 2, 3).to(torch.bfloat16)), 4)
     row("uint8 clip to tokens: normalise + embed / folded raw-pixel embed", "clip", normalising, folded)
 

@@ -22,14 +22,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from machine import describe_machine  # noqa: E402
+from machine import describe_machine
 
-from app.query import Filters, Query, SearchOptions  # noqa: E402
-from app.search import SearchService  # noqa: E402
-from indexer.catalog import Catalog  # noqa: E402
-from indexer.records import ClipWindow, ScannedFile, VideoInfo  # noqa: E402
-from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettings  # noqa: E402
-from indexer.towers import resolve_towers  # noqa: E402
+from app.query import Filters, Query, SearchOptions
+from app.search import SearchService
+from indexer.catalog import Catalog
+from indexer.records import ClipWindow, ScannedFile, VideoInfo
+from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettings
+from indexer.towers import resolve_towers
 
 CLIPS_PER_VIDEO = 100
 
@@ -44,8 +44,10 @@ def build(data: DataDir, n: int) -> None:
     catalog = Catalog(data.catalog).open()
     settings = IndexSettings(data, EncoderSettings("vit-s", "random", "cpu"), ClipSettings(weights="random"))
     towers = resolve_towers(settings)
-    sets = {name: catalog.ensure_vector_set(name, identity, towers.specs()[name].dim)
-            for name, identity in towers.identities().items()}
+    sets = {
+        name: catalog.ensure_vector_set(name, identity, towers.specs()[name].dim)
+        for name, identity in towers.identities().items()
+    }
     rng = np.random.default_rng(0)
     video_vectors, image_vectors = clustered(n, 384, rng), clustered(n, 512, rng)
     info = VideoInfo(0, "h264", 1280, 720, 30.0, 213.3, 0, "mp4")
@@ -53,8 +55,14 @@ def build(data: DataDir, n: int) -> None:
         f = ScannedFile(Path(f"/library/cam{v % 10}/video{v:05d}.mp4"), 10_000 + v, v, Path("/library"))
         windows = [ClipWindow(i, i * 2.133, (i + 1) * 2.133) for i in range(CLIPS_PER_VIDEO)]
         rows = slice(v * CLIPS_PER_VIDEO, (v + 1) * CLIPS_PER_VIDEO)
-        catalog.store_video(f, f"fp{v:08d}", info, {"duration": 213.3, "frames": 6400}, windows,
-                            {sets["video"].id: video_vectors[rows], sets["image"].id: image_vectors[rows]})
+        catalog.store_video(
+            f,
+            f"fp{v:08d}",
+            info,
+            {"duration": 213.3, "frames": 6400},
+            windows,
+            {sets["video"].id: video_vectors[rows], sets["image"].id: image_vectors[rows]},
+        )
     catalog.close()
 
 

@@ -32,8 +32,12 @@ from encoder.weights import (
 )
 
 DEFAULT_CLIP_MODEL = "ViT-B-32-256"
-DEFAULT_CLIP_TAGS = {"ViT-B-32-256": "datacomp_s34b_b86k", "ViT-B-32": "datacomp_xl_s13b_b90k",
-                     "ViT-B-16": "datacomp_xl_s13b_b90k", "ViT-L-14": "datacomp_xl_s13b_b90k"}
+DEFAULT_CLIP_TAGS = {
+    "ViT-B-32-256": "datacomp_s34b_b86k",
+    "ViT-B-32": "datacomp_xl_s13b_b90k",
+    "ViT-B-16": "datacomp_xl_s13b_b90k",
+    "ViT-L-14": "datacomp_xl_s13b_b90k",
+}
 CONFIG_DIR = Path(__file__).parent / "clip_configs"  # Tubelet's own architectures (tests)
 STREAM_BYTES = 64 << 20  # checkpoint bytes mapped at once while loading CLIP weights
 
@@ -59,15 +63,17 @@ def clip_preprocess(model_name: str, tag_cfg: dict | None = None) -> ImagePrepro
     from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
     tag_cfg = tag_cfg or {}
-    return ImagePreprocess(size=clip_image_size(model_name),
-                           mean=tuple(tag_cfg.get("mean", OPENAI_DATASET_MEAN)),
-                           std=tuple(tag_cfg.get("std", OPENAI_DATASET_STD)))
+    return ImagePreprocess(
+        size=clip_image_size(model_name),
+        mean=tuple(tag_cfg.get("mean", OPENAI_DATASET_MEAN)),
+        std=tuple(tag_cfg.get("std", OPENAI_DATASET_STD)),
+    )
 
 
 class ClipTower(FromSpec):
     """A loaded open_clip model: frames and texts in, unit vectors out (a `TextTower`)."""
 
-    def __init__(self, spec: "ClipTowerSpec", model, tokenizer, runtime: Runtime):
+    def __init__(self, spec: ClipTowerSpec, model, tokenizer, runtime: Runtime):
         self.spec = spec
         self.model = model
         self.tokenizer = tokenizer
@@ -104,8 +110,9 @@ def load_clip_weights(model: torch.nn.Module, path: Path) -> None:
     A checkpoint whose keys fit the model exactly (open_clip's own releases) is streamed into
     it tensor by tensor: open_clip's loader holds the whole checkpoint beside the model (1.2 GB
     for ViT-B-32-256 in fp32). Torch files are memory-mapped whole, so their pages count in RSS
-    until loading ends; safetensors (the hub default) are read in bounded groups. Anything else (OpenAI TorchScript files, older layouts, other
-    position-embedding sizes) goes through open_clip's loader, which converts those.
+    until loading ends; safetensors (the hub default) are read in bounded groups. Anything else
+    (OpenAI TorchScript files, older layouts, other position-embedding sizes) goes through
+    open_clip's loader, which converts those.
     """
     import open_clip
 
@@ -217,8 +224,9 @@ class ClipTowerSpec:
         return resolve_clip_tower(identity["model"], identity["weights"], cache_dir, identity["frames_per_clip"])
 
 
-def resolve_clip_tower(model_name: str, weights: str | None, cache_dir: Path,
-                       frames_per_clip: int = 4) -> ClipTowerSpec:
+def resolve_clip_tower(
+    model_name: str, weights: str | None, cache_dir: Path, frames_per_clip: int = 4
+) -> ClipTowerSpec:
     if frames_per_clip < 1:
         raise ConfigError(f"CLIP frames per clip must be at least 1, got {frames_per_clip}")
     return ClipTowerSpec(model_name, resolve_clip_weights(model_name, weights, Path(cache_dir)), frames_per_clip)
@@ -226,6 +234,7 @@ def resolve_clip_tower(model_name: str, weights: str | None, cache_dir: Path,
 
 # ----------------------------------------------------------------------------------------------
 # Where open_clip weights come from (the generic sources are in encoder/weights.py)
+
 
 def resolve_clip_weights(model_name: str, source: str | None, cache_dir: Path) -> ResolvedWeights:
     """Resolve `--clip-weights`: an open_clip pretrained tag, hf:..., a local file, or random."""
@@ -236,31 +245,40 @@ def resolve_clip_weights(model_name: str, source: str | None, cache_dir: Path) -
         raise WeightsError(f"unknown open_clip model {model_name!r}; see open_clip.list_models()")
     tags = open_clip.list_pretrained_tags_by_model(model_name)
     if source and source.startswith("open_clip:"):  # the canonical form recorded with vectors
-        named_model, _, source = source[len("open_clip:"):].partition("/")
+        named_model, _, source = source[len("open_clip:") :].partition("/")
         if named_model != model_name:
             raise WeightsError(f"CLIP weights {source!r} belong to {named_model!r}, not {model_name!r}")
     if source in (None, "", "default"):
         if model_name not in DEFAULT_CLIP_TAGS:
-            raise WeightsError(f"no default weights for open_clip {model_name!r}; pass --clip-weights "
-                               f"with one of: {', '.join(tags) or 'a local file or random'}")
+            raise WeightsError(
+                f"no default weights for open_clip {model_name!r}; pass --clip-weights "
+                f"with one of: {', '.join(tags) or 'a local file or random'}"
+            )
         source = DEFAULT_CLIP_TAGS[model_name]
     if source in tags:
         tag_cfg = open_clip.pretrained.get_pretrained_cfg(model_name, source)
         path = _download_clip_tag(model_name, source, tag_cfg)
-        return resolved_weights(f"open_clip:{model_name}/{source}", path, clip_preprocess(model_name, tag_cfg),
-                                cache_dir)
-    return resolve_file_source(source, clip_preprocess(model_name), cache_dir, "--clip-weights",
-                               lambda seed: random_clip_weights_file(model_name, seed, cache_dir),
-                               f"CLIP weights {source!r} for {model_name!r}",
-                               f"open_clip tags {', '.join(tags) or '(none)'}; hf:OWNER/REPO/FILE; "
-                               "a local file; random")
+        return resolved_weights(
+            f"open_clip:{model_name}/{source}", path, clip_preprocess(model_name, tag_cfg), cache_dir
+        )
+    return resolve_file_source(
+        source,
+        clip_preprocess(model_name),
+        cache_dir,
+        "--clip-weights",
+        lambda seed: random_clip_weights_file(model_name, seed, cache_dir),
+        f"CLIP weights {source!r} for {model_name!r}",
+        f"open_clip tags {', '.join(tags) or '(none)'}; hf:OWNER/REPO/FILE; a local file; random",
+    )
 
 
 def _download_clip_tag(model_name: str, tag: str, tag_cfg: dict) -> Path:
     hub = (tag_cfg.get("hf_hub") or "").strip("/")
     if not hub:
-        raise WeightsError(f"open_clip {model_name}/{tag} is not on the Hugging Face hub; download it "
-                           f"from {tag_cfg.get('url')} and pass the file with --clip-weights PATH")
+        raise WeightsError(
+            f"open_clip {model_name}/{tag} is not on the Hugging Face hub; download it "
+            f"from {tag_cfg.get('url')} and pass the file with --clip-weights PATH"
+        )
     try:
         return download_hub_file(hub, "open_clip_model.safetensors", None, "--clip-weights")
     except WeightsError as first:

@@ -44,8 +44,9 @@ def load_videomae2(
 def build_videomae2(variant: str, weights: ResolvedWeights) -> VideoMAE2:
     cfg = variant_config(variant)
     if weights.preprocess.size != cfg.img_size:
-        raise WeightsError(f"weights expect {weights.preprocess.size}px input but {variant!r} "
-                           f"is built for {cfg.img_size}px")
+        raise WeightsError(
+            f"weights expect {weights.preprocess.size}px input but {variant!r} is built for {cfg.img_size}px"
+        )
     model = VideoMAE2(cfg)
     state = checkpoint_filter_fn(read_checkpoint(weights.path), cfg)
     load_filtered_state(model, state, variant)
@@ -56,7 +57,7 @@ def build_videomae2(variant: str, weights: ResolvedWeights) -> VideoMAE2:
 class VideoEncoder(FromSpec):
     """A loaded VideoMAE v2 with its preprocessing and runtime: uint8 clips in, unit vectors out (a `Tower`)."""
 
-    def __init__(self, spec: "VideoEncoderSpec", model: VideoMAE2, runtime: Runtime):
+    def __init__(self, spec: VideoEncoderSpec, model: VideoMAE2, runtime: Runtime):
         self.spec = spec
         self.model = model
         self.runtime = runtime

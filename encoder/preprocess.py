@@ -29,7 +29,7 @@ class VideoPreprocess:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "VideoPreprocess":
+    def from_dict(cls, data: dict) -> VideoPreprocess:
         return cls(**{**data, "mean": tuple(data["mean"]), "std": tuple(data["std"])})
 
 
@@ -58,8 +58,9 @@ def normalize_images(images: np.ndarray | torch.Tensor, size: int, mean, std) ->
         raise ValueError(f"expected square images shaped (N, S, S, 3), got {tuple(x.shape)}")
     x = x.permute(0, 3, 1, 2).float().div_(255.0)  # (N, 3, S, S)
     if x.shape[-1] != size:
-        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                                            align_corners=False).clamp_(0, 1)
+        x = torch.nn.functional.interpolate(
+            x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        ).clamp_(0, 1)
     mean_t = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     std_t = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return x.sub_(mean_t).div_(std_t)

@@ -18,8 +18,9 @@ def spec_from_identity(identity: dict, cache_dir: Path) -> TowerSpec:
     """The exact tower recorded with a vector set; refuses weights whose checksum changed."""
     kind = TOWER_SPECS.get(identity.get("tower"))
     if kind is None:
-        raise ConfigError(f"vectors made by an unknown tower {identity.get('tower')!r}; "
-                          f"known: {', '.join(TOWER_SPECS)}")
+        raise ConfigError(
+            f"vectors made by an unknown tower {identity.get('tower')!r}; known: {', '.join(TOWER_SPECS)}"
+        )
     spec = kind.from_identity(identity, Path(cache_dir))
     if spec.weights.sha256 != identity["sha256"]:
         raise checksum_mismatch(spec.weights.path, spec.weights.sha256, identity["sha256"])

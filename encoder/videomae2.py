@@ -99,13 +99,15 @@ class TubeletEmbed(nn.Module):
         t, p = self.proj.kernel_size[0], self.proj.kernel_size[1]
         if T % t:
             raise ValueError(f"frame count {T} is not a multiple of tubelet size {t}")
-        tubelets = (x.reshape(B, C, T // t, t, H // p, p, W // p, p)
-                    .permute(0, 2, 4, 6, 1, 3, 5, 7)  # (B, T/t, H/p, W/p, C, t, p, p)
-                    .reshape(B, -1, C * t * p * p))  # (B, N, C*t*p*p), same order as the kernel
+        tubelets = (
+            x.reshape(B, C, T // t, t, H // p, p, W // p, p)
+            .permute(0, 2, 4, 6, 1, 3, 5, 7)  # (B, T/t, H/p, W/p, C, t, p, p)
+            .reshape(B, -1, C * t * p * p)
+        )  # (B, N, C*t*p*p), same order as the kernel
         return F.linear(tubelets, self.proj.weight.flatten(1), self.proj.bias)
 
     @torch.no_grad()
-    def for_raw_pixels(self, mean, std, scale: float = 255.0) -> "TubeletEmbed":
+    def for_raw_pixels(self, mean, std, scale: float = 255.0) -> TubeletEmbed:
         """The same embedding for raw pixels (0..`scale`), the per-channel normalisation
         ((x / scale - mean) / std) folded into the kernel: the embedding is linear, so
         W((x/s - m)/r) + b = (W / (s r)) x + (b - W m / r). Saves a float pass over every frame."""
@@ -190,8 +192,8 @@ class VideoMAE2(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, 3, T, H, W) normalised pixels, H = W = img_size, T a multiple of tubelet_size."""
-        B, C, T, H, W = x.shape
-        if H != self.cfg.img_size or W != self.cfg.img_size:
+        _B, _C, _T, H, W = x.shape
+        if self.cfg.img_size != H or self.cfg.img_size != W:
             raise ValueError(f"expected {self.cfg.img_size}x{self.cfg.img_size} frames, got {H}x{W}")
         return self.forward_tokens(self.patch_embed(x))
 
@@ -205,7 +207,7 @@ class VideoMAE2(nn.Module):
     forward = forward_features
 
     @torch.no_grad()
-    def init_random_(self, seed: int) -> "VideoMAE2":
+    def init_random_(self, seed: int) -> VideoMAE2:
         """Official initialisation (trunc-normal 0.02 linears, unit LayerNorms), seeded."""
         generator = torch.Generator().manual_seed(seed)
         for module in self.modules():
@@ -245,7 +247,7 @@ def _strip_prefixes(key: str) -> str:
         changed = False
         for prefix in PREFIXES:
             if key.startswith(prefix):
-                key, changed = key[len(prefix):], True
+                key, changed = key[len(prefix) :], True
     return key
 
 

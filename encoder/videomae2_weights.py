@@ -36,41 +36,66 @@ class PretrainedTag:
 VIDEOMAE2_PRETRAINED: dict[str, dict[str, PretrainedTag]] = {
     "vit-s": {
         "k710-distill": PretrainedTag(
-            "OpenGVLab/VideoMAE2", "distill/vit_s_k710_dl_from_giant.pth", K710_PREPROCESS,
-            "ViT-S distilled from ViT-g on Kinetics-710 (44 MB, fp16)"),
+            "OpenGVLab/VideoMAE2",
+            "distill/vit_s_k710_dl_from_giant.pth",
+            K710_PREPROCESS,
+            "ViT-S distilled from ViT-g on Kinetics-710 (44 MB, fp16)",
+        ),
     },
     "vit-b": {
         "k710-distill": PretrainedTag(
-            "OpenGVLab/VideoMAE2", "distill/vit_b_k710_dl_from_giant.pth", K710_PREPROCESS,
-            "ViT-B distilled from ViT-g on Kinetics-710 (174 MB, fp16)"),
+            "OpenGVLab/VideoMAE2",
+            "distill/vit_b_k710_dl_from_giant.pth",
+            K710_PREPROCESS,
+            "ViT-B distilled from ViT-g on Kinetics-710 (174 MB, fp16)",
+        ),
         "hybrid-pt": PretrainedTag(
-            "OpenGVLab/VideoMAEv2-Base", "model.safetensors", K710_PREPROCESS,
-            "ViT-B self-supervised on UnlabeledHybrid, encoder only (CC-BY-NC-4.0)"),
+            "OpenGVLab/VideoMAEv2-Base",
+            "model.safetensors",
+            K710_PREPROCESS,
+            "ViT-B self-supervised on UnlabeledHybrid, encoder only (CC-BY-NC-4.0)",
+        ),
     },
     "vit-l": {
         "hybrid-pt": PretrainedTag(
-            "OpenGVLab/VideoMAEv2-Large", "model.safetensors", K710_PREPROCESS,
-            "ViT-L self-supervised on UnlabeledHybrid, encoder only (CC-BY-NC-4.0)"),
+            "OpenGVLab/VideoMAEv2-Large",
+            "model.safetensors",
+            K710_PREPROCESS,
+            "ViT-L self-supervised on UnlabeledHybrid, encoder only (CC-BY-NC-4.0)",
+        ),
     },
     "vit-h": {
         "hybrid-pt": PretrainedTag(
-            "OpenGVLab/VideoMAEv2-Huge", "model.safetensors", K710_PREPROCESS,
-            "ViT-H self-supervised on UnlabeledHybrid, encoder only (CC-BY-NC-4.0)"),
+            "OpenGVLab/VideoMAEv2-Huge",
+            "model.safetensors",
+            K710_PREPROCESS,
+            "ViT-H self-supervised on UnlabeledHybrid, encoder only (CC-BY-NC-4.0)",
+        ),
     },
     "vit-g": {
         "hybrid-pt": PretrainedTag(
-            "OpenGVLab/VideoMAEv2-giant", "model.safetensors", K710_PREPROCESS,
-            "ViT-g self-supervised on UnlabeledHybrid, encoder only (CC-BY-NC-4.0)"),
+            "OpenGVLab/VideoMAEv2-giant",
+            "model.safetensors",
+            K710_PREPROCESS,
+            "ViT-g self-supervised on UnlabeledHybrid, encoder only (CC-BY-NC-4.0)",
+        ),
     },
 }
-DEFAULT_TAGS = {"vit-s": "k710-distill", "vit-b": "k710-distill", "vit-l": "hybrid-pt",
-                "vit-h": "hybrid-pt", "vit-g": "hybrid-pt"}
+DEFAULT_TAGS = {
+    "vit-s": "k710-distill",
+    "vit-b": "k710-distill",
+    "vit-l": "hybrid-pt",
+    "vit-h": "hybrid-pt",
+    "vit-g": "hybrid-pt",
+}
 
 
 def valid_sources(variant: str) -> str:
     tags = ", ".join(VIDEOMAE2_PRETRAINED.get(variant, {})) or "none for this variant"
-    return (f"pretrained tags: {tags}; hf:OWNER/REPO/FILE; a local {'/'.join(CHECKPOINT_SUFFIXES)} "
-            "file; or 'random' (tests and benchmarks only)")
+    return (
+        f"pretrained tags: {tags}; hf:OWNER/REPO/FILE; a local {'/'.join(CHECKPOINT_SUFFIXES)} "
+        "file; or 'random' (tests and benchmarks only)"
+    )
 
 
 def resolve_videomae2_weights(variant: str, source: str | None, cache_dir: Path) -> ResolvedWeights:
@@ -78,16 +103,24 @@ def resolve_videomae2_weights(variant: str, source: str | None, cache_dir: Path)
     tags = VIDEOMAE2_PRETRAINED.get(variant, {})
     if source in (None, "", "default"):
         if variant not in DEFAULT_TAGS:
-            raise WeightsError(f"VideoMAE v2 {variant!r} has no published weights; pass --weights "
-                               f"with a local checkpoint or 'random'. Valid: {valid_sources(variant)}")
+            raise WeightsError(
+                f"VideoMAE v2 {variant!r} has no published weights; pass --weights "
+                f"with a local checkpoint or 'random'. Valid: {valid_sources(variant)}"
+            )
         source = DEFAULT_TAGS[variant]
     if source in tags:
         tag = tags[source]
         path = download_hub_file(tag.repo, tag.filename, revision=None)
         return resolved_weights(f"hf:{tag.repo}/{tag.filename}", path, tag.preprocess, cache_dir)
-    return resolve_file_source(source, default_preprocess(variant), cache_dir, "--weights",
-                               lambda seed: random_weights_file(variant, seed, cache_dir),
-                               f"weights {source!r} for {variant!r}", valid_sources(variant))
+    return resolve_file_source(
+        source,
+        default_preprocess(variant),
+        cache_dir,
+        "--weights",
+        lambda seed: random_weights_file(variant, seed, cache_dir),
+        f"weights {source!r} for {variant!r}",
+        valid_sources(variant),
+    )
 
 
 def default_preprocess(variant: str) -> VideoPreprocess:

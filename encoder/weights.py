@@ -13,6 +13,7 @@ another source: a source that cannot be had is a `WeightsError` saying how to pr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -42,8 +43,9 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("TUBELET_CACHE", Path.home() / ".cache" / "tubelet"))
 
 
-def resolve_file_source(source: str, preprocess, cache_dir: Path, flag: str, make_random: Callable[[int], Path],
-                        what: str, valid: str) -> ResolvedWeights:
+def resolve_file_source(
+    source: str, preprocess, cache_dir: Path, flag: str, make_random: Callable[[int], Path], what: str, valid: str
+) -> ResolvedWeights:
     """The sources every tower shares: hf:OWNER/REPO/FILE, random[:SEED], a local file."""
     if source.startswith("hf:"):
         repo, filename, revision = parse_hub_source(source)
@@ -56,13 +58,15 @@ def resolve_file_source(source: str, preprocess, cache_dir: Path, flag: str, mak
     if not path.is_file():
         raise WeightsError(f"{what}: no such file. Valid sources: {valid}")
     if path.suffix not in CHECKPOINT_SUFFIXES:
-        raise WeightsError(f"weights file {str(path)!r} has suffix {path.suffix!r}; expected one of "
-                           f"{', '.join(CHECKPOINT_SUFFIXES)}")
+        raise WeightsError(
+            f"weights file {str(path)!r} has suffix {path.suffix!r}; expected one of {', '.join(CHECKPOINT_SUFFIXES)}"
+        )
     return resolved_weights(str(path.resolve()), path.resolve(), preprocess, cache_dir)
 
 
-def resolved_weights(source: str, path: Path, preprocess: VideoPreprocess | ImagePreprocess,
-                     cache_dir: Path) -> ResolvedWeights:
+def resolved_weights(
+    source: str, path: Path, preprocess: VideoPreprocess | ImagePreprocess, cache_dir: Path
+) -> ResolvedWeights:
     """`path` named by `source`, with its checksum (cached: see `file_sha256`)."""
     return ResolvedWeights(source, path, file_sha256(path, cache_dir), preprocess)
 
@@ -76,7 +80,7 @@ def _parse_seed(source: str) -> int:
 
 
 def parse_hub_source(source: str) -> tuple[str, str, str | None]:
-    spec, _, revision = source[len("hf:"):].partition("@")
+    spec, _, revision = source[len("hf:") :].partition("@")
     parts = spec.strip("/").split("/")
     if len(parts) < 3:
         raise WeightsError(f"hub source {source!r} must look like hf:OWNER/REPO/PATH/IN/REPO[@REVISION]")
@@ -114,11 +118,13 @@ def hub_cache_dir() -> Path:
 # ----------------------------------------------------------------------------------------------
 # Reading checkpoint files
 
+
 def read_checkpoint(path: Path) -> dict:
     """Load a checkpoint's top-level dict without executing code (weights_only / safetensors)."""
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
+
             return load_file(str(path))
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch/safetensors raise many types for a bad file; re-raised with context
@@ -147,6 +153,7 @@ def write_random_weights(path: Path, make_state: Callable[[], dict]) -> Path:
 # size and mtime back). The cache only names the weights: loading them hashes the bytes for real
 # (`verify_weights`, once per load, so at least once per process), and so does `status --check`.
 
+
 def file_sha256(path: Path, cache_dir: Path) -> str:
     stat = path.stat()
     cache_file = Path(cache_dir) / "checksums.json"
@@ -157,16 +164,19 @@ def file_sha256(path: Path, cache_dir: Path) -> str:
         return entry["sha256"]
     digest = sha256_file(path)
     cache[key] = _cache_entry(stat, digest)
-    try:
+    with contextlib.suppress(OSError):  # a read-only data dir: the cache only saves time, the digest is right
         _write_json_atomic(cache_file, cache)
-    except OSError:
-        pass  # a read-only data dir: the cache only saves time, the checksum above is right
     return digest
 
 
 def _cache_entry(stat: os.stat_result, sha256: str | None) -> dict:
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino,
-            "ctime_ns": stat.st_ctime_ns, "sha256": sha256}
+    return {
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "inode": stat.st_ino,
+        "ctime_ns": stat.st_ctime_ns,
+        "sha256": sha256,
+    }
 
 
 def sha256_file(path: Path) -> str:
@@ -183,7 +193,8 @@ def checksum_mismatch(path: Path, actual: str, expected: str) -> WeightsError:
         f"weights file {str(path)!r} is damaged or was replaced: its sha256 is {actual[:12]}, but this "
         f"index's vectors were made with {expected[:12]}. Restore the original file (a downloaded or "
         "'random' file can be deleted, to be fetched or generated again), or re-embed everything with "
-        "these weights: `run.py index PATH --rebuild ...`")
+        "these weights: `run.py index PATH --rebuild ...`"
+    )
 
 
 def verify_weights(weights: ResolvedWeights) -> None:

@@ -35,9 +35,26 @@ from indexer.schema import (
     utcnow,
 )
 
-__all__ = ["Catalog", "CatalogBackendError", "CatalogDamaged", "CatalogError", "ClipRow", "ClipThumbnail",
-           "DataDirError", "FileIdentity", "IdentityMismatch", "IndexedPath", "KnownPath", "TimelineClip",
-           "VectorSetInfo", "VideoFiles", "VideoRow", "VideoSummary", "identity_key", "sqlite_url"]
+__all__ = [
+    "Catalog",
+    "CatalogBackendError",
+    "CatalogDamaged",
+    "CatalogError",
+    "ClipRow",
+    "ClipThumbnail",
+    "DataDirError",
+    "FileIdentity",
+    "IdentityMismatch",
+    "IndexedPath",
+    "KnownPath",
+    "TimelineClip",
+    "VectorSetInfo",
+    "VideoFiles",
+    "VideoRow",
+    "VideoSummary",
+    "identity_key",
+    "sqlite_url",
+]
 
 
 @dataclass(frozen=True)
@@ -61,7 +78,7 @@ class VectorSetInfo:
     version: int
     generation: str = ""  # random per set: (generation, version) never repeats, even after --rebuild
 
-    def same_set(self, other: "VectorSetInfo") -> bool:
+    def same_set(self, other: VectorSetInfo) -> bool:
         """Whether `other` is this set at some version (vs a rebuilt or replaced one)."""
         return (self.id, self.name, self.key, self.generation) == (other.id, other.name, other.key, other.generation)
 
@@ -141,7 +158,7 @@ class Catalog:
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
 
-    def open(self) -> "Catalog":
+    def open(self) -> Catalog:
         """Connect; create the schema if needed. A SQLite file that cannot be written (read-only
         file system or permissions, full disk) is opened read-only, so searching still works."""
         engine, self.read_only_reason = open_engine(self.url, Base.metadata)
@@ -192,11 +209,14 @@ class Catalog:
         if version == 3 and not self.read_only:
             self._migrate_from_3()
         elif version == 3:
-            raise CatalogError(f"catalog {self._where()} has schema 3 and is read-only; open it once with write "
-                               f"access (e.g. `run.py status`) to upgrade it to schema {SCHEMA_VERSION}")
+            raise CatalogError(
+                f"catalog {self._where()} has schema 3 and is read-only; open it once with write "
+                f"access (e.g. `run.py status`) to upgrade it to schema {SCHEMA_VERSION}"
+            )
         elif version != SCHEMA_VERSION:
-            raise CatalogError(f"catalog {self._where()} has schema {version}; this Tubelet "
-                               f"reads schema {SCHEMA_VERSION}")
+            raise CatalogError(
+                f"catalog {self._where()} has schema {version}; this Tubelet reads schema {SCHEMA_VERSION}"
+            )
 
     def _migrate_from_3(self) -> None:
         """Schema 3 -> 4: give every vector set a generation, in one transaction."""
@@ -229,8 +249,14 @@ class Catalog:
         with self.session() as s, s.begin():
             row = s.scalar(select(VectorSet).where(VectorSet.name == name))
             if row is None:
-                row = VectorSet(name=name, key=key, identity=json.dumps(identity, sort_keys=True),
-                                dim=dim, version=0, generation=new_generation())
+                row = VectorSet(
+                    name=name,
+                    key=key,
+                    identity=json.dumps(identity, sort_keys=True),
+                    dim=dim,
+                    version=0,
+                    generation=new_generation(),
+                )
                 s.add(row)
                 s.flush()
             elif row.key != key:
@@ -247,8 +273,15 @@ class Catalog:
 
     # -- paths and videos -----------------------------------------------------------------------
     def known_paths(self) -> dict[str, KnownPath]:
-        query = select(VideoPath.path, VideoPath.video_id, VideoPath.size, VideoPath.mtime_ns,
-                       Video.fingerprint, Video.status, Video.error).join(Video)
+        query = select(
+            VideoPath.path,
+            VideoPath.video_id,
+            VideoPath.size,
+            VideoPath.mtime_ns,
+            Video.fingerprint,
+            Video.status,
+            Video.error,
+        ).join(Video)
         with self.session() as s:
             return {row.path: KnownPath(*row) for row in s.execute(query)}
 
@@ -261,8 +294,11 @@ class Catalog:
         """Same content, new size/mtime metadata (e.g. a `touch`)."""
         with self.session() as s, s.begin():
             for f in files:
-                s.execute(update(VideoPath).where(VideoPath.path == str(f.path))
-                          .values(size=f.size, mtime_ns=f.mtime_ns, seen_at=utcnow()))
+                s.execute(
+                    update(VideoPath)
+                    .where(VideoPath.path == str(f.path))
+                    .values(size=f.size, mtime_ns=f.mtime_ns, seen_at=utcnow())
+                )
 
     def add_paths(self, pairs: list[tuple[ScannedFile, int]], replacing: list[str]) -> None:
         """Point files at already known videos (moves and copies); drop `replacing` paths."""
@@ -287,9 +323,16 @@ class Catalog:
             _upsert_path(s, f, video.id)
             _delete_orphans(s)
 
-    def store_video(self, f: ScannedFile, fingerprint: str, info: VideoInfo, stats: dict,
-                    windows: list[ClipWindow], vectors: dict[int, np.ndarray],
-                    thumbnails: list[str | None] | None = None) -> int:
+    def store_video(
+        self,
+        f: ScannedFile,
+        fingerprint: str,
+        info: VideoInfo,
+        stats: dict,
+        windows: list[ClipWindow],
+        vectors: dict[int, np.ndarray],
+        thumbnails: list[str | None] | None = None,
+    ) -> int:
         """Commit one video's clips, thumbnails and vectors (by set id) in one transaction."""
         with self.session() as s, s.begin():
             video = _video_for(s, fingerprint, f.size)
@@ -298,8 +341,10 @@ class Catalog:
                 setattr(video, key, value)
             video.status, video.indexed_at = "indexed", utcnow()
             thumbnails = thumbnails or [None] * len(windows)
-            rows = [{"video_id": video.id, "ordinal": w.ordinal, "start": w.start, "end": w.end,
-                     "thumbnail": thumb} for w, thumb in zip(windows, thumbnails)]
+            rows = [
+                {"video_id": video.id, "ordinal": w.ordinal, "start": w.start, "end": w.end, "thumbnail": thumb}
+                for w, thumb in zip(windows, thumbnails)
+            ]
             clip_ids = list(s.scalars(insert(Clip).returning(Clip.id, sort_by_parameter_order=True), rows))
             for set_id, matrix in vectors.items():
                 _insert_vectors(s, set_id, clip_ids, matrix)
@@ -311,8 +356,11 @@ class Catalog:
         """Vectors of another set for a video's existing clips (matched by window number)."""
         with self.session() as s, s.begin():
             clip_ids = dict(s.execute(select(Clip.ordinal, Clip.id).where(Clip.video_id == video_id)).all())
-            have = set(s.scalars(select(Vector.clip_id).where(
-                Vector.set_id == set_id, Vector.clip_id.in_(list(clip_ids.values())))))
+            have = set(
+                s.scalars(
+                    select(Vector.clip_id).where(Vector.set_id == set_id, Vector.clip_id.in_(list(clip_ids.values())))
+                )
+            )
             todo = [(clip_ids[o], v) for o, v in by_ordinal.items() if o in clip_ids and clip_ids[o] not in have]
             if todo:
                 _insert_vectors(s, set_id, [c for c, _ in todo], np.stack([v for _, v in todo]))
@@ -322,10 +370,12 @@ class Catalog:
         """Indexed videos with clips that have no vector in `set_id`: (id, fingerprint, a path)."""
         with_vector = select(Vector.clip_id).where(Vector.set_id == set_id)
         lacking = select(Clip.video_id).where(Clip.id.not_in(with_vector)).distinct()
-        query = (select(Video.id, Video.fingerprint, VideoPath.path, VideoPath.size, VideoPath.mtime_ns,
-                        VideoPath.root)
-                 .join(VideoPath).where(Video.id.in_(lacking), Video.status == "indexed")
-                 .order_by(Video.id, VideoPath.path))
+        query = (
+            select(Video.id, Video.fingerprint, VideoPath.path, VideoPath.size, VideoPath.mtime_ns, VideoPath.root)
+            .join(VideoPath)
+            .where(Video.id.in_(lacking), Video.status == "indexed")
+            .order_by(Video.id, VideoPath.path)
+        )
         found: dict[int, tuple[int, str, ScannedFile]] = {}
         with self.session() as s:
             for vid, fp, path, size, mtime, root in s.execute(query):
@@ -334,8 +384,7 @@ class Catalog:
 
     def set_thumbnail(self, video_id: int, ordinal: int, relative: str) -> None:
         with self.session() as s, s.begin():
-            s.execute(update(Clip).where(Clip.video_id == video_id, Clip.ordinal == ordinal)
-                      .values(thumbnail=relative))
+            s.execute(update(Clip).where(Clip.video_id == video_id, Clip.ordinal == ordinal).values(thumbnail=relative))
 
     def live_fingerprints(self) -> set[str]:
         with self.session() as s:
@@ -371,17 +420,24 @@ class Catalog:
 
     def clip_rows(self, clip_ids: list[int]) -> dict[int, ClipRow]:
         """Clips by id with one current path of their video (the first by path order)."""
-        first_path = (select(VideoPath.video_id, func.min(VideoPath.path).label("path"))
-                      .group_by(VideoPath.video_id).subquery())
-        query = (select(Clip.id, Clip.video_id, first_path.c.path, Clip.start, Clip.end, Clip.thumbnail)
-                 .join(first_path, first_path.c.video_id == Clip.video_id)
-                 .where(Clip.id.in_(clip_ids)))
+        first_path = (
+            select(VideoPath.video_id, func.min(VideoPath.path).label("path")).group_by(VideoPath.video_id).subquery()
+        )
+        query = (
+            select(Clip.id, Clip.video_id, first_path.c.path, Clip.start, Clip.end, Clip.thumbnail)
+            .join(first_path, first_path.c.video_id == Clip.video_id)
+            .where(Clip.id.in_(clip_ids))
+        )
         with self.session() as s:
             return {row[0]: ClipRow(*row) for row in s.execute(query)}
 
     def video_rows(self) -> list[VideoRow]:
-        query = (select(Video.id, Video.duration, Video.indexed_at, VideoPath.path).join(VideoPath)
-                 .where(Video.status == "indexed").order_by(Video.id, VideoPath.path))
+        query = (
+            select(Video.id, Video.duration, Video.indexed_at, VideoPath.path)
+            .join(VideoPath)
+            .where(Video.status == "indexed")
+            .order_by(Video.id, VideoPath.path)
+        )
         rows: dict[int, VideoRow] = {}
         with self.session() as s:
             for vid, duration, indexed_at, path in s.execute(query):
@@ -400,9 +456,15 @@ class Catalog:
     def stats(self) -> dict:
         with self.session() as s:
             by_status = dict(s.execute(select(Video.status, func.count()).group_by(Video.status)).all())
-            failures = [Failure(p, e or "") for p, e in s.execute(
-                select(VideoPath.path, Video.error).join(Video).where(Video.status == "failed")
-                .order_by(VideoPath.path))]
+            failures = [
+                Failure(p, e or "")
+                for p, e in s.execute(
+                    select(VideoPath.path, Video.error)
+                    .join(Video)
+                    .where(Video.status == "failed")
+                    .order_by(VideoPath.path)
+                )
+            ]
             return {
                 "videos": by_status,
                 "paths": s.scalar(select(func.count()).select_from(VideoPath)),
@@ -414,10 +476,21 @@ class Catalog:
     def video_summaries(self, folder: str | None = None, limit: int = 500) -> list[VideoSummary]:
         """Videos (first path of each) with a path starting with `folder`, by status then path."""
         clip_counts = select(Clip.video_id, func.count().label("n")).group_by(Clip.video_id).subquery()
-        query = (select(Video.id, func.min(VideoPath.path), Video.status, func.coalesce(clip_counts.c.n, 0),
-                        Video.duration, Video.indexed_at, Video.error)
-                 .join(VideoPath).outerjoin(clip_counts, clip_counts.c.video_id == Video.id)
-                 .group_by(Video.id, clip_counts.c.n).order_by(Video.status, func.min(VideoPath.path)))
+        query = (
+            select(
+                Video.id,
+                func.min(VideoPath.path),
+                Video.status,
+                func.coalesce(clip_counts.c.n, 0),
+                Video.duration,
+                Video.indexed_at,
+                Video.error,
+            )
+            .join(VideoPath)
+            .outerjoin(clip_counts, clip_counts.c.video_id == Video.id)
+            .group_by(Video.id, clip_counts.c.n)
+            .order_by(Video.status, func.min(VideoPath.path))
+        )
         if folder:
             query = query.where(VideoPath.path.startswith(folder, autoescape=True))
         with self.session() as s:
@@ -462,20 +535,29 @@ class Catalog:
 
     def mark_interrupted_runs(self) -> int:
         with self.session() as s, s.begin():
-            return s.execute(update(IndexRun).where(IndexRun.status == "running")
-                             .values(status="interrupted")).rowcount
+            return s.execute(update(IndexRun).where(IndexRun.status == "running").values(status="interrupted")).rowcount
 
     def runs(self, limit: int = 20) -> list[dict]:
         with self.session() as s:
             rows = s.scalars(select(IndexRun).order_by(IndexRun.id.desc()).limit(limit)).all()
-            return [{"id": r.id, "status": r.status, "started_at": r.started_at.isoformat(timespec="seconds"),
-                     "finished_at": r.finished_at.isoformat(timespec="seconds") if r.finished_at else None,
-                     "roots": json.loads(r.roots)} for r in rows]
+            return [
+                {
+                    "id": r.id,
+                    "status": r.status,
+                    "started_at": r.started_at.isoformat(timespec="seconds"),
+                    "finished_at": r.finished_at.isoformat(timespec="seconds") if r.finished_at else None,
+                    "roots": json.loads(r.roots),
+                }
+                for r in rows
+            ]
 
     def finish_run(self, run_id: int, status: str, report: dict) -> None:
         with self.session() as s, s.begin():
-            s.execute(update(IndexRun).where(IndexRun.id == run_id).values(
-                status=status, finished_at=utcnow(), report=json.dumps(report)))
+            s.execute(
+                update(IndexRun)
+                .where(IndexRun.id == run_id)
+                .values(status=status, finished_at=utcnow(), report=json.dumps(report))
+            )
 
 
 class IdentityMismatch(CatalogError):
@@ -491,16 +573,21 @@ class IdentityMismatch(CatalogError):
 
 def _describe(identity: dict) -> str:
     sampling = identity.get("sampling", {})
-    return (f"{identity.get('tower')} {identity.get('variant')} weights={identity.get('weights')} "
-            f"(sha256 {str(identity.get('sha256'))[:12]}) sampling={sampling}")
+    return (
+        f"{identity.get('tower')} {identity.get('variant')} weights={identity.get('weights')} "
+        f"(sha256 {str(identity.get('sha256'))[:12]}) sampling={sampling}"
+    )
 
 
 def _vector_queries(set_id: int, only: np.ndarray | None):
     base = select(Vector.clip_id, Vector.data).where(Vector.set_id == set_id).order_by(Vector.clip_id)
     if only is None:
         return [base]
-    return [base.where(Vector.clip_id.in_(chunk.tolist())) for chunk in np.array_split(
-        np.asarray(only), max(1, len(only) // 5000 + 1)) if len(chunk)]
+    return [
+        base.where(Vector.clip_id.in_(chunk.tolist()))
+        for chunk in np.array_split(np.asarray(only), max(1, len(only) // 5000 + 1))
+        if len(chunk)
+    ]
 
 
 def _set_info(row: VectorSet) -> VectorSetInfo:
@@ -517,16 +604,21 @@ def _video_for(s: Session, fingerprint: str, size: int) -> Video:
 
 
 def _video_fields(info: VideoInfo, stats: dict) -> dict:
-    return {"codec": info.codec, "width": info.width, "height": info.height, "fps": info.fps,
-            "duration": stats.get("duration") or info.duration, "frames": stats.get("frames"),
-            "error": stats.get("warning")}
+    return {
+        "codec": info.codec,
+        "width": info.width,
+        "height": info.height,
+        "fps": info.fps,
+        "duration": stats.get("duration") or info.duration,
+        "frames": stats.get("frames"),
+        "error": stats.get("warning"),
+    }
 
 
 def _upsert_path(s: Session, f: ScannedFile, video_id: int) -> None:
     row = s.scalar(select(VideoPath).where(VideoPath.path == str(f.path)))
     if row is None:
-        s.add(VideoPath(video_id=video_id, path=str(f.path), root=str(f.root), size=f.size,
-                        mtime_ns=f.mtime_ns))
+        s.add(VideoPath(video_id=video_id, path=str(f.path), root=str(f.root), size=f.size, mtime_ns=f.mtime_ns))
     else:
         row.video_id, row.size, row.mtime_ns, row.seen_at = video_id, f.size, f.mtime_ns, utcnow()
     s.flush()
@@ -534,8 +626,10 @@ def _upsert_path(s: Session, f: ScannedFile, video_id: int) -> None:
 
 def _insert_vectors(s: Session, set_id: int, clip_ids: list[int], matrix: np.ndarray) -> None:
     matrix = np.ascontiguousarray(matrix, dtype="<f4")
-    s.execute(insert(Vector), [{"set_id": set_id, "clip_id": cid, "data": row.tobytes()}
-                               for cid, row in zip(clip_ids, matrix)])
+    s.execute(
+        insert(Vector),
+        [{"set_id": set_id, "clip_id": cid, "data": row.tobytes()} for cid, row in zip(clip_ids, matrix)],
+    )
     _bump(s, [set_id])
 
 
@@ -559,13 +653,12 @@ def _delete_orphans(s: Session) -> int:
 
 def _bump(s: Session, set_ids) -> None:
     if set_ids:
-        s.execute(update(VectorSet).where(VectorSet.id.in_(list(set_ids)))
-                  .values(version=VectorSet.version + 1))
+        s.execute(update(VectorSet).where(VectorSet.id.in_(list(set_ids))).values(version=VectorSet.version + 1))
 
 
 def _chunks(items: list, size: int):
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
 def sqlite_url(path: Path) -> str:

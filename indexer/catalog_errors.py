@@ -21,5 +21,7 @@ class CatalogDamaged(CatalogError):
     """The catalog file is not a readable database (truncated, zeroed, overwritten)."""
 
     def __init__(self, where: str, reason: str):
-        super().__init__(f"catalog {where} is damaged: {reason}; restore it from a backup or move it "
-                         "away and re-index (the index files and thumbnails are rebuilt from it)")
+        super().__init__(
+            f"catalog {where} is damaged: {reason}; restore it from a backup or move it "
+            "away and re-index (the index files and thumbnails are rebuilt from it)"
+        )

@@ -65,15 +65,19 @@ def _check_index(catalog: Catalog, vset, index_dir: Path, report: CheckReport) -
     try:
         index = store.read_index(path, vset).index
     except store.DamagedIndexFile as exc:
-        report.problems.append(f"{vset.name} index file {path.name} is damaged: {exc}; searching rebuilds it "
-                               "in memory, `status --repair` or the next index run rebuilds it on disk")
+        report.problems.append(
+            f"{vset.name} index file {path.name} is damaged: {exc}; searching rebuilds it "
+            "in memory, `status --repair` or the next index run rebuilds it on disk"
+        )
         return
     ids = catalog.vector_ids(vset.id)
     indexed = np.sort(faiss.vector_to_array(index.id_map))
     if index.d != vset.dim or not np.array_equal(indexed, ids):
-        report.problems.append(f"{vset.name} index file holds {index.ntotal} vectors, the catalog "
-                               f"{len(ids)} ({len(np.setdiff1d(ids, indexed))} missing, "
-                               f"{len(np.setdiff1d(indexed, ids))} unknown)")
+        report.problems.append(
+            f"{vset.name} index file holds {index.ntotal} vectors, the catalog "
+            f"{len(ids)} ({len(np.setdiff1d(ids, indexed))} missing, "
+            f"{len(np.setdiff1d(indexed, ids))} unknown)"
+        )
     for stray in index_dir.glob(f"{vset.name}-*"):
         if stray.name not in (path.name, store.stats_path(path).name):
             report.notes.append(f"stale index file {stray.name}")
@@ -104,7 +108,8 @@ def _check_coverage(catalog: Catalog, vset, report: CheckReport) -> None:
     if lacking:
         message = f"{lacking} clips have no {vset.name} vector"
         (report.notes if vset.name == IMAGE_SET else report.problems).append(
-            message + ("; run index to add them" if vset.name == IMAGE_SET else ""))
+            message + ("; run index to add them" if vset.name == IMAGE_SET else "")
+        )
 
 
 def _check_files(catalog: Catalog, report: CheckReport) -> None:
@@ -144,14 +149,18 @@ def repair_library(data: DataDir) -> CheckReport:
     catalog = Catalog(data.catalog).open()
     try:
         if catalog.read_only:
-            raise DataDirError(f"cannot repair {data.root}: {catalog.read_only_reason}. Nothing was changed; "
-                               "free space or fix permissions, then run `status --repair` again")
+            raise DataDirError(
+                f"cannot repair {data.root}: {catalog.read_only_reason}. Nothing was changed; "
+                "free space or fix permissions, then run `status --repair` again"
+            )
         return _repair(catalog, data)
     except (OSError, CatalogBackendError) as exc:
         reason = getattr(exc, "strerror", None) or str(getattr(exc, "orig", exc))
-        raise DataDirError(f"cannot repair {data.root}: {reason}. Nothing indexed was lost (the catalog is "
-                           "unchanged and searching rebuilds any damaged index in memory); free space or fix "
-                           "permissions, then run `status --repair` again") from exc
+        raise DataDirError(
+            f"cannot repair {data.root}: {reason}. Nothing indexed was lost (the catalog is "
+            "unchanged and searching rebuilds any damaged index in memory); free space or fix "
+            "permissions, then run `status --repair` again"
+        ) from exc
     finally:
         catalog.close()
 
@@ -188,8 +197,9 @@ def _remake_thumbnails(catalog: Catalog, data: DataDir) -> int:
             decoder = ClipDecoder(Path(paths[0]), probe(Path(paths[0])), sampling, size)
             for clip in decoder.clips():
                 if clip.window.ordinal in ordinals:
-                    relative = thumbnails.write_thumbnail(data.root, files.fingerprint, clip.window.ordinal,
-                                                          clip.full_frames)
+                    relative = thumbnails.write_thumbnail(
+                        data.root, files.fingerprint, clip.window.ordinal, clip.full_frames
+                    )
                     catalog.set_thumbnail(video_id, clip.window.ordinal, relative)
                     made += 1
         except ProbeError:

@@ -16,10 +16,10 @@ import itertools
 import os
 import stat
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import av
 import numpy as np
@@ -47,8 +47,13 @@ class DecodeTimeout(ProbeError):
     """Decoding ran past its deadline (query videos have one)."""
 
 
-FILE_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-              (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
+FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
 
 
 def file_kind(mode: int) -> str:
@@ -69,8 +74,10 @@ def require_regular_file(path: Path) -> None:
 
 def check_resolution(width: int, height: int) -> None:
     if width * height > MAX_FRAME_PIXELS:
-        raise ProbeError(f"resolution {width}x{height} is above the limit of {MAX_FRAME_WIDTH}x{MAX_FRAME_HEIGHT} "
-                         f"({MAX_FRAME_PIXELS / 1e6:.1f} megapixels)")
+        raise ProbeError(
+            f"resolution {width}x{height} is above the limit of {MAX_FRAME_WIDTH}x{MAX_FRAME_HEIGHT} "
+            f"({MAX_FRAME_PIXELS / 1e6:.1f} megapixels)"
+        )
 
 
 def _open(path: Path):
@@ -157,9 +164,18 @@ class DecodeSummary:
 class ClipDecoder:
     """Decodes one video into clip windows. Cheap to build; work happens in `clips()`."""
 
-    def __init__(self, path: Path, info: VideoInfo, sampling: ClipSampling, size: int,
-                 time_range: tuple[float | None, float | None] | None = None, seek: bool | None = None,
-                 extra_sizes: tuple[int, ...] = (), max_windows: int | None = None, deadline: float | None = None):
+    def __init__(
+        self,
+        path: Path,
+        info: VideoInfo,
+        sampling: ClipSampling,
+        size: int,
+        time_range: tuple[float | None, float | None] | None = None,
+        seek: bool | None = None,
+        extra_sizes: tuple[int, ...] = (),
+        max_windows: int | None = None,
+        deadline: float | None = None,
+    ):
         self.seek = seek  # None: seek when windows are sparse; True/False force a mode
         # At most this many windows, spread evenly over the time range when its length is known (queries).
         self.max_windows = max_windows
@@ -184,8 +200,10 @@ class ClipDecoder:
         (by seeking) when its length is known, else the first ones."""
         spread = self._spread_targets()
         if spread is not None:
-            self.summary.note = (f"{len(spread)} windows spread evenly over {spread[0]:.1f}-"
-                                 f"{spread[-1] + self.sampling.span / self.info.fps:.1f} s")
+            self.summary.note = (
+                f"{len(spread)} windows spread evenly over {spread[0]:.1f}-"
+                f"{spread[-1] + self.sampling.span / self.info.fps:.1f} s"
+            )
             clips = self._clips_at(spread)
         elif self._sparse() if self.seek is None else self.seek and bool(self.info.fps):
             clips = self._seeking_clips()
@@ -209,8 +227,12 @@ class ClipDecoder:
         return np.linspace(start, end - window_seconds, self.max_windows).tolist()
 
     def _sparse(self) -> bool:
-        return (self.start is None and self.end is None and bool(self.info.fps)
-                and self.sampling.stride >= SEEK_MIN_STRIDE_SPANS * self.sampling.span)
+        return (
+            self.start is None
+            and self.end is None
+            and bool(self.info.fps)
+            and self.sampling.stride >= SEEK_MIN_STRIDE_SPANS * self.sampling.span
+        )
 
     def _open_stream(self, container):
         stream = container.streams[self.info.stream_index]
@@ -299,8 +321,9 @@ class ClipDecoder:
             yield from frames
 
     def _convert(self, frame) -> tuple[np.ndarray, ...]:
-        return tuple(convert_frame(frame, size, reformatter)
-                     for size, reformatter in zip(self.sizes, self._reformatters))
+        return tuple(
+            convert_frame(frame, size, reformatter) for size, reformatter in zip(self.sizes, self._reformatters)
+        )
 
 
 def convert_frame(frame, size: int, reformatter: VideoReformatter | None = None) -> np.ndarray:
@@ -308,8 +331,7 @@ def convert_frame(frame, size: int, reformatter: VideoReformatter | None = None)
     Pass the same `reformatter` for the frames of one stream to reuse its scaler."""
     width, height = _scaled(frame.width, frame.height, size)
     reformatter = reformatter or VideoReformatter()
-    image = reformatter.reformat(frame, width=width, height=height, format="rgb24",
-                                 interpolation="AREA").to_ndarray()
+    image = reformatter.reformat(frame, width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
     rotation = int(frame.rotation or 0)
     if rotation % 360:
         image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
@@ -343,7 +365,7 @@ def _scaled(width: int, height: int, size: int) -> tuple[int, int]:
 def _center_crop(image: np.ndarray, size: int) -> np.ndarray:
     h, w = image.shape[:2]
     top, left = (h - size) // 2, (w - size) // 2
-    return image[top:top + size, left:left + size]
+    return image[top : top + size, left : left + size]
 
 
 class _Clock:
@@ -359,7 +381,7 @@ class _Clock:
     def to_pts(self, seconds: float) -> int:
         # Clamped to int64, what FFmpeg takes: a time far past the end (a stated duration, a query range)
         # then seeks to the end instead of overflowing.
-        return max(-(2 ** 63), min(2 ** 63 - 1, int(seconds / self.time_base) + (self.origin or 0)))
+        return max(-(2**63), min(2**63 - 1, int(seconds / self.time_base) + (self.origin or 0)))
 
     def seconds(self, frame) -> float:
         if frame.pts is None:  # no timestamp: one nominal frame after the previous one

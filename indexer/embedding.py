@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -61,8 +61,15 @@ _END, _CLIP, _FATAL = "end", "clip", "fatal"
 class DecodeThread(threading.Thread):
     """Decodes jobs in order into the queue; stops early when asked."""
 
-    def __init__(self, jobs: Iterable[Job], towers: Towers, data_root: Path, out: queue.Queue,
-                 should_stop: Callable[[], bool], on_bytes: Callable[[float], None]):
+    def __init__(
+        self,
+        jobs: Iterable[Job],
+        towers: Towers,
+        data_root: Path,
+        out: queue.Queue,
+        should_stop: Callable[[], bool],
+        on_bytes: Callable[[float], None],
+    ):
         super().__init__(name="tubelet-decode", daemon=True)
         self.jobs, self.towers, self.data_root, self.out = list(jobs), towers, data_root, out
         self.should_stop, self.on_bytes = should_stop, on_bytes
@@ -87,8 +94,11 @@ class DecodeThread(threading.Thread):
             for clip in decoder.clips():
                 if self.abort.is_set():
                     return
-                thumb = (thumbnails.write_thumbnail(self.data_root, job.fingerprint, clip.window.ordinal,
-                                                    clip.full_frames) if job.fingerprint else None)
+                thumb = (
+                    thumbnails.write_thumbnail(self.data_root, job.fingerprint, clip.window.ordinal, clip.full_frames)
+                    if job.fingerprint
+                    else None
+                )
                 self._put((_CLIP, video, (replace(clip, full_frames=[]), thumb)))  # thumbnail done: drop them
                 if video.info.duration:
                     done = min(1.0, clip.window.end / video.info.duration) * job.file.size
@@ -112,9 +122,14 @@ class DecodeThread(threading.Thread):
                 continue
 
 
-def embed_videos(jobs: Iterable[Job], towers: Towers, data_root: Path, batch_size: int,
-                 should_stop: Callable[[], bool] = lambda: False,
-                 on_bytes: Callable[[float], None] = lambda n: None) -> Iterator[EmbeddedVideo]:
+def embed_videos(
+    jobs: Iterable[Job],
+    towers: Towers,
+    data_root: Path,
+    batch_size: int,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_bytes: Callable[[float], None] = lambda n: None,
+) -> Iterator[EmbeddedVideo]:
     """Yield each video once all its clips are embedded (or its decoding failed).
 
     Batches fill across videos; a video that has ended waits for the batch holding its last

@@ -61,7 +61,7 @@ class FileIdentity:
     wal: tuple[int, int] | None
     shm: tuple[int, int] | None
 
-    def replaced_since(self, earlier: "FileIdentity") -> bool:
+    def replaced_since(self, earlier: FileIdentity) -> bool:
         """Whether these are other files than `earlier`: the database itself, or a -wal/-shm that
         existed then (a reader's connection keeps those; another one means someone deleted them)."""
         if self.database != earlier.database:
@@ -174,15 +174,18 @@ def _read_only_connection(path: Path) -> sqlite3.Connection:
 
 def _is_damaged_file_error(exc: BaseException) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)  # extended code; the low byte is the primary one
-    return isinstance(exc, sqlite3.DatabaseError) and code is not None and code & 0xFF in (SQLITE_CORRUPT,
-                                                                                           SQLITE_NOTADB)
+    return (
+        isinstance(exc, sqlite3.DatabaseError) and code is not None and code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
+    )
 
 
 def _raise_if_damaged(where: str):
     """An engine `handle_error` hook: a damaged file becomes one clear CatalogDamaged, wherever it shows."""
+
     def hook(context) -> None:
         if _is_damaged_file_error(context.original_exception):
             raise CatalogDamaged(where, str(context.original_exception)) from context.original_exception
+
     return hook
 
 

@@ -16,7 +16,7 @@ class IndexLock:
         self.path = path
         self._fd: int | None = None
 
-    def __enter__(self) -> "IndexLock":
+    def __enter__(self) -> IndexLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -24,8 +24,10 @@ class IndexLock:
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise LockHeld(f"another index run (pid {holder}) is using {self.path.parent}; "
-                           "wait for it to finish (searching works meanwhile)") from None
+            raise LockHeld(
+                f"another index run (pid {holder}) is using {self.path.parent}; "
+                "wait for it to finish (searching works meanwhile)"
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd

@@ -11,8 +11,9 @@ from __future__ import annotations
 import errno
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from encoder.weights import remove_stale_temp_files
 from indexer import store, thumbnails
@@ -50,9 +51,13 @@ ProgressFactory = Callable[[int], Progress]  # total bytes to process -> progres
 class Indexer:
     """Cheap to construct; `run(roots)` does the work."""
 
-    def __init__(self, settings: IndexSettings, catalog: Catalog,
-                 progress: ProgressFactory = lambda total: _NoProgress(),
-                 should_stop: Callable[[], bool] = lambda: False):
+    def __init__(
+        self,
+        settings: IndexSettings,
+        catalog: Catalog,
+        progress: ProgressFactory = lambda total: _NoProgress(),
+        should_stop: Callable[[], bool] = lambda: False,
+    ):
         self.settings = settings
         self.catalog = catalog
         self.progress = progress
@@ -65,8 +70,10 @@ class Indexer:
             if self.settings.rebuild:
                 self.catalog.reset_embeddings()
             towers = resolve_towers(self.settings)
-            sets = {name: self.catalog.ensure_vector_set(name, identity, towers.specs()[name].dim)
-                    for name, identity in towers.identities().items()}
+            sets = {
+                name: self.catalog.ensure_vector_set(name, identity, towers.specs()[name].dim)
+                for name, identity in towers.identities().items()
+            }
             run_id = self.catalog.start_run([str(r) for r in roots])
             report = IndexReport(vectors_embedded={name: 0 for name in sets})
             try:
@@ -77,8 +84,9 @@ class Indexer:
                 jobs += [Job(f, tuple(names), None, video_id) for video_id, _, f, names in backfill]
                 bar = self.progress(sum(job.file.size for job in jobs))
                 try:
-                    for video in embed_videos(jobs, towers, self.settings.data.root, self.settings.batch_size,
-                                              self.should_stop, bar.update):
+                    for video in embed_videos(
+                        jobs, towers, self.settings.data.root, self.settings.batch_size, self.should_stop, bar.update
+                    ):
                         bar.set_postfix_str(video.job.file.path.name[-40:])
                         self._store(video, sets, report)
                 finally:
@@ -100,8 +108,12 @@ class Indexer:
     def _plan(self, roots: list[Path], report: IndexReport) -> Plan:
         roots = [Path(os.path.abspath(r)) for r in roots]
         data = self.settings.data
-        scan = scan_roots(roots, exclude=[data.root], one_file_system=self.settings.one_file_system,
-                          exclude_files=list(data.catalog_files))
+        scan = scan_roots(
+            roots,
+            exclude=[data.root],
+            one_file_system=self.settings.one_file_system,
+            exclude_files=list(data.catalog_files),
+        )
         report.failures.extend(scan.failures)
         report.files.skipped += scan.skipped
         unreadable: list[Failure] = []
@@ -113,9 +125,14 @@ class Indexer:
                 unreadable.append(Failure(str(f.path), f"cannot read file: {exc.strerror}"))
                 return f"unreadable:{f.path}"
 
-        plan = plan_changes(scan.files, roots, self.catalog.known_paths(),
-                            self.catalog.videos_by_fingerprint(), fingerprint,
-                            self.settings.retry_failed)
+        plan = plan_changes(
+            scan.files,
+            roots,
+            self.catalog.known_paths(),
+            self.catalog.videos_by_fingerprint(),
+            fingerprint,
+            self.settings.retry_failed,
+        )
         skip = {f.path for f in unreadable}
         plan.embed = [t for t in plan.embed if str(t.file.path) not in skip]
         report.failures.extend(unreadable)
@@ -153,20 +170,21 @@ class Indexer:
         else:
             self._store_backfill(video, video.job.payload, sets, report)
 
-    def _store_new(self, video: EmbeddedVideo, task: EmbedTask, sets: dict[str, VectorSetInfo],
-                   report: IndexReport) -> None:
+    def _store_new(
+        self, video: EmbeddedVideo, task: EmbedTask, sets: dict[str, VectorSetInfo], report: IndexReport
+    ) -> None:
         f = task.file
         if video.error is not None:
             self.catalog.record_failure(f, task.fingerprint, str(video.error))
             report.failures.append(Failure(str(f.path), str(video.error)))
             return
         if not _unchanged_since_scan(f):  # written to while we read it: what we embedded is stale
-            report.failures.append(Failure(str(f.path), "changed while being indexed; not stored, "
-                                                         "the next index run will pick it up"))
+            report.failures.append(
+                Failure(str(f.path), "changed while being indexed; not stored, the next index run will pick it up")
+            )
             return
         vectors = {sets[name].id: video.matrix(name) for name in video.job.towers}
-        self.catalog.store_video(f, task.fingerprint, video.info, video.stats, video.windows, vectors,
-                                 video.thumbnails)
+        self.catalog.store_video(f, task.fingerprint, video.info, video.stats, video.windows, vectors, video.thumbnails)
         report.clips_embedded += len(video.windows)
         for name in video.job.towers:
             report.vectors_embedded[name] += len(video.windows)
@@ -177,12 +195,14 @@ class Indexer:
         else:
             report.files.changed += 1
 
-    def _store_backfill(self, video: EmbeddedVideo, video_id: int, sets: dict[str, VectorSetInfo],
-                        report: IndexReport) -> None:
+    def _store_backfill(
+        self, video: EmbeddedVideo, video_id: int, sets: dict[str, VectorSetInfo], report: IndexReport
+    ) -> None:
         names = video.job.towers
         if video.error is not None:  # the file went bad since it was indexed: keep what we have
-            report.warnings.append(Failure(str(video.job.file.path),
-                                           f"could not add {', '.join(names)} vectors: {video.error}"))
+            report.warnings.append(
+                Failure(str(video.job.file.path), f"could not add {', '.join(names)} vectors: {video.error}")
+            )
             return
         for name in names:
             by_ordinal = {w.ordinal: v for w, v in zip(video.windows, video.vectors[name])}
@@ -213,8 +233,12 @@ class Indexer:
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
-def run_index(settings: IndexSettings, roots: list[Path], progress: ProgressFactory = lambda t: _NoProgress(),
-              should_stop: Callable[[], bool] = lambda: False) -> IndexReport:
+def run_index(
+    settings: IndexSettings,
+    roots: list[Path],
+    progress: ProgressFactory = lambda t: _NoProgress(),
+    should_stop: Callable[[], bool] = lambda: False,
+) -> IndexReport:
     """Open the catalog, run one index over `roots`, close it.
 
     A data dir that cannot be written (read-only, full, permissions) stops the run with a
@@ -228,8 +252,10 @@ def run_index(settings: IndexSettings, roots: list[Path], progress: ProgressFact
         raise _data_dir_error(root, exc) from exc
     try:
         if catalog.read_only:
-            raise DataDirError(f"cannot index into {root}: {catalog.read_only_reason}. Searching it still "
-                               "works; free space, fix permissions or use another --data to index")
+            raise DataDirError(
+                f"cannot index into {root}: {catalog.read_only_reason}. Searching it still "
+                "works; free space, fix permissions or use another --data to index"
+            )
         return Indexer(settings, catalog, progress, should_stop).run(roots)
     except CatalogBackendError as exc:
         raise _data_dir_error(root, exc) from exc
@@ -243,9 +269,11 @@ def run_index(settings: IndexSettings, roots: list[Path], progress: ProgressFact
 
 def _data_dir_error(root: Path, exc: BaseException) -> DataDirError:
     reason = getattr(exc, "strerror", None) or str(getattr(exc, "orig", exc))
-    return DataDirError(f"cannot write to the data dir {root}: {reason}. Free space or fix permissions, "
-                        "or use another --data; the index as of the last finished video is intact and "
-                        "searchable, and the next run resumes from there")
+    return DataDirError(
+        f"cannot write to the data dir {root}: {reason}. Free space or fix permissions, "
+        "or use another --data; the index as of the last finished video is intact and "
+        "searchable, and the next run resumes from there"
+    )
 
 
 def _unchanged_since_scan(f: ScannedFile) -> bool:
@@ -254,5 +282,3 @@ def _unchanged_since_scan(f: ScannedFile) -> bool:
     except OSError:
         return False
     return (stat.st_size, stat.st_mtime_ns) == (f.size, f.mtime_ns)
-
-

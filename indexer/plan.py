@@ -13,9 +13,9 @@ Files known to have failed are not retried unless asked (`retry_failed`) or chan
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from indexer.catalog import KnownPath
 from indexer.records import ScannedFile
@@ -77,8 +77,7 @@ def plan_changes(
     return plan
 
 
-def _classify_same(plan: Plan, f: ScannedFile, k: KnownPath, retry_failed: bool,
-                   touched: bool = False) -> None:
+def _classify_same(plan: Plan, f: ScannedFile, k: KnownPath, retry_failed: bool, touched: bool = False) -> None:
     if k.status == "failed" and not retry_failed:
         plan.known_failed.append((f, k))
     elif k.status in ("failed", "pending"):
@@ -89,8 +88,9 @@ def _classify_same(plan: Plan, f: ScannedFile, k: KnownPath, retry_failed: bool,
         plan.touched.append(f)
 
 
-def _classify_known_content(plan: Plan, f: ScannedFile, k: KnownPath | None, video_id: int,
-                            paths_of: dict[int, set[str]], missing: set[str]) -> None:
+def _classify_known_content(
+    plan: Plan, f: ScannedFile, k: KnownPath | None, video_id: int, paths_of: dict[int, set[str]], missing: set[str]
+) -> None:
     if k is not None:  # this path's content was replaced by content indexed elsewhere
         plan.relinked.append((f, video_id))
         return

@@ -52,8 +52,7 @@ class ClipSampling:
         return self.stride_frames or self.span
 
     def to_dict(self) -> dict:
-        return {"num_frames": self.num_frames, "frame_interval": self.frame_interval,
-                "stride_frames": self.stride}
+        return {"num_frames": self.num_frames, "frame_interval": self.frame_interval, "stride_frames": self.stride}
 
 
 @dataclass(frozen=True)
@@ -135,7 +134,14 @@ class Moment:
     thumbnail: str | None  # absolute path of the best window's thumbnail
 
     def to_json(self) -> dict:
-        return {"clip_id": self.clip_id, "video_id": self.video_id, "path": self.path,
-                "start": round(self.start, 3), "end": round(self.end, 3), "score": round(self.score, 4),
-                "scores": {k: round(v, 6) for k, v in self.scores.items()},
-                "clip_ids": list(self.clip_ids), "thumbnail": self.thumbnail}
+        return {
+            "clip_id": self.clip_id,
+            "video_id": self.video_id,
+            "path": self.path,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "score": round(self.score, 4),
+            "scores": {k: round(v, 6) for k, v in self.scores.items()},
+            "clip_ids": list(self.clip_ids),
+            "thumbnail": self.thumbnail,
+        }

@@ -22,10 +22,75 @@ from indexer.decode import file_kind
 from indexer.records import Failure, ScannedFile
 
 NON_MEDIA_EXTENSIONS = frozenset(
-    ".jpg .jpeg .png .bmp .tif .tiff .webp .heic .heif .svg .ico .raw .dng .cr2 .nef .psd "
-    ".txt .md .rst .json .yaml .yml .xml .csv .tsv .html .htm .pdf .doc .docx .xls .xlsx .ppt "
-    ".srt .vtt .ass .ssa .sub .idx .nfo .log .ini .cfg .py .sh .js .css .db .sqlite .wal .shm "
-    ".zip .tar .gz .bz2 .xz .7z .rar .iso .exe .dll .so .pth .pt .safetensors .faiss .lock".split()
+    [
+        ".jpg",
+        ".jpeg",
+        ".png",
+        ".bmp",
+        ".tif",
+        ".tiff",
+        ".webp",
+        ".heic",
+        ".heif",
+        ".svg",
+        ".ico",
+        ".raw",
+        ".dng",
+        ".cr2",
+        ".nef",
+        ".psd",
+        ".txt",
+        ".md",
+        ".rst",
+        ".json",
+        ".yaml",
+        ".yml",
+        ".xml",
+        ".csv",
+        ".tsv",
+        ".html",
+        ".htm",
+        ".pdf",
+        ".doc",
+        ".docx",
+        ".xls",
+        ".xlsx",
+        ".ppt",
+        ".srt",
+        ".vtt",
+        ".ass",
+        ".ssa",
+        ".sub",
+        ".idx",
+        ".nfo",
+        ".log",
+        ".ini",
+        ".cfg",
+        ".py",
+        ".sh",
+        ".js",
+        ".css",
+        ".db",
+        ".sqlite",
+        ".wal",
+        ".shm",
+        ".zip",
+        ".tar",
+        ".gz",
+        ".bz2",
+        ".xz",
+        ".7z",
+        ".rar",
+        ".iso",
+        ".exe",
+        ".dll",
+        ".so",
+        ".pth",
+        ".pt",
+        ".safetensors",
+        ".faiss",
+        ".lock",
+    ]
 )
 PSEUDO_FILESYSTEMS = (Path("/proc"), Path("/sys"), Path("/dev"))  # kernel views, never footage
 
@@ -63,10 +128,13 @@ def check_root(root: Path, pseudo: set[int] | None = None) -> os.stat_result | N
     if not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)):
         raise RootError(f"cannot index {root}: is not a regular file or directory ({file_kind(info.st_mode)})")
     named_or_real = (Path(os.path.abspath(root)), Path(os.path.realpath(root)))  # /proc/self/root is "/"
-    if any(path == p or p in path.parents for p in PSEUDO_FILESYSTEMS for path in named_or_real) \
-            or info.st_dev in (pseudo_devices() if pseudo is None else pseudo):
-        raise RootError(f"cannot index {root}: it is on a pseudo filesystem ({', '.join(map(str, PSEUDO_FILESYSTEMS))} "
-                        "hold kernel views, not footage)")
+    if any(path == p or p in path.parents for p in PSEUDO_FILESYSTEMS for path in named_or_real) or info.st_dev in (
+        pseudo_devices() if pseudo is None else pseudo
+    ):
+        raise RootError(
+            f"cannot index {root}: it is on a pseudo filesystem ({', '.join(map(str, PSEUDO_FILESYSTEMS))} "
+            "hold kernel views, not footage)"
+        )
     return info
 
 
@@ -77,14 +145,20 @@ def check_roots(roots: list[Path]) -> None:
         check_root(Path(os.path.abspath(root)), pseudo)
 
 
-def scan_roots(roots: list[Path], exclude: list[Path] = (), one_file_system: bool = False,
-               exclude_files: list[Path] = ()) -> ScanResult:
+def scan_roots(
+    roots: list[Path], exclude: list[Path] = (), one_file_system: bool = False, exclude_files: list[Path] = ()
+) -> ScanResult:
     """Walk each root (following symlinks, each directory once), in a stable order. Directories in
     `exclude` are not entered; files in `exclude_files` (the catalog's) are skipped by whatever name
     links to them."""
     result = ScanResult()
-    walk = _Walk(result, {_file_key(p) for p in exclude} - {None}, pseudo_devices(), one_file_system,
-                 {_file_key(p) for p in exclude_files} - {None})
+    walk = _Walk(
+        result,
+        {_file_key(p) for p in exclude} - {None},
+        pseudo_devices(),
+        one_file_system,
+        {_file_key(p) for p in exclude_files} - {None},
+    )
     for root in roots:
         root = Path(os.path.abspath(root))
         info = check_root(root, walk.pseudo)

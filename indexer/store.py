@@ -73,8 +73,10 @@ def choose_index_spec(count: int, dim: int, memory_budget: int) -> IndexSpec:
     IVF-PQ                when nothing else fits: compact, lower recall
     """
     candidates = [IndexSpec("Flat")] if count <= EXACT_LIMIT else []
-    candidates += [IndexSpec(f"HNSW{HNSW_M}", ef_search=HNSW_EF_SEARCH),
-                   IndexSpec(f"HNSW{HNSW_M},SQ8", ef_search=HNSW_EF_SEARCH)]
+    candidates += [
+        IndexSpec(f"HNSW{HNSW_M}", ef_search=HNSW_EF_SEARCH),
+        IndexSpec(f"HNSW{HNSW_M},SQ8", ef_search=HNSW_EF_SEARCH),
+    ]
     for spec in candidates:
         if index_bytes(spec, count, dim) <= memory_budget:
             return spec
@@ -92,7 +94,7 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, spec: IndexSpec) -> faiss.
     index = faiss.IndexIDMap2(base)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if not base.is_trained and len(vectors):
-        base.train(vectors[np.random.default_rng(0).permutation(len(vectors))[:256 * 1024]])
+        base.train(vectors[np.random.default_rng(0).permutation(len(vectors))[: 256 * 1024]])
     if len(ids):
         index.add_with_ids(vectors, ids.astype(np.int64))
     return index
@@ -154,7 +156,7 @@ class ScoreStats:
     outer: np.ndarray  # (D, D) float64 sum of x x'
 
     @classmethod
-    def of(cls, vectors: np.ndarray) -> "ScoreStats":
+    def of(cls, vectors: np.ndarray) -> ScoreStats:
         x = vectors.astype(np.float64)
         return cls(len(x), x.sum(axis=0), x.T @ x)
 
@@ -184,11 +186,19 @@ class ScoreStats:
         """With the index's spec and checksum: the sidecar says how the index file was built and
         is searched, and what its bytes must hash to."""
         with atomic_write(path, suffix=".npz") as tmp:  # np.savez adds .npz to a name without it
-            np.savez(tmp, count=self.count, total=self.total, outer=self.outer, factory=spec.factory,
-                     ef_search=spec.ef_search or 0, nprobe=spec.nprobe or 0, index_sha256=index_sha256)
+            np.savez(
+                tmp,
+                count=self.count,
+                total=self.total,
+                outer=self.outer,
+                factory=spec.factory,
+                ef_search=spec.ef_search or 0,
+                nprobe=spec.nprobe or 0,
+                index_sha256=index_sha256,
+            )
 
     @classmethod
-    def load(cls, path: Path) -> tuple["ScoreStats", IndexSpec]:
+    def load(cls, path: Path) -> tuple[ScoreStats, IndexSpec]:
         stats, spec, _ = load_sidecar(path)
         return stats, spec
 
@@ -220,8 +230,9 @@ def verify_files(path: Path, dim: int) -> tuple[ScoreStats, IndexSpec]:
     except OSError as exc:
         raise DamagedIndexFile(f"it cannot be read: {exc.strerror or exc}") from exc
     if actual != checksum:
-        raise DamagedIndexFile(f"its sha256 is {actual[:12]}, but it was saved as {checksum[:12]} "
-                               f"(changed or truncated on disk)")
+        raise DamagedIndexFile(
+            f"its sha256 is {actual[:12]}, but it was saved as {checksum[:12]} (changed or truncated on disk)"
+        )
     return stats, spec
 
 
@@ -345,8 +356,9 @@ def read_index(path: Path, vset: VectorSetInfo) -> LoadedIndex:
     except RuntimeError as exc:  # checksum right but faiss refuses it: still a file to rebuild
         raise DamagedIndexFile(f"faiss cannot read it: {str(exc).strip().splitlines()[0]}") from exc
     if index.d != vset.dim or index.ntotal != stats.count:
-        raise DamagedIndexFile(f"it holds {index.ntotal} {index.d}-d vectors, its statistics {stats.count} "
-                               f"{vset.dim}-d ones")
+        raise DamagedIndexFile(
+            f"it holds {index.ntotal} {index.d}-d vectors, its statistics {stats.count} {vset.dim}-d ones"
+        )
     return LoadedIndex(index, vset, stats, spec, from_file=True)
 
 

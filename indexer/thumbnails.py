@@ -24,7 +24,7 @@ def luma(image: np.ndarray) -> np.ndarray:
 
 def sharpness(gray: np.ndarray) -> float:
     """Variance of a 4-neighbour Laplacian: high for in-focus detail, low for blur."""
-    lap = (-4 * gray[1:-1, 1:-1] + gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:])
+    lap = -4 * gray[1:-1, 1:-1] + gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:]
     return float(lap.var())
 
 

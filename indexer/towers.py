@@ -11,9 +11,9 @@ Thumbnails come from the largest size.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -56,14 +56,28 @@ class Towers:
         """The distinct input sizes of the towers `names` (default: all), largest first."""
         return tuple(sorted({self.input_size(name) for name in names or self.specs()}, reverse=True))
 
-    def clip_decoder(self, path: Path, info: VideoInfo, names: Iterable[str] | None = None,
-                     time_range: tuple[float | None, float | None] | None = None, max_windows: int | None = None,
-                     deadline: float | None = None) -> ClipDecoder:
+    def clip_decoder(
+        self,
+        path: Path,
+        info: VideoInfo,
+        names: Iterable[str] | None = None,
+        time_range: tuple[float | None, float | None] | None = None,
+        max_windows: int | None = None,
+        deadline: float | None = None,
+    ) -> ClipDecoder:
         """A decoder giving every tower in `names` (default: all) clips at its own input size
         (at most `max_windows` of them, decoded before the `deadline`, when given: see ClipDecoder)."""
         largest, *others = self.input_sizes(names)
-        return ClipDecoder(path, info, self.sampling, largest, time_range, extra_sizes=tuple(others),
-                           max_windows=max_windows, deadline=deadline)
+        return ClipDecoder(
+            path,
+            info,
+            self.sampling,
+            largest,
+            time_range,
+            extra_sizes=tuple(others),
+            max_windows=max_windows,
+            deadline=deadline,
+        )
 
     def encoder(self, name: str) -> Tower:
         """The loaded encoder of a tower; loads on first use (the explicit, costly step), once: concurrent
@@ -88,19 +102,22 @@ def resolve_towers(settings: IndexSettings) -> Towers:
     """The towers an index run asks for; resolves (downloads, checksums) weights, loads nothing."""
     enc = settings.encoder
     weights_dir = settings.data.weights_dir
-    video = resolve_video_encoder(enc.variant, enc.weights, weights_dir,
-                                  settings.window_frames, settings.frame_interval)
+    video = resolve_video_encoder(
+        enc.variant, enc.weights, weights_dir, settings.window_frames, settings.frame_interval
+    )
     image = None
     if settings.clip.enabled:
-        image = resolve_clip_tower(settings.clip.model, settings.clip.weights, weights_dir,
-                                   settings.clip.frames_per_clip)
+        image = resolve_clip_tower(
+            settings.clip.model, settings.clip.weights, weights_dir, settings.clip.frames_per_clip
+        )
     pre = video.weights.preprocess
     sampling = ClipSampling(pre.num_frames, pre.frame_interval, settings.stride_frames)
     return Towers(video, image, sampling, enc.device, enc.precision)
 
 
-def towers_from_catalog(catalog: Catalog, weights_dir: Path, device: str = "auto",
-                        precision: str = "auto") -> tuple[Towers, dict[str, VectorSetInfo]]:
+def towers_from_catalog(
+    catalog: Catalog, weights_dir: Path, device: str = "auto", precision: str = "auto"
+) -> tuple[Towers, dict[str, VectorSetInfo]]:
     """Exactly the towers recorded with a data dir's vector sets (what queries must use)."""
     sets = {name: vset for name in (VIDEO_SET, IMAGE_SET) if (vset := catalog.vector_set(name))}
     video_identity = sets[VIDEO_SET].identity
@@ -122,8 +139,12 @@ def index_settings_from_catalog(data: DataDir, device: str = "auto", precision: 
     ident, sampling = video.identity, video.identity["sampling"]
     clip = ClipSettings(enabled=False)
     if image is not None:
-        clip = ClipSettings(True, image.identity["model"], image.identity["weights"],
-                            image.identity["frames_per_clip"])
-    return IndexSettings(data, EncoderSettings(ident["variant"], ident["weights"], device, precision), clip,
-                         window_frames=sampling["num_frames"], frame_interval=sampling["frame_interval"],
-                         stride_frames=sampling["stride_frames"])
+        clip = ClipSettings(True, image.identity["model"], image.identity["weights"], image.identity["frames_per_clip"])
+    return IndexSettings(
+        data,
+        EncoderSettings(ident["variant"], ident["weights"], device, precision),
+        clip,
+        window_frames=sampling["num_frames"],
+        frame_interval=sampling["frame_interval"],
+        stride_frames=sampling["stride_frames"],
+    )

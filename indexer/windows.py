@@ -20,8 +20,9 @@ Memory is bounded by about two windows of frames, whatever the video's length.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -133,8 +134,7 @@ class WindowAssembler:
         return self._window(0, indices, end_time)
 
     def _window(self, start: int, indices: list[int], end: float) -> AssembledWindow:
-        clip = AssembledWindow(ClipWindow(self._ordinal, self._times[start], end),
-                               [self._frames[i] for i in indices])
+        clip = AssembledWindow(ClipWindow(self._ordinal, self._times[start], end), [self._frames[i] for i in indices])
         self._ordinal += 1
         return clip
 

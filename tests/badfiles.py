@@ -49,7 +49,7 @@ def corrupted_middle(source: Path, path: Path) -> Path:
     """Overwrite a stretch in the middle of the stream data with noise."""
     data = bytearray(source.read_bytes())
     start = len(data) // 2
-    data[start:start + 4000] = np.random.default_rng(0).bytes(4000)
+    data[start : start + 4000] = np.random.default_rng(0).bytes(4000)
     path.write_bytes(bytes(data))
     return path
 

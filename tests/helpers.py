@@ -22,15 +22,29 @@ from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettin
 
 ROOT = Path(__file__).resolve().parent.parent
 # Random weights of the tiny registered variants stand in for pretrained ones (no hub here).
-ENCODER = ["--encoder", "vit-tiny", "--weights", "random", "--clip-model", "tubelet-tiny-clip",
-           "--clip-weights", "random"]
+ENCODER = [
+    "--encoder",
+    "vit-tiny",
+    "--weights",
+    "random",
+    "--clip-model",
+    "tubelet-tiny-clip",
+    "--clip-weights",
+    "random",
+]
 
 
 def cli(*args, expect: int | None = 0) -> subprocess.CompletedProcess:
     """`run.py ARGS` in a child process; asserts its exit code unless `expect` is None."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, str(ROOT / "run.py"), *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if expect is not None:
         assert done.returncode == expect, done.stderr + done.stdout
     return done
@@ -62,8 +76,11 @@ def overlaps(hit: dict, start: float, end: float) -> bool:
 
 def settings(data: Path) -> IndexSettings:
     """In-process index settings with the tiny test towers on the CPU in fp32."""
-    return IndexSettings(DataDir(data), EncoderSettings("vit-tiny", "random", "cpu", "fp32"),
-                         ClipSettings(True, "tubelet-tiny-clip", "random"))
+    return IndexSettings(
+        DataDir(data),
+        EncoderSettings("vit-tiny", "random", "cpu", "fp32"),
+        ClipSettings(True, "tubelet-tiny-clip", "random"),
+    )
 
 
 def can_unshare() -> bool:
@@ -74,9 +91,12 @@ def can_unshare() -> bool:
 def in_mount_namespace(script: str) -> subprocess.CompletedProcess:
     """Run a shell script in a private mount namespace (to make a data dir read-only or tiny)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PY": sys.executable}
-    return subprocess.run(["unshare", "--mount", "bash", "-ec", script], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        ["unshare", "--mount", "bash", "-ec", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
-needs_unshare = pytest.mark.skipif(not shutil.which("unshare") or not can_unshare(),
-                                   reason="needs `unshare --mount` (root) to make a read-only or full data dir")
+needs_unshare = pytest.mark.skipif(
+    not shutil.which("unshare") or not can_unshare(),
+    reason="needs `unshare --mount` (root) to make a read-only or full data dir",
+)

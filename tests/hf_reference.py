@@ -8,21 +8,38 @@ from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 from encoder.videomae2 import VideoMAE2Config
 
 BLOCK_KEYS = {
-    "norm1.weight": "layernorm_before.weight", "norm1.bias": "layernorm_before.bias",
-    "norm2.weight": "layernorm_after.weight", "norm2.bias": "layernorm_after.bias",
-    "attn.q_bias": "attention.attention.query.bias", "attn.v_bias": "attention.attention.value.bias",
-    "attn.proj.weight": "attention.output.dense.weight", "attn.proj.bias": "attention.output.dense.bias",
-    "mlp.fc1.weight": "intermediate.dense.weight", "mlp.fc1.bias": "intermediate.dense.bias",
-    "mlp.fc2.weight": "output.dense.weight", "mlp.fc2.bias": "output.dense.bias",
+    "norm1.weight": "layernorm_before.weight",
+    "norm1.bias": "layernorm_before.bias",
+    "norm2.weight": "layernorm_after.weight",
+    "norm2.bias": "layernorm_after.bias",
+    "attn.q_bias": "attention.attention.query.bias",
+    "attn.v_bias": "attention.attention.value.bias",
+    "attn.proj.weight": "attention.output.dense.weight",
+    "attn.proj.bias": "attention.output.dense.bias",
+    "mlp.fc1.weight": "intermediate.dense.weight",
+    "mlp.fc1.bias": "intermediate.dense.bias",
+    "mlp.fc2.weight": "output.dense.weight",
+    "mlp.fc2.bias": "output.dense.bias",
 }
 
 
 def hf_model(cfg: VideoMAE2Config) -> VideoMAEForVideoClassification:
-    model = VideoMAEForVideoClassification(VideoMAEConfig(
-        image_size=cfg.img_size, patch_size=cfg.patch_size, num_frames=cfg.num_frames,
-        tubelet_size=cfg.tubelet_size, hidden_size=cfg.embed_dim, num_hidden_layers=cfg.depth,
-        num_attention_heads=cfg.num_heads, intermediate_size=cfg.mlp_hidden, layer_norm_eps=1e-6,
-        use_mean_pooling=True, qkv_bias=True, num_labels=2))
+    model = VideoMAEForVideoClassification(
+        VideoMAEConfig(
+            image_size=cfg.img_size,
+            patch_size=cfg.patch_size,
+            num_frames=cfg.num_frames,
+            tubelet_size=cfg.tubelet_size,
+            hidden_size=cfg.embed_dim,
+            num_hidden_layers=cfg.depth,
+            num_attention_heads=cfg.num_heads,
+            intermediate_size=cfg.mlp_hidden,
+            layer_norm_eps=1e-6,
+            use_mean_pooling=True,
+            qkv_bias=True,
+            num_labels=2,
+        )
+    )
     model.fc_norm.eps = 1e-6
     return model.eval()
 

@@ -24,9 +24,25 @@ def free_port() -> int:
 def live_server(data: Path, *extra: str, timeout: float = 120.0):
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = open(data / f"serve-{port}.log", "w")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "serve", "--data", str(data), "--port", str(port),
-                             "--precision", "fp32", *extra], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log = open(data / f"serve-{port}.log", "w")  # noqa: SIM115 (closed in the finally, after the server stops)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "run.py"),
+            "serve",
+            "--data",
+            str(data),
+            "--port",
+            str(port),
+            "--precision",
+            "fp32",
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + timeout

@@ -12,8 +12,13 @@ from indexer.catalog import Catalog, CatalogBackendError, IdentityMismatch
 from indexer.records import ClipWindow, ScannedFile, VideoInfo
 
 INFO = VideoInfo(0, "h264", 320, 240, 30.0, 8.0, 0, "mov,mp4")
-IDENTITY = {"tower": "videomae2", "variant": "vit-tiny", "weights": "random:0", "sha256": "ab" * 32,
-            "sampling": {"num_frames": 16, "frame_interval": 4, "stride_frames": 64}}
+IDENTITY = {
+    "tower": "videomae2",
+    "variant": "vit-tiny",
+    "weights": "random:0",
+    "sha256": "ab" * 32,
+    "sampling": {"num_frames": 16, "frame_interval": 4, "stride_frames": 64},
+}
 
 
 @pytest.fixture
@@ -75,7 +80,7 @@ def test_failure_is_recorded_with_its_reason(catalog):
 
 def test_another_encoder_is_refused_with_the_command_to_reindex(catalog):
     catalog.ensure_vector_set("video", IDENTITY, 8)
-    with pytest.raises(IdentityMismatch, match="vit-tiny.*vit-s.*--rebuild"):
+    with pytest.raises(IdentityMismatch, match=r"vit-tiny.*vit-s.*--rebuild"):
         catalog.ensure_vector_set("video", {**IDENTITY, "variant": "vit-s"}, 384)
 
 
@@ -88,7 +93,9 @@ def test_index_file_round_trip_and_rebuild(catalog, tmp_path):
     assert not loaded.from_file and loaded.index.ntotal == 7  # no file yet: built from the catalog
     loaded.save(index_dir)
     assert sorted(p.name for p in index_dir.iterdir()) == [  # index, score statistics, no temp files
-        f"video-{vset.key}-{vset.generation}-v2.faiss", f"video-{vset.key}-{vset.generation}-v2.stats.npz"]
+        f"video-{vset.key}-{vset.generation}-v2.faiss",
+        f"video-{vset.key}-{vset.generation}-v2.stats.npz",
+    ]
     reopened = store.open_index(catalog, vset, index_dir, 1 << 30)
     assert reopened.from_file
     scores, ids = reopened.index.search(vectors[4:5], 3)
@@ -146,8 +153,13 @@ def test_hnsw_index_and_exact_search_inside_narrow_filters():
     assert spec.factory == "HNSW32"
     from indexer.catalog import VectorSetInfo
 
-    loaded = store.LoadedIndex(store.build_index(ids, vectors, spec), VectorSetInfo(1, "video", "k", {}, 16, 1),
-                               store.ScoreStats.of(vectors), spec, from_file=False)
+    loaded = store.LoadedIndex(
+        store.build_index(ids, vectors, spec),
+        VectorSetInfo(1, "video", "k", {}, 16, 1),
+        store.ScoreStats.of(vectors),
+        spec,
+        from_file=False,
+    )
     query = vectors[123]
     scores, found = loaded.search(query, 10)
     assert found[0] == 124 and scores[0] == pytest.approx(1.0, abs=1e-5)
@@ -170,12 +182,17 @@ def test_the_views_read_the_catalog_through_its_query_methods(catalog):
 
     summaries = catalog.video_summaries()
     assert [(v.path, v.status, v.clips, v.error) for v in summaries] == [
-        ("/lib/a/bad.mp4", "failed", 0, "no stream"), ("/lib/a/copy.mp4", "indexed", 3, None),
-        ("/lib/a/two.mp4", "indexed", 2, None)]
+        ("/lib/a/bad.mp4", "failed", 0, "no stream"),
+        ("/lib/a/copy.mp4", "indexed", 3, None),
+        ("/lib/a/two.mp4", "indexed", 2, None),
+    ]
     assert [v.video_id for v in catalog.video_summaries("/lib/b/")] == [1]
     assert catalog.video_summaries(limit=1)[0].status == "failed"
     assert [(c.start, c.end, c.thumbnail) for c in catalog.timeline(1)] == [
-        (0.0, 2.0, None), (2.0, 4.0, "thumbs/x/00001.jpg"), (4.0, 6.0, None)]
+        (0.0, 2.0, None),
+        (2.0, 4.0, "thumbs/x/00001.jpg"),
+        (4.0, 6.0, None),
+    ]
     assert [(p.path, p.size) for p in catalog.indexed_paths(1)] == [("/lib/a/copy.mp4", 1001), ("/lib/b/one.mp4", 1001)]
     assert [p.path for p in catalog.indexed_paths()] == ["/lib/a/copy.mp4", "/lib/a/two.mp4", "/lib/b/one.mp4"]
     assert catalog.indexed_paths(3) == []  # the failed video

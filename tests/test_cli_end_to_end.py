@@ -41,7 +41,7 @@ def library(tmp_path_factory, demo_videos):
 
 
 def test_first_run_indexes_everything_and_lists_failures(library):
-    lib, data, report = library
+    _lib, data, report = library
     failures = {Path(f["path"]).name: f["error"] for f in report["failures"]}
     assert failures["garbage.mp4"].startswith("cannot open as media")
     assert failures["empty.mov"].startswith("cannot open as media")
@@ -70,7 +70,7 @@ def test_segment_cut_from_a_library_video_finds_that_moment(library, tmp_path):
 
 
 def test_segment_of_real_footage_finds_its_source(library, tmp_path):
-    lib, data, _ = library
+    _lib, data, _ = library
     source = SHARED_VIDEOS / "askanything_yoga.mp4"
     if not source.exists():
         pytest.skip("../shared/videos not present")
@@ -107,14 +107,22 @@ def test_bad_queries_are_clear_errors(library, tmp_path):
 def test_status_and_help_do_not_load_the_model_libraries(library):
     """torch and open_clip take seconds to import: commands that need no model never import them."""
     _, data, _ = library
-    script = ("import contextlib, io, json, sys, run\n"
-              "with contextlib.redirect_stdout(io.StringIO()):\n"
-              "    codes = [run.main(['status', '--data', sys.argv[1], '--json'])]\n"
-              "    try:\n        run.main(['index', '--help'])\n    except SystemExit as exc:\n"
-              "        codes.append(exc.code)\n"
-              "print(json.dumps([codes, [m for m in ('torch', 'open_clip') if m in sys.modules]]))")
-    done = subprocess.run([sys.executable, "-c", script, str(data)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    script = (
+        "import contextlib, io, json, sys, run\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    codes = [run.main(['status', '--data', sys.argv[1], '--json'])]\n"
+        "    try:\n        run.main(['index', '--help'])\n    except SystemExit as exc:\n"
+        "        codes.append(exc.code)\n"
+        "print(json.dumps([codes, [m for m in ('torch', 'open_clip') if m in sys.modules]]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(data)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert json.loads(done.stdout) == [[0, 0], []], done.stderr
 
 

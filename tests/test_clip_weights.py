@@ -64,5 +64,5 @@ def test_checkpoint_without_logit_bias_goes_through_open_clip_conversion(tmp_pat
 def test_a_checkpoint_of_another_architecture_is_a_clear_error(tmp_path):
     path = tmp_path / "other.safetensors"
     save_file({"visual.proj": torch.zeros(4, 4), "text_projection": torch.zeros(4, 4)}, str(path))
-    with pytest.raises(CheckpointError, match="other.safetensors does not fit"):
+    with pytest.raises(CheckpointError, match=r"other.safetensors does not fit"):
         load_clip_weights(fresh(), path)

@@ -26,8 +26,11 @@ EVERY_CLIP = SearchOptions(k=1000)  # more than the library's clips: an answer l
 
 
 def settings(data: Path) -> IndexSettings:
-    return IndexSettings(DataDir(data), EncoderSettings("vit-tiny", "random", "cpu", "fp32"),
-                         ClipSettings(True, "tubelet-tiny-clip", "random"))
+    return IndexSettings(
+        DataDir(data),
+        EncoderSettings("vit-tiny", "random", "cpu", "fp32"),
+        ClipSettings(True, "tubelet-tiny-clip", "random"),
+    )
 
 
 def indexed_library(tmp_path: Path, videos: list[Path]) -> tuple[Path, Path]:
@@ -43,8 +46,10 @@ def test_searches_while_videos_are_committed_answer_from_one_consistent_state(tm
     lib, data = indexed_library(tmp_path, demo_videos[:2])
     service = SearchService(DataDir(data), "cpu", "fp32").load()
     first = service.snapshot
-    requests = [SearchRequest(Query(text="a red circle"), options=EVERY_CLIP),
-                SearchRequest(Query(like=int(first.indexes[VIDEO_SET].ids[0])), options=EVERY_CLIP)]
+    requests = [
+        SearchRequest(Query(text="a red circle"), options=EVERY_CLIP),
+        SearchRequest(Query(like=int(first.indexes[VIDEO_SET].ids[0])), options=EVERY_CLIP),
+    ]
     answers: list[tuple[SearchRequest, SearchResult]] = []
     errors: list[BaseException] = []
     indexing = threading.Event()

@@ -38,9 +38,24 @@ def indexed_videos(data: Path) -> dict[str, str]:
 
 def start_index(data: Path, lib: Path) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, str(ROOT / "run.py"), "index", "--data", str(data), str(lib),
-                             *ENCODER, "--precision", "fp32", "--json"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "run.py"),
+            "index",
+            "--data",
+            str(data),
+            str(lib),
+            *ENCODER,
+            "--precision",
+            "fp32",
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def kill_mid_run(data: Path, lib: Path, rng: random.Random) -> bool:
@@ -60,6 +75,7 @@ def kill_mid_run(data: Path, lib: Path, rng: random.Random) -> bool:
 
 def results(data: Path, clip_of: dict) -> dict:
     """Search answers reduced to what does not depend on clip ids."""
+
     def reduce(moments):
         return [(Path(m["path"]).name, m["start"], m["end"], round(m["score"], 3)) for m in moments]
 
@@ -97,7 +113,9 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, demo_videos):
         finished_before = done
         assert len(done) < VIDEOS, f"ran out of work after {kills} kills (seed {seed})"
     final = json.loads(cli_in_process("index", "--data", data, lib, *ENCODER, "--precision", "fp32", "--json").stdout)
-    assert final["files"]["new"] == VIDEOS - len(finished_before) and final["files"]["unchanged"] == len(finished_before)
+    assert final["files"]["new"] == VIDEOS - len(finished_before) and final["files"]["unchanged"] == len(
+        finished_before
+    )
     assert all(indexed_videos(data)[fp] == stamp for fp, stamp in finished_before.items())
 
     check = json.loads(cli_in_process("status", "--data", data, "--check", "--json").stdout)

@@ -85,12 +85,13 @@ def test_rotation_metadata_is_applied():
     info = probe(path)
     assert (info.rotation, info.width, info.height) == (-90, 320, 568)
     import av
+
     with av.open(str(path)) as container:
         raw = next(container.decode(video=0)).to_ndarray(format="rgb24")  # stored 568x320
     upright = np.rot90(raw, k=-1)  # display = 90 degrees clockwise
     clips, summary = decode(path, size=320)
     assert summary.frames == 3 and len(clips) == 1
-    top = upright[(568 - 320) // 2:(568 - 320) // 2 + 320]
+    top = upright[(568 - 320) // 2 : (568 - 320) // 2 + 320]
     assert np.abs(clips[0].frames[0].astype(int) - top.astype(int)).mean() < 3
 
 
@@ -144,7 +145,7 @@ def test_text_is_not_a_video(tmp_path):
 
 def test_cut_segment_reencodes_the_range(demo_videos, tmp_path):
     cut = cut_segment(demo_videos[3], tmp_path / "cut.mp4", 2.0, 3.0)
-    clips, summary = decode(cut)
+    _clips, summary = decode(cut)
     assert summary.frames == 30 and summary.duration == pytest.approx(1.0)
 
 
@@ -173,4 +174,3 @@ def test_max_windows_spreads_them_evenly_over_the_range(demo_videos):
     assert np.array_equal(clips[0].frames, full[0].frames) and np.array_equal(clips[-1].frames, full[-1].frames)
     ranged = ClipDecoder(demo_videos[0], info, ClipSampling(), 64, (1.0, 3.2), max_windows=3)
     assert spans(list(ranged.clips())) == [(1.0, 3.2)] and ranged.summary.note is None  # one window: as before
-

@@ -48,6 +48,7 @@ def service(long_library):
 
 # -- finding 4: a single file is a root of one file ------------------------------------------------
 
+
 def test_a_single_file_root_is_the_file_not_its_folder(tmp_path, demo_videos):
     from sqlalchemy import select
 
@@ -87,8 +88,9 @@ def test_a_link_to_the_catalog_inside_a_root_is_never_opened(tmp_path, demo_vide
 
 # -- finding 8: a long query video is embedded from at most N windows, within a deadline -----------
 
+
 def test_a_long_query_video_embeds_at_most_n_windows_and_finds_itself(long_library, service, monkeypatch, caplog):
-    lib, long, data = long_library
+    _lib, long, _data = long_library
     embedded = []
     real_embed = Towers.embed
 
@@ -107,34 +109,40 @@ def test_a_long_query_video_embeds_at_most_n_windows_and_finds_itself(long_libra
 
 
 def test_a_short_query_range_embeds_all_its_windows(long_library, service, monkeypatch):
-    lib, long, data = long_library
+    _lib, long, _data = long_library
     embedded = []
     real_embed = Towers.embed
-    monkeypatch.setattr(Towers, "embed",
-                        lambda self, names, clips: embedded.append(1) or real_embed(self, names, clips))
+    monkeypatch.setattr(
+        Towers, "embed", lambda self, names, clips: embedded.append(1) or real_embed(self, names, clips)
+    )
     vectors = service.embed_video(long, 10.0, 10.0 + 5 * 6.4)  # 5 windows of 6.4 s at 10 fps
     assert len(embedded) == 5 and set(vectors) == {"video", "appearance"}
 
 
 def test_a_query_range_past_the_end_spreads_over_the_video(long_library, service, monkeypatch):
-    lib, long, data = long_library
+    _lib, long, _data = long_library
     embedded = []
     real_embed = Towers.embed
-    monkeypatch.setattr(Towers, "embed",
-                        lambda self, names, clips: embedded.append(1) or real_embed(self, names, clips))
+    monkeypatch.setattr(
+        Towers, "embed", lambda self, names, clips: embedded.append(1) or real_embed(self, names, clips)
+    )
     service.embed_video(long, 0.0, 1e8)  # seeking to 1e8 s overflowed; clamped to the video's end
     assert len(embedded) == MAX_QUERY_WINDOWS
 
 
 def test_a_query_video_past_its_deadline_is_a_clear_error(long_library, service, monkeypatch):
-    lib, long, data = long_library
+    _lib, long, _data = long_library
     monkeypatch.setattr(app.search, "QUERY_VIDEO_SECONDS", 0.0)
-    with pytest.raises(QueryError, match=r"query video .*long\.mp4: decoding stopped at its time limit \(0 s\); "
-                                         r"give a shorter range"):
+    with pytest.raises(
+        QueryError,
+        match=r"query video .*long\.mp4: decoding stopped at its time limit \(0 s\); "
+        r"give a shorter range",
+    ):
         service.embed_video(long)
 
 
 # -- finding 9: --path-glob is bounded and linear --------------------------------------------------
+
 
 def test_path_glob_is_bounded_in_length(tmp_path):
     with pytest.raises(QueryError, match=f"path_glob must be at most {MAX_GLOB} characters, got 30000"):
@@ -149,8 +157,10 @@ class _Video:
         self.paths, self.duration, self.indexed_at = [path], 1.0, None
 
 
-@pytest.mark.parametrize("pattern", ["[" * MAX_GLOB, "*a" * (MAX_GLOB // 2), "[!" * (MAX_GLOB // 2),
-                                     "*?" * (MAX_GLOB // 2), "*[a]" * (MAX_GLOB // 4)])
+@pytest.mark.parametrize(
+    "pattern",
+    ["[" * MAX_GLOB, "*a" * (MAX_GLOB // 2), "[!" * (MAX_GLOB // 2), "*?" * (MAX_GLOB // 2), "*[a]" * (MAX_GLOB // 4)],
+)
 def test_pathological_path_globs_are_fast(service, pattern):
     videos = [_Video("/lib/" + "a" * 4000 + str(i)) for i in range(200)]
     started = time.monotonic()
@@ -162,12 +172,13 @@ def test_pathological_path_globs_are_fast(service, pattern):
 
 
 def test_path_glob_still_filters(long_library, service):
-    lib, long, data = long_library
+    _lib, long, _data = long_library
     hits = service.search(Query(text="x"), Filters(path_glob="*/long.*"), SearchOptions(k=50))
     assert hits.moments and {m.path for m in hits.moments} == {str(long)}
 
 
 # -- finding 10: FIFOs, devices -------------------------------------------------------------------
+
 
 class FifoWatch:
     """A FIFO, and a thread that would unblock (and notice) anyone who opens it for reading."""
@@ -205,7 +216,7 @@ def fifo(tmp_path):
 
 @pytest.mark.parametrize("option, what", [("--video", "query video"), ("--image", "query image")])
 def test_a_fifo_query_file_is_refused_without_opening_it(long_library, fifo, option, what):
-    lib, long, data = long_library
+    _lib, _long, data = long_library
     done = cli_in_process("search", "--data", data, option, fifo.path, *FP32, expect=2)
     assert f"error: {what} {fifo.path}: is not a regular file (a FIFO)" in done.stderr
     assert not fifo.opened
@@ -217,13 +228,16 @@ def test_a_fifo_in_the_library_is_reported_as_skipped(tmp_path, demo_videos, fif
     report = run_index(settings(tmp_path / "data"), [lib])
     assert report.files.new == 1
     assert [(Path(f.path).name, f.error) for f in report.failures] == [
-        ("clip.mp4", "not a regular file (a FIFO); skipped")]
+        ("clip.mp4", "not a regular file (a FIFO); skipped")
+    ]
     assert not fifo.opened
 
 
 def test_devices_and_fifos_are_refused_as_roots(tmp_path, fifo):
-    cases = {"/dev/zero": "cannot index /dev/zero: is not a regular file or directory (a character device)",
-             str(fifo.path): f"cannot index {fifo.path}: is not a regular file or directory (a FIFO)"}
+    cases = {
+        "/dev/zero": "cannot index /dev/zero: is not a regular file or directory (a character device)",
+        str(fifo.path): f"cannot index {fifo.path}: is not a regular file or directory (a FIFO)",
+    }
     for root, message in cases.items():
         done = cli_in_process("index", "--data", tmp_path / "data", root, *ENCODER, expect=2)
         assert f"error: {message}" in done.stderr, done.stderr
@@ -232,15 +246,24 @@ def test_devices_and_fifos_are_refused_as_roots(tmp_path, fifo):
 
 # -- finding 11: frame size bounds memory -----------------------------------------------------------
 
+
 def measured(*args) -> tuple[float, subprocess.CompletedProcess]:
     """Peak RSS (MB) of one `run.py` command, and its output."""
-    code = ("import resource, runpy, sys; sys.argv = ['run.py', *sys.argv[1:]]\n"
-            "try:\n    runpy.run_path('run.py', run_name='__main__')\n"
-            "except SystemExit as exc:\n    code = exc.code\n"
-            "print('peak-rss-mb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)\n"
-            "sys.exit(code)")
-    done = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+    code = (
+        "import resource, runpy, sys; sys.argv = ['run.py', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_path('run.py', run_name='__main__')\n"
+        "except SystemExit as exc:\n    code = exc.code\n"
+        "print('peak-rss-mb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)\n"
+        "sys.exit(code)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=600,
+    )
     line = next(x for x in done.stderr.splitlines() if x.startswith("peak-rss-mb"))
     return float(line.split()[1]), done
 
@@ -291,6 +314,7 @@ def test_a_huge_frame_is_refused_in_bounded_memory(tmp_path, huge_video):
 
 
 # -- finding 19: deep trees, symlinks, pseudo and other filesystems -------------------------------
+
 
 @pytest.fixture
 def deep_tree(tmp_path):
@@ -354,22 +378,28 @@ def test_one_file_system_stays_on_the_roots_filesystem(tmp_path, demo_videos):
 
 # -- finding 20: numbers a query can use ---------------------------------------------------------
 
-@pytest.mark.parametrize("args, message", [
-    (("--like", "9223372036854775808"),
-     "like must be between -9223372036854775808 and 9223372036854775807, got 9223372036854775808"),
-    (("--like", "-9223372036854775809"), "like must be between"),
-    (("--video", "q.mp4", "--start", "nan"), "start must be a finite number, got nan"),
-    (("--video", "q.mp4", "--start", "inf"), "start must be a finite number, got inf"),
-    (("--video", "q.mp4", "--end=-inf"), "end must be a finite number, got -inf"),
-    (("--text", "x", "--weight", "text=nan"), "weight text must be a finite number, got nan"),
-    (("--text", "x", "--weight", "text=inf"), "weight text must be a finite number, got inf"),
-    (("--text", "x", "--weight", "text=-1"), "weight text must be 0 or more, got -1.0"),
-    (("--text", "x", "--min-score", "nan"), "min_score must be a finite number, got nan"),
-    (("--video", "q.mp4", "--start", "1e300"), "start must be at most 1e+09, got 1e+300"),
-    (("--text", "x", "--indexed-after", "0001-01-01T00:00:00+01:00"), "--indexed-after takes an ISO date"),
-    (("--text", "x", "--min-duration", "nan"), "min_duration must be a finite number, got nan"),
-    (("--text", "x", "--max-duration", "inf"), "max_duration must be a finite number, got inf"),
-])
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ("--like", "9223372036854775808"),
+            "like must be between -9223372036854775808 and 9223372036854775807, got 9223372036854775808",
+        ),
+        (("--like", "-9223372036854775809"), "like must be between"),
+        (("--video", "q.mp4", "--start", "nan"), "start must be a finite number, got nan"),
+        (("--video", "q.mp4", "--start", "inf"), "start must be a finite number, got inf"),
+        (("--video", "q.mp4", "--end=-inf"), "end must be a finite number, got -inf"),
+        (("--text", "x", "--weight", "text=nan"), "weight text must be a finite number, got nan"),
+        (("--text", "x", "--weight", "text=inf"), "weight text must be a finite number, got inf"),
+        (("--text", "x", "--weight", "text=-1"), "weight text must be 0 or more, got -1.0"),
+        (("--text", "x", "--min-score", "nan"), "min_score must be a finite number, got nan"),
+        (("--video", "q.mp4", "--start", "1e300"), "start must be at most 1e+09, got 1e+300"),
+        (("--text", "x", "--indexed-after", "0001-01-01T00:00:00+01:00"), "--indexed-after takes an ISO date"),
+        (("--text", "x", "--min-duration", "nan"), "min_duration must be a finite number, got nan"),
+        (("--text", "x", "--max-duration", "inf"), "max_duration must be a finite number, got inf"),
+    ],
+)
 def test_hostile_numbers_are_clear_errors(tmp_path, args, message):
     done = cli_in_process("search", "--data", tmp_path, *args, expect=2)
     assert f"error: {message}" in done.stderr, done.stderr
@@ -377,26 +407,31 @@ def test_hostile_numbers_are_clear_errors(tmp_path, args, message):
 
 
 def test_query_records_refuse_what_the_api_could_send():
-    cases = [(lambda: SearchOptions(min_score=float("nan")), "min_score must be a finite number, got nan"),
-             (lambda: SearchOptions(k=1.7), "k must be a whole number, got 1.7"),
-             (lambda: SearchOptions(k=True), "k must be a whole number, got True"),
-             (lambda: Query(like=1.7), "like must be a whole number, got 1.7"),
-             (lambda: Query(video=Path("q.mp4"), start="3"), "start must be a finite number, got 3")]
+    cases = [
+        (lambda: SearchOptions(min_score=float("nan")), "min_score must be a finite number, got nan"),
+        (lambda: SearchOptions(k=1.7), "k must be a whole number, got 1.7"),
+        (lambda: SearchOptions(k=True), "k must be a whole number, got True"),
+        (lambda: Query(like=1.7), "like must be a whole number, got 1.7"),
+        (lambda: Query(video=Path("q.mp4"), start="3"), "start must be a finite number, got 3"),
+    ]
     for make, message in cases:
         with pytest.raises(QueryError) as caught:
             make()
         assert str(caught.value) == message
 
 
-@pytest.mark.parametrize("args, message", [
-    (("index", "x", "--batch-size", "0"), "argument --batch-size: must be 1 or more, got 0"),
-    (("index", "x", "--frame-interval", "-1"), "argument --frame-interval: must be 1 or more, got -1"),
-    (("index", "x", "--window-frames", "1e9"), "argument --window-frames: must be a whole number, got '1e9'"),
-    (("index", "x", "--stride-frames", "0"), "argument --stride-frames: must be 1 or more, got 0"),
-    (("index", "x", "--clip-frames", "0"), "argument --clip-frames: must be 1 or more, got 0"),
-    (("serve", "--port", "70000"), "argument --port: must be a TCP port, 1 to 65535, got 70000"),
-    (("serve", "--max-upload-mb", "-5"), "argument --max-upload-mb: must be 1 or more, got -5"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("index", "x", "--batch-size", "0"), "argument --batch-size: must be 1 or more, got 0"),
+        (("index", "x", "--frame-interval", "-1"), "argument --frame-interval: must be 1 or more, got -1"),
+        (("index", "x", "--window-frames", "1e9"), "argument --window-frames: must be a whole number, got '1e9'"),
+        (("index", "x", "--stride-frames", "0"), "argument --stride-frames: must be 1 or more, got 0"),
+        (("index", "x", "--clip-frames", "0"), "argument --clip-frames: must be 1 or more, got 0"),
+        (("serve", "--port", "70000"), "argument --port: must be a TCP port, 1 to 65535, got 70000"),
+        (("serve", "--max-upload-mb", "-5"), "argument --max-upload-mb: must be 1 or more, got -5"),
+    ],
+)
 def test_hostile_cli_options_are_usage_errors(capsys, args, message):
     import run
 

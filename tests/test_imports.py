@@ -39,7 +39,7 @@ def _absolute(node: ast.ImportFrom, package: str) -> str:
     if not node.level:
         return node.module or ""
     parts = package.split(".")
-    base = parts[:len(parts) - node.level + 1]
+    base = parts[: len(parts) - node.level + 1]
     return ".".join(base + ([node.module] if node.module else []))
 
 
@@ -85,7 +85,8 @@ def test_the_product_code_has_no_import_cycle():
     assert {"run", "encoder", "encoder.weights", "indexer.towers", "app.search"} <= set(graph)
     found = cycles(graph)
     assert not found, "import cycles (each group imports itself through the others): " + "; ".join(
-        " <-> ".join(group) for group in found)
+        " <-> ".join(group) for group in found
+    )
 
 
 def test_imports_inside_functions_count(tmp_path):

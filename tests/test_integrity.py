@@ -28,8 +28,16 @@ from indexer.catalog import Catalog
 from indexer.records import IMAGE_SET, VIDEO_SET
 from indexer.settings import DataDir
 
-OTHER_WEIGHTS = ["--encoder", "vit-tiny", "--weights", "random:7", "--clip-model", "tubelet-tiny-clip",
-                 "--clip-weights", "random:7"]
+OTHER_WEIGHTS = [
+    "--encoder",
+    "vit-tiny",
+    "--weights",
+    "random:7",
+    "--clip-model",
+    "tubelet-tiny-clip",
+    "--clip-weights",
+    "random:7",
+]
 
 
 def index(data: Path, *paths, encoder=ENCODER, extra=(), expect: int = 0) -> dict:
@@ -87,6 +95,7 @@ def video_index_file(data: Path) -> Path:
 
 # -- finding 12: `index --rebuild` while a service runs -------------------------------------------
 
+
 def test_a_running_service_follows_a_rebuild_with_other_weights(copy):
     lib, more, data = copy
     service = SearchService(DataDir(data)).load()
@@ -108,7 +117,7 @@ def test_a_running_service_follows_a_rebuild_with_other_weights(copy):
 
 
 def test_a_rebuild_with_the_same_weights_never_repeats_a_version(copy):
-    lib, more, data = copy
+    lib, _more, data = copy
     service = SearchService(DataDir(data)).load()
     before = answers(service)
     first = service.indexes[VIDEO_SET].vset
@@ -136,6 +145,7 @@ def test_a_schema_3_catalog_is_migrated_on_open(copy):
 
 
 # -- findings 14, 16, 17: damaged index files ----------------------------------------------------
+
 
 def flip_bytes(path: Path) -> None:
     """Overwrite 64 bytes in the middle (vector data), keeping size and mtime."""
@@ -188,6 +198,7 @@ def test_repair_rewrites_a_damaged_index_file(copy):
 
 # -- finding 15: a damaged catalog -----------------------------------------------------------------
 
+
 def zero_catalog(db: Path) -> None:
     db.write_bytes(b"\0" * db.stat().st_size)
 
@@ -203,9 +214,14 @@ def test_a_damaged_catalog_is_one_clear_error_for_every_command(copy, damage):
     db = data / "catalog.db"
     damage(db)
     damaged = db.read_bytes()
-    commands = [("index", "--data", data, lib, *ENCODER), ("search", "--data", data, "--text", "x"),
-                ("status", "--data", data), ("status", "--data", data, "--check"),
-                ("status", "--data", data, "--repair"), ("serve", "--data", data, "--port", "1")]
+    commands = [
+        ("index", "--data", data, lib, *ENCODER),
+        ("search", "--data", data, "--text", "x"),
+        ("status", "--data", data),
+        ("status", "--data", data, "--check"),
+        ("status", "--data", data, "--repair"),
+        ("serve", "--data", data, "--port", "1"),
+    ]
     for args in commands:
         done = cli_in_process(*args, expect=2)
         lines = done.stderr.strip().splitlines()
@@ -215,6 +231,7 @@ def test_a_damaged_catalog_is_one_clear_error_for_every_command(copy, damage):
 
 
 # -- finding 13: weights corrupted in place --------------------------------------------------------
+
 
 def test_weights_corrupted_in_place_are_refused_by_loading_and_by_check(copy):
     _, _, data = copy
@@ -228,8 +245,13 @@ def test_weights_corrupted_in_place_are_refused_by_loading_and_by_check(copy):
     cache_file = data / "weights" / "checksums.json"
     cache = json.loads(cache_file.read_text())
     stat = weights.stat()
-    cache[str(weights)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino,
-                           "ctime_ns": stat.st_ctime_ns, "sha256": recorded}
+    cache[str(weights)] = {
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "inode": stat.st_ino,
+        "ctime_ns": stat.st_ctime_ns,
+        "sha256": recorded,
+    }
     cache_file.write_text(json.dumps(cache))
 
     searched = cli_in_process("search", "--data", data, "--text", "x", expect=2)
@@ -243,6 +265,7 @@ def test_weights_corrupted_in_place_are_refused_by_loading_and_by_check(copy):
 
 
 # -- finding 18: `status --repair` on a full disk --------------------------------------------------
+
 
 @needs_unshare
 def test_repair_on_a_full_disk_is_a_clear_error_and_loses_nothing(copy):
@@ -268,20 +291,24 @@ def test_repair_on_a_full_disk_is_a_clear_error_and_loses_nothing(copy):
 
 # -- finding 20 (weights half): a kill during random-weights generation -----------------------------
 
+
 def test_a_killed_weights_writer_leaves_no_temp_file_behind(tmp_path):
     from encoder.videomae2_weights import resolve_videomae2_weights
 
     weights_dir = tmp_path / "weights"
-    writer = ("import sys, time, safetensors.torch\n"
-              "from pathlib import Path\n"
-              "from encoder.videomae2_weights import random_weights_file\n"
-              "def stuck(tensors, name):\n"
-              "    Path(name).write_bytes(b'half a checkpoint')\n"
-              "    time.sleep(600)\n"
-              "safetensors.torch.save_file = stuck\n"
-              "random_weights_file('vit-tiny', 3, Path(sys.argv[1]))\n")
-    proc = subprocess.Popen([sys.executable, "-c", writer, str(weights_dir)], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    writer = (
+        "import sys, time, safetensors.torch\n"
+        "from pathlib import Path\n"
+        "from encoder.videomae2_weights import random_weights_file\n"
+        "def stuck(tensors, name):\n"
+        "    Path(name).write_bytes(b'half a checkpoint')\n"
+        "    time.sleep(600)\n"
+        "safetensors.torch.save_file = stuck\n"
+        "random_weights_file('vit-tiny', 3, Path(sys.argv[1]))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", writer, str(weights_dir)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     deadline = time.monotonic() + 120
     while not list(weights_dir.glob(".*.tmp")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
@@ -303,8 +330,9 @@ def test_a_killed_weights_writer_leaves_no_temp_file_behind(tmp_path):
 
 # -- finding 3 (catalog half): the catalog's files replaced under a running service ------------------
 
+
 def test_a_service_notices_its_catalog_file_was_replaced(copy, tmp_path):
-    lib, more, data = copy
+    _lib, more, data = copy
     service = SearchService(DataDir(data)).load()
     answers(service)
     other = tmp_path / "other"
@@ -327,13 +355,20 @@ def test_a_service_notices_its_wal_was_deleted_and_loses_no_commit(copy):
     answers(service)
     db = data / "catalog.db"
     assert Path(f"{db}-shm").exists()  # the service's connection holds the WAL index
-    other = ("import os, sys, run\n"
-             "db = sys.argv[1]\n"
-             "os.unlink(db + '-wal'); os.unlink(db + '-shm')\n"
-             "sys.exit(run.main(['index', '--data', sys.argv[2], sys.argv[3], *sys.argv[4:]]))\n")
-    done = subprocess.run([sys.executable, "-c", other, str(db), str(data), str(more), *ENCODER], cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"},
-                          capture_output=True, text=True, timeout=300)
+    other = (
+        "import os, sys, run\n"
+        "db = sys.argv[1]\n"
+        "os.unlink(db + '-wal'); os.unlink(db + '-shm')\n"
+        "sys.exit(run.main(['index', '--data', sys.argv[2], sys.argv[3], *sys.argv[4:]]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", other, str(db), str(data), str(more), *ENCODER],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     after = answers(service)
     paths = {Path(p).name for row in service.catalog.video_rows() for p in row.paths}

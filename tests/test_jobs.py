@@ -15,8 +15,11 @@ from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettin
 
 
 def settings(data: Path) -> IndexSettings:
-    return IndexSettings(DataDir(data), EncoderSettings("vit-tiny", "random", "cpu", "fp32"),
-                         ClipSettings(True, "tubelet-tiny-clip", "random"))
+    return IndexSettings(
+        DataDir(data),
+        EncoderSettings("vit-tiny", "random", "cpu", "fp32"),
+        ClipSettings(True, "tubelet-tiny-clip", "random"),
+    )
 
 
 @pytest.fixture

@@ -10,11 +10,18 @@ from helpers import cli_in_process
 from app.logs import LogLevelError, StderrHandler, configure_logging, level_for
 
 
-@pytest.mark.parametrize(("verbose", "env", "level"), [
-    (0, {}, logging.WARNING), (1, {}, logging.INFO), (2, {}, logging.DEBUG), (3, {}, logging.DEBUG),
-    (0, {"TUBELET_LOG": "debug"}, logging.DEBUG), (0, {"TUBELET_LOG": " Info "}, logging.INFO),
-    (1, {"TUBELET_LOG": "error"}, logging.INFO),  # -v wins over the environment
-])
+@pytest.mark.parametrize(
+    ("verbose", "env", "level"),
+    [
+        (0, {}, logging.WARNING),
+        (1, {}, logging.INFO),
+        (2, {}, logging.DEBUG),
+        (3, {}, logging.DEBUG),
+        (0, {"TUBELET_LOG": "debug"}, logging.DEBUG),
+        (0, {"TUBELET_LOG": " Info "}, logging.INFO),
+        (1, {"TUBELET_LOG": "error"}, logging.INFO),  # -v wins over the environment
+    ],
+)
 def test_level_comes_from_verbose_then_the_environment(verbose, env, level):
     assert level_for(verbose, env) == level
 

@@ -44,10 +44,13 @@ def test_touched_file_with_same_content_is_unchanged():
 
 
 def test_new_and_changed_files_are_embedded():
-    result, _ = plan([scanned("a.mp4", size=101), scanned("b.mp4")], [known("a.mp4", 1, "fa")],
-                     {"a.mp4": "fa2", "b.mp4": "fb"})
+    result, _ = plan(
+        [scanned("a.mp4", size=101), scanned("b.mp4")], [known("a.mp4", 1, "fa")], {"a.mp4": "fa2", "b.mp4": "fb"}
+    )
     assert [(t.file.path.name, t.fingerprint, t.reason) for t in result.embed] == [
-        ("a.mp4", "fa2", "changed"), ("b.mp4", "fb", "new")]
+        ("a.mp4", "fa2", "changed"),
+        ("b.mp4", "fb", "new"),
+    ]
     assert result.changed_count == 1 and not result.deleted
 
 
@@ -77,6 +80,5 @@ def test_known_failures_are_reported_not_retried_unless_asked():
 
 
 def test_two_renames_of_one_content_move_once_and_copy_once():
-    result, _ = plan([scanned("x.mp4"), scanned("y.mp4")], [known("a.mp4", 1, "fa")],
-                     {"x.mp4": "fa", "y.mp4": "fa"})
+    result, _ = plan([scanned("x.mp4"), scanned("y.mp4")], [known("a.mp4", 1, "fa")], {"x.mp4": "fa", "y.mp4": "fa"})
     assert len(result.moved) == 1 and len(result.copies) == 1 and not result.deleted

@@ -29,7 +29,7 @@ def corpus(tmp_path_factory, demo_videos):
 
 
 def test_every_bad_input_gets_a_per_file_status(corpus):
-    folder, data, expected, report = corpus
+    _folder, data, expected, report = corpus
     failures = {Path(f["path"]).name: f["error"] for f in report["failures"]}
     for name, outcome in expected.items():
         if outcome == "indexed":
@@ -54,19 +54,28 @@ def test_short_and_vfr_videos_have_true_times(corpus):
     folder, data, *_ = corpus
     [short] = search(data, "--video", folder / "five frames.mp4", "-k", "1", *FP32)
     assert (short["start"], short["end"]) == (0.0, pytest.approx(5 / 30, abs=1e-3))
-    vfr = search(data, "--like", search(data, "--video", folder / "vfr.mp4", "-k", "1", *FP32)[0]["clip_id"],
-                 "-k", "20", *FP32)
+    vfr = search(
+        data, "--like", search(data, "--video", folder / "vfr.mp4", "-k", "1", *FP32)[0]["clip_id"], "-k", "20", *FP32
+    )
     assert max(m["end"] for m in vfr if m["path"].endswith("vfr.mp4")) == pytest.approx(3.8, abs=0.1)
 
 
 def peak_rss_mb(*args: str) -> float:
     """Peak resident memory of one `run.py` command, measured by the process itself."""
-    code = ("import resource, runpy, sys; sys.argv = ['run.py', *sys.argv[1:]];\n"
-            "try:\n    runpy.run_path('run.py', run_name='__main__')\n"
-            "except SystemExit:\n    pass\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)")
-    done = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+    code = (
+        "import resource, runpy, sys; sys.argv = ['run.py', *sys.argv[1:]];\n"
+        "try:\n    runpy.run_path('run.py', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=600,
+    )
     return float(done.stderr.strip().splitlines()[-1])
 
 
@@ -118,7 +127,8 @@ def test_a_file_changing_while_indexed_is_not_stored(tmp_path, demo_videos):
         shutil.copy(video, lib / video.name)
     report = run_index(settings(tmp_path / "data"), [lib], TouchWhileIndexing(lib / "scene_01.mp4"))
     assert [(Path(f.path).name, f.error.split(";")[0]) for f in report.failures] == [
-        ("scene_01.mp4", "changed while being indexed")]
+        ("scene_01.mp4", "changed while being indexed")
+    ]
     assert report.files.new == 1
     again = run_index(settings(tmp_path / "data"), [lib])
     assert again.files.new == 1 and not again.failures  # picked up by the next run
@@ -127,7 +137,7 @@ def test_a_file_changing_while_indexed_is_not_stored(tmp_path, demo_videos):
 def test_a_second_index_run_is_refused_while_one_runs(small_index):
     from indexer.lock import IndexLock
 
-    lib, more, data = small_index
+    _lib, more, data = small_index
     with IndexLock(data / "index.lock"):  # this process is "the other run"
         refused = cli("index", "--data", data, more, *ENCODER, expect=2)
         searching = search(data, "--text", "x", *FP32)  # readers never wait for the lock
@@ -170,7 +180,7 @@ ENC = " ".join(ENCODER)
 
 @needs_unshare
 def test_read_only_data_dir_refuses_indexing_and_still_searches(small_index):
-    lib, more, data = small_index
+    _lib, more, data = small_index
     done = in_mount_namespace(f"""
         mount --bind {data} {data} && mount -o remount,bind,ro {data}
         set +e
@@ -185,7 +195,7 @@ def test_read_only_data_dir_refuses_indexing_and_still_searches(small_index):
 @needs_unshare
 @pytest.mark.parametrize("HEADROOM_KB", [16, 160])  # full before the run starts / during the run
 def test_full_disk_stops_cleanly_and_keeps_the_previous_index(small_index, HEADROOM_KB):
-    lib, more, data = small_index
+    _lib, more, data = small_index
     pages = sum(-(-f.stat().st_size // 4096) for f in data.rglob("*") if f.is_file())  # tmpfs counts pages
     size_kb = pages * 4 + HEADROOM_KB
     done = in_mount_namespace(f"""
@@ -207,7 +217,7 @@ def test_full_disk_stops_cleanly_and_keeps_the_previous_index(small_index, HEADR
 
 
 def test_check_finds_and_repair_fixes_derived_files(small_index):
-    lib, more, data = small_index
+    _lib, _more, data = small_index
     assert json.loads(cli_in_process("status", "--data", data, "--check", "--json").stdout)["ok"]
     for f in (data / "index").glob("video-*.faiss"):
         f.unlink()
@@ -220,7 +230,7 @@ def test_check_finds_and_repair_fixes_derived_files(small_index):
 
 
 def test_hostile_cli_queries_are_clear_errors(small_index, tmp_path):
-    lib, more, data = small_index
+    _lib, _more, data = small_index
     notes = tmp_path / "notes.txt"
     notes.write_text("not an image")
     cases = {

@@ -56,7 +56,7 @@ def hostile(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(hostile):
-    root, lib, single, data = hostile
+    root, _lib, _single, data = hostile
     with live_server(data, "--root", str(root)) as url:
         yield url
 
@@ -111,11 +111,21 @@ def videos_by_name(data: Path) -> dict[str, int]:
 
 
 def outside_paths(hostile) -> list[str]:
-    root, lib, single, data = hostile
-    return ["/etc/passwd", str(data / "catalog.db"), str(lib / "catalog-link.mp4"), str(lib / "Catalog.DB.mp4"),
-            str(lib / "Upper" / "catalog.db"), str(lib / "notes.pdf"), str(lib / "page.html"),
-            str(lib / "picture.png"), str(single / "beside.pdf"), str(lib / "scene_0.mp4"),
-            str(lib / "../lib/page.html"), str(next((data / "weights").iterdir()))]
+    _root, lib, single, data = hostile
+    return [
+        "/etc/passwd",
+        str(data / "catalog.db"),
+        str(lib / "catalog-link.mp4"),
+        str(lib / "Catalog.DB.mp4"),
+        str(lib / "Upper" / "catalog.db"),
+        str(lib / "notes.pdf"),
+        str(lib / "page.html"),
+        str(lib / "picture.png"),
+        str(single / "beside.pdf"),
+        str(lib / "scene_0.mp4"),
+        str(lib / "../lib/page.html"),
+        str(next((data / "weights").iterdir())),
+    ]
 
 
 def assert_nothing_outside(body: bytes, data: Path, where: str, sent: tuple[str, ...] = ()) -> None:
@@ -130,8 +140,9 @@ def assert_nothing_outside(body: bytes, data: Path, where: str, sent: tuple[str,
 
 # -- findings 2, 4, 5: serve only what the catalog says is servable ----------------------------------
 
+
 def test_an_indexed_video_is_served_by_id_as_video_with_nosniff(server, hostile):
-    root, lib, single, data = hostile
+    _root, lib, single, data = hostile
     ids = videos_by_name(data)
     status, headers, body = get(server + f"tubelet/video/{ids['scene_0.mp4']}")
     assert status == 200 and body == (lib / "scene_0.mp4").read_bytes()
@@ -144,7 +155,7 @@ def test_an_indexed_video_is_served_by_id_as_video_with_nosniff(server, hostile)
 def test_nothing_in_a_root_is_served_by_path(server, hostile):
     """Findings 2, 4, 5: the file route serves no library file at all, so no PDF (also beside a singly
     indexed video), HTML page, image, hard link or differently-cased symlink to the catalog."""
-    root, lib, single, data = hostile
+    _root, _lib, _single, data = hostile
     for path in outside_paths(hostile):
         status, headers, body = get(server + "gradio_api/file=" + quote(path))
         assert status in (403, 404), path
@@ -155,10 +166,11 @@ def test_nothing_in_a_root_is_served_by_path(server, hostile):
 
 
 def test_unknown_or_unindexed_ids_get_the_same_404(server, hostile):
-    root, lib, single, data = hostile
+    _root, _lib, _single, _data = hostile
     answers = {get(server + f"tubelet/video/{vid}")[0:3:2] for vid in (MISSING_ID, 0, "-1", "1e3", "%2e%2e")}
-    answers |= {get(server + f"tubelet/preview/{name}")[0:3:2]
-                for name in ("x.mp4", "..%2fcatalog.db", "0" * 24 + ".mp4")}
+    answers |= {
+        get(server + f"tubelet/preview/{name}")[0:3:2] for name in ("x.mp4", "..%2fcatalog.db", "0" * 24 + ".mp4")
+    }
     answers |= {get(server + f"tubelet/thumb/{cid}")[0:3:2] for cid in (MISSING_ID, "abc")}
     # the same answer whatever exists ("..%2f" does not even reach the route: the router's own 404)
     assert answers == {(404, b"Not found."), (404, b'{"detail":"Not Found"}')}
@@ -166,10 +178,11 @@ def test_unknown_or_unindexed_ids_get_the_same_404(server, hostile):
 
 # -- finding 3: nothing served can be the catalog; the server keeps its locks -------------------------
 
+
 def test_catalog_links_are_refused_and_the_server_still_sees_new_videos(server, hostile, tmp_path):
     from gradio_client import Client
 
-    root, lib, single, data = hostile
+    _root, lib, single, data = hostile
     for path in (lib / "catalog-link.mp4", lib / "Catalog.DB.mp4", lib / "Upper" / "catalog.db"):
         status, _, body = get(server + "gradio_api/file=" + quote(str(path)))
         assert status in (403, 404) and SQLITE_MARKER not in body, path
@@ -194,6 +207,7 @@ def test_catalog_links_are_refused_and_the_server_still_sees_new_videos(server, 
 
 # -- finding 1: handlers take ids, never a path from the client ---------------------------------------
 
+
 class Session:
     """The browser's side of Gradio's queue protocol: call any event by its index in /config."""
 
@@ -202,8 +216,15 @@ class Session:
         self.config = json.loads(get(url + "config")[2])
 
     def call(self, fn_index: int, data: list, event_data=None, trigger_id=None) -> tuple[str, bytes]:
-        body = json.dumps({"data": data, "fn_index": fn_index, "session_hash": self.hash,
-                           "event_data": event_data, "trigger_id": trigger_id}).encode()
+        body = json.dumps(
+            {
+                "data": data,
+                "fn_index": fn_index,
+                "session_hash": self.hash,
+                "event_data": event_data,
+                "trigger_id": trigger_id,
+            }
+        ).encode()
         status, answer = post(self.url + "gradio_api/queue/join", body, "application/json")
         if status != 200:
             return f"refused {status}", answer
@@ -218,8 +239,11 @@ class Session:
 
     def dependency(self, elem_id: str, event: str) -> int:
         ids = {c["id"]: c.get("props", {}).get("elem_id") for c in self.config["components"]}
-        return next(i for i, d in enumerate(self.config["dependencies"])
-                    if any(event == e and ids.get(t) == elem_id for t, e in d["targets"]))
+        return next(
+            i
+            for i, d in enumerate(self.config["dependencies"])
+            if any(event == e and ids.get(t) == elem_id for t, e in d["targets"])
+        )
 
 
 LIBRARY_HEADERS = ["id", "path", "status", "clips", "duration s", "indexed at (UTC)", "error / warning"]
@@ -236,12 +260,15 @@ def previews(data: Path) -> set[Path]:
 def test_library_handlers_take_ids_and_ignore_client_paths(server, hostile):
     """Finding 1: the table row the client sends names a video id and a path; only the id counts, the
     timeline state holds clip ids, and the player plays the catalog's file through id-based URLs."""
-    root, lib, single, data = hostile
+    _root, lib, _single, data = hostile
     session = Session(server)
     table_select, strip_select = session.dependency("library", "select"), session.dependency("timeline", "select")
     vid = videos_by_name(data)["scene_1.mp4"]
-    outcome, body = session.call(table_select, [library_table(vid, str(lib / "picture.png"))],
-                                 {"index": [0, 1], "value": str(lib / "picture.png")})
+    outcome, body = session.call(
+        table_select,
+        [library_table(vid, str(lib / "picture.png"))],
+        {"index": [0, 1], "value": str(lib / "picture.png")},
+    )
     assert outcome == "ok" and b"picture.png" not in body
     assert_nothing_outside(body, data, "timeline")
     outcome, body = session.call(strip_select, [None], {"index": 0, "value": None})
@@ -254,8 +281,11 @@ def test_library_handlers_take_ids_and_ignore_client_paths(server, hostile):
     assert status == 200 and headers["content-type"] == "video/mp4" and clip[4:8] == b"ftyp"
 
     before = previews(data)
-    outcome, body = session.call(table_select, [library_table(MISSING_ID, str(lib / "picture.png"))],
-                                 {"index": [0, 1], "value": str(lib / "picture.png")})
+    outcome, body = session.call(
+        table_select,
+        [library_table(MISSING_ID, str(lib / "picture.png"))],
+        {"index": [0, 1], "value": str(lib / "picture.png")},
+    )
     assert outcome == "ok" and b"picture.png" not in body
     outcome, body = session.call(strip_select, [None], {"index": 0, "value": None})
     assert outcome == "error" and b"Select a video in the table first." in body and previews(data) == before
@@ -263,13 +293,14 @@ def test_library_handlers_take_ids_and_ignore_client_paths(server, hostile):
 
 # -- finding 6: failed logins are limited -------------------------------------------------------------
 
+
 def login(url: str, user: str, password: str) -> int:
     body = f"username={quote(user)}&password={quote(password)}".encode()
     return post(url + "login", body, "application/x-www-form-urlencoded")[0]
 
 
 def test_failed_logins_lock_the_address_out_even_for_the_right_password(hostile):
-    root, lib, single, data = hostile
+    _root, _lib, _single, data = hostile
     with live_server(data, "--auth", "ann:s3cret word") as url:
         assert login(url, "ann", "s3cret word") == 200
         assert [login(url, "ann", f"guess {i}") for i in range(5)] == [400] * 5
@@ -296,10 +327,11 @@ def test_login_limiter_window_and_lockout():
 
 # -- finding 7: uploads go once answered, the folder is capped, no server paths -----------------------
 
+
 def test_api_uploads_are_removed_once_answered_and_never_reveal_the_data_dir(server, hostile, tmp_path):
     from gradio_client import Client, handle_file
 
-    root, lib, single, data = hostile
+    _root, lib, _single, data = hostile
     query = tmp_path / "query.mp4"
     shutil.copy(lib / "scene_1.mp4", query)
     client = Client(server, verbose=False, download_files=False)
@@ -315,8 +347,14 @@ def test_api_uploads_are_removed_once_answered_and_never_reveal_the_data_dir(ser
     files = [p for p in (data / "uploads").rglob("*") if p.is_file() and p.suffix == ".mp4"]
     assert files == []  # both uploads were removed once answered
     boundary = "tubeletboundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"q.mp4\"\r\n"
-            f"Content-Type: video/mp4\r\n\r\n").encode() + query.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="q.mp4"\r\n'
+            f"Content-Type: video/mp4\r\n\r\n"
+        ).encode()
+        + query.read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     status, answer = post(server + "gradio_api/upload", body, f"multipart/form-data; boundary={boundary}")
     assert status == 200 and b"q.mp4" in answer
     assert_nothing_outside(answer, data, "upload response")
@@ -342,6 +380,7 @@ def test_upload_folder_sweep_removes_old_files_and_caps_the_size(tmp_path):
 
 # -- finding 8: a slot for cheap queries --------------------------------------------------------------
 
+
 def test_cheap_queries_do_not_wait_behind_video_queries():
     from app.query import QueryError
     from app.ui import SEARCH_CONCURRENCY, QuerySlots
@@ -365,7 +404,7 @@ def test_cheap_queries_do_not_wait_behind_video_queries():
     release.set()
     for thread in threads:
         thread.join(10)
-    assert SEARCH_CONCURRENCY > QuerySlots().admitted  # Gradio workers left for cheap queries
+    assert QuerySlots().admitted < SEARCH_CONCURRENCY  # Gradio workers left for cheap queries
 
 
 def test_search_events_have_more_workers_than_heavy_queries(hostile, monkeypatch):
@@ -379,14 +418,18 @@ def test_search_events_have_more_workers_than_heavy_queries(hostile, monkeypatch
 
 # -- finding 20 (API half): whole numbers, k=0 refused, NaN refused -----------------------------------
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"k": 0}, "k must be between 1 and 1000, got 0"),
-    ({"like": 1.7}, "like must be a whole number, got 1.7"),
-    ({"k": 2.5}, "k must be a whole number, got 2.5"),
-    ({"like": 9223372036854775808.0}, "like must be a whole number"),
-    ({"min_score": "nan"}, "min_score must be a finite number, got nan"),  # JSON has no NaN: sent as text
-    ({"min_score": "inf"}, "min_score must be a finite number, got inf"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"k": 0}, "k must be between 1 and 1000, got 0"),
+        ({"like": 1.7}, "like must be a whole number, got 1.7"),
+        ({"k": 2.5}, "k must be a whole number, got 2.5"),
+        ({"like": 9223372036854775808.0}, "like must be a whole number"),
+        ({"min_score": "nan"}, "min_score must be a finite number, got nan"),  # JSON has no NaN: sent as text
+        ({"min_score": "inf"}, "min_score must be a finite number, got inf"),
+    ],
+)
 def test_api_refuses_numbers_it_would_otherwise_round(server, kwargs, message):
     from gradio_client import Client
 
@@ -396,12 +439,13 @@ def test_api_refuses_numbers_it_would_otherwise_round(server, kwargs, message):
 
 # -- the route walk (Bar) -----------------------------------------------------------------------------
 
+
 def built_server(hostile, monkeypatch):
     """(Blocks, launch arguments) exactly as `run.py serve` builds them, built here and not run."""
     from app.server import ServeSettings, build_app
     from indexer.settings import DataDir
 
-    root, lib, single, data = hostile
+    root, _lib, _single, data = hostile
     monkeypatch.setenv("GRADIO_TEMP_DIR", "")  # build_app sets it: restored after the test
     demo, launch, _ = build_app(ServeSettings(DataDir(data), roots=(root,)))
     alias = Path(os.environ["GRADIO_TEMP_DIR"])
@@ -429,22 +473,32 @@ def walk_routes(routes, prefix: str = ""):
 
 
 def hostile_values(hostile) -> list[str]:
-    root, lib, single, data = hostile
-    return [*outside_paths(hostile), str(MISSING_ID), "-1", "0", "../../catalog.db", "%2e%2e%2fcatalog.db",
-            "file:///etc/passwd", "http://127.0.0.1:1/x"]
+    _root, _lib, _single, _data = hostile
+    return [
+        *outside_paths(hostile),
+        str(MISSING_ID),
+        "-1",
+        "0",
+        "../../catalog.db",
+        "%2e%2e%2fcatalog.db",
+        "file:///etc/passwd",
+        "http://127.0.0.1:1/x",
+    ]
 
 
 def normalised(body: bytes, sent: str) -> bytes:
     """A response with what differs between any two calls (ids, timings, the echoed value) taken out."""
     body = body.replace(sent.encode(), b"<sent>").replace(quote(sent).encode(), b"<sent>")
-    return re.sub(rb'"(event_id|avg_time|cache_duration|duration|average_duration)":("[^"]*"|[-0-9.e]+|null)', rb'"\1":-', body)
+    return re.sub(
+        rb'"(event_id|avg_time|cache_duration|duration|average_duration)":("[^"]*"|[-0-9.e]+|null)', rb'"\1":-', body
+    )
 
 
 def test_route_walk_nothing_outside_the_servable_set_comes_back(server, hostile, monkeypatch):
     """Every GET route of the server's FastAPI app and every event in its /config, called with outside
     paths, links and ids the catalog lacks: no outside byte, no data-dir path, no preview made, and an
     existing outside file gets exactly the answer a missing one gets (existence is not revealed)."""
-    root, lib, single, data = hostile
+    _root, _lib, _single, data = hostile
     routes = server_routes(hostile, monkeypatch)
     assert "/gradio_api/file={path_or_url:path}" in routes and "/config" in routes
     made_before, walked = previews(data), 0
@@ -513,7 +567,7 @@ def test_error_texts_and_index_progress_never_name_the_data_dir(tmp_path, monkey
     assert refused.value.message == "no index at the data dir: run `python run.py index PATH` first"
 
     class FailedJobs:
-        allowed_roots: list = []
+        allowed_roots = ()
 
         def state(self):
             return JobState("failed", "/lib", error=f"DataDirError: cannot index into {data.root}: disk full")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +42,7 @@ def library(tmp_path_factory, demo_videos):
         shutil.copy(video, lib / video.name)
     first = index(data, lib, extra=["--no-clip"])
     time.sleep(1.1)
-    cutoff = datetime.now(timezone.utc).replace(tzinfo=None)
+    cutoff = datetime.now(UTC).replace(tzinfo=None)
     time.sleep(1.1)
     for video in demo_videos[4:]:
         shutil.copy(video, lib / video.name)
@@ -79,8 +79,9 @@ def reference_clip_vectors(data: Path, clip_ids: list[int]) -> np.ndarray:
     for clip_id in clip_ids:
         row = rows[clip_id]
         path = Path(row.path)
-        clip = next(c for c in ClipDecoder(path, probe(path), sampling, 64).clips()
-                    if abs(c.window.start - row.start) < 1e-6)
+        clip = next(
+            c for c in ClipDecoder(path, probe(path), sampling, 64).clips() if abs(c.window.start - row.start) < 1e-6
+        )
         frames = torch.tensor(clip.frames[frame_picks(16, 4)]).permute(0, 3, 1, 2).float() / 255
         mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
@@ -93,7 +94,7 @@ def reference_clip_vectors(data: Path, clip_ids: list[int]) -> np.ndarray:
 
 
 def test_text_scores_match_an_independent_open_clip_computation(library):
-    lib, data, *_ = library
+    _lib, data, *_ = library
     moments = search(data, "--text", "a red ball rolling on grass", "-k", "4", *FP32)
     assert len(moments) == 4 and all(m["thumbnail"] and Path(m["thumbnail"]).is_file() for m in moments)
     clip_ids = [m["clip_id"] for m in moments]
@@ -120,7 +121,7 @@ def test_image_of_one_frame_finds_the_moment_containing_it(library, tmp_path):
 
 
 def test_filtered_search_equals_brute_force_over_the_filtered_set(library):
-    lib, data, *_ = library
+    _lib, data, *_ = library
     svc = service(data)
     filters = Filters(path_glob="*scene_0[1-4].mp4")
     parts = svc.query_parts(Query(text="a dark blue gradient"), SearchOptions())
@@ -129,8 +130,9 @@ def test_filtered_search_equals_brute_force_over_the_filtered_set(library):
     catalog = svc.catalog
     ids, vectors = catalog.load_vectors(catalog.vector_set("image").id, 32)
     rows = catalog.clip_rows(ids.tolist())
-    keep = np.array([Path(rows[int(i)].path).name in {"scene_01.mp4", "scene_02.mp4", "scene_03.mp4",
-                                                      "scene_04.mp4"} for i in ids])
+    keep = np.array(
+        [Path(rows[int(i)].path).name in {"scene_01.mp4", "scene_02.mp4", "scene_03.mp4", "scene_04.mp4"} for i in ids]
+    )
     scores = vectors[keep] @ parts[0].vector
     order = np.argsort(-scores, kind="stable")
     assert [c.clip_id for c, _ in ranked] == ids[keep][order].tolist()  # all 16 filtered clips
@@ -170,7 +172,7 @@ def test_combined_query_score_is_the_documented_fusion(library):
 
 
 def test_no_good_match_is_explicit(library):
-    lib, data, *_ = library
+    _lib, data, *_ = library
     done = cli_in_process("search", "--data", data, "--text", "a cat", "--min-score", "50", "--json")
     assert json.loads(done.stdout) == [] and "No good match: the best score is" in done.stderr
     human = cli_in_process("search", "--data", data, "--text", "a cat", "--min-score", "50")
@@ -178,7 +180,7 @@ def test_no_good_match_is_explicit(library):
 
 
 def test_group_by_video(library):
-    lib, data, *_ = library
+    _lib, data, *_ = library
     groups = search(data, "--text", "stripes", "--group", "video", "-k", "3", *FP32)
     assert len(groups) == 3 and len({g["video_id"] for g in groups}) == 3
     assert all(g["moments"] and all(m["video_id"] == g["video_id"] for m in g["moments"]) for g in groups)
@@ -195,12 +197,20 @@ def test_text_search_needs_clip_vectors(tmp_path, demo_videos):
 
 
 def test_bad_query_combinations_are_clear_errors(library):
-    lib, data, *_ = library
+    _lib, data, *_ = library
     assert "nothing to search for" in cli_in_process("search", "--data", data, expect=2).stderr
-    assert "k must be between 1 and 1000" in cli_in_process("search", "--data", data, "--text", "x", "-k", "5000",
-                                                  expect=2).stderr
-    assert "unknown weight" in cli_in_process("search", "--data", data, "--text", "x", "--weight", "colour=2",
-                                   expect=2).stderr
+    assert (
+        "k must be between 1 and 1000"
+        in cli_in_process("search", "--data", data, "--text", "x", "-k", "5000", expect=2).stderr
+    )
+    assert (
+        "unknown weight"
+        in cli_in_process("search", "--data", data, "--text", "x", "--weight", "colour=2", expect=2).stderr
+    )
     assert "nothing to search for" in cli_in_process("search", "--data", data, "--negative", "x", expect=2).stderr
-    assert "needs something to search for" in cli_in_process("search", "--data", data, "--text", "x", "--negative", "y",
-                                                  "--weight", "text=0", expect=2).stderr
+    assert (
+        "needs something to search for"
+        in cli_in_process(
+            "search", "--data", data, "--text", "x", "--negative", "y", "--weight", "text=0", expect=2
+        ).stderr
+    )

@@ -34,8 +34,9 @@ def clip_96(tmp_path_factory) -> str:
 
 
 def settings(root, clip_model: str) -> IndexSettings:
-    return IndexSettings(DataDir(root), EncoderSettings("vit-tiny", "random", "cpu", "fp32"),
-                         ClipSettings(True, clip_model, "random"))
+    return IndexSettings(
+        DataDir(root), EncoderSettings("vit-tiny", "random", "cpu", "fp32"), ClipSettings(True, clip_model, "random")
+    )
 
 
 def alone(path, towers, size: int) -> np.ndarray:
@@ -69,8 +70,7 @@ def test_indexing_stores_the_vectors_of_each_towers_own_size(tmp_path, demo_vide
     catalog = Catalog(DataDir(tmp_path / "data").catalog).open()
     towers = resolve_towers(settings(tmp_path / "data", clip_96))
     sets = {name: catalog.vector_set(name).id for name in NAMES}
-    stored = {name: np.stack([catalog.clip_vector(sets[name], clip_id) for clip_id in range(1, 5)])
-              for name in NAMES}
+    stored = {name: np.stack([catalog.clip_vector(sets[name], clip_id) for clip_id in range(1, 5)]) for name in NAMES}
     catalog.close()
     path = lib / "a.mp4"
     np.testing.assert_allclose(stored[VIDEO_SET], towers.encoder(VIDEO_SET).embed(alone(path, towers, 64)), atol=1e-5)
@@ -95,14 +95,24 @@ def test_both_towers_keep_the_one_tower_contract(tmp_path):
 def test_a_tower_rebuilt_from_its_stored_identity_is_the_same_tower(tmp_path):
     """One way back from a catalog's identity to either tower, recorded preprocessing included; the
     identities keep the keys (and their order) that existing data dirs store."""
-    towers = resolve_towers(IndexSettings(DataDir(tmp_path), EncoderSettings("vit-tiny", "random:2", "cpu", "fp32"),
-                                          ClipSettings(True, "tubelet-tiny-clip", "random:3", 2),
-                                          window_frames=8, frame_interval=3))
+    towers = resolve_towers(
+        IndexSettings(
+            DataDir(tmp_path),
+            EncoderSettings("vit-tiny", "random:2", "cpu", "fp32"),
+            ClipSettings(True, "tubelet-tiny-clip", "random:3", 2),
+            window_frames=8,
+            frame_interval=3,
+        )
+    )
     video, image = towers.video.identity(), towers.image.identity()
     assert list(video) == ["tower", "variant", "weights", "sha256", "preprocess", "dim"]
     assert list(image) == ["tower", "model", "weights", "sha256", "preprocess", "frames_per_clip", "dim"]
-    assert (video["tower"], video["weights"], video["preprocess"]["num_frames"], video["preprocess"]["frame_interval"]) \
-        == ("videomae2", "random:2", 8, 3)
+    assert (
+        video["tower"],
+        video["weights"],
+        video["preprocess"]["num_frames"],
+        video["preprocess"]["frame_interval"],
+    ) == ("videomae2", "random:2", 8, 3)
     assert (image["tower"], image["weights"], image["frames_per_clip"]) == ("open_clip", "random:3", 2)
     for spec in (towers.video, towers.image):
         rebuilt = spec_from_identity(spec.identity(), DataDir(tmp_path).weights_dir)
@@ -112,7 +122,7 @@ def test_a_tower_rebuilt_from_its_stored_identity_is_the_same_tower(tmp_path):
 def test_rebuilding_refuses_changed_weights_and_unknown_towers(tmp_path):
     towers = resolve_towers(settings(tmp_path, "tubelet-tiny-clip"))
     for identity in towers.identities().values():
-        with pytest.raises(WeightsError, match="is damaged or was replaced: its sha256 is .* but this index's"):
+        with pytest.raises(WeightsError, match=r"is damaged or was replaced: its sha256 is .* but this index's"):
             spec_from_identity({**identity, "sha256": "0" * 64}, DataDir(tmp_path).weights_dir)
     with pytest.raises(ConfigError, match="vectors made by an unknown tower 'nope'; known: videomae2, open_clip"):
         spec_from_identity({**towers.video.identity(), "tower": "nope"}, DataDir(tmp_path).weights_dir)

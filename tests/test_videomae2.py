@@ -60,10 +60,17 @@ def test_sinusoid_table_equals_official_numpy_recipe():
 
 
 def test_variants_have_official_sizes():
-    sizes = {name: (variant_config(name).embed_dim, variant_config(name).depth, variant_config(name).num_heads)
-             for name in ("vit-s", "vit-b", "vit-l", "vit-h", "vit-g")}
-    assert sizes == {"vit-s": (384, 12, 6), "vit-b": (768, 12, 12), "vit-l": (1024, 24, 16),
-                     "vit-h": (1280, 32, 16), "vit-g": (1408, 40, 16)}
+    sizes = {
+        name: (variant_config(name).embed_dim, variant_config(name).depth, variant_config(name).num_heads)
+        for name in ("vit-s", "vit-b", "vit-l", "vit-h", "vit-g")
+    }
+    assert sizes == {
+        "vit-s": (384, 12, 6),
+        "vit-b": (768, 12, 12),
+        "vit-l": (1024, 24, 16),
+        "vit-h": (1280, 32, 16),
+        "vit-g": (1408, 40, 16),
+    }
     assert variant_config("vit-g").num_tokens == 2048 and variant_config("vit-b").num_tokens == 1568
     with pytest.raises(ConfigError, match="valid: vit-tiny, vit-s"):
         variant_config("vit-xl")
@@ -96,8 +103,15 @@ def prefixed(state: dict, prefix: str) -> dict:
 def test_every_official_layout_loads_to_the_same_features(layout):
     source = random_model("vit-tiny")
     state = finetune_layout(source)
-    checkpoint = {"model": state} if layout == "model" else {"module": state} if layout == "module" \
-        else state if layout == "bare" else prefixed(state, layout)
+    checkpoint = (
+        {"model": state}
+        if layout == "model"
+        else {"module": state}
+        if layout == "module"
+        else state
+        if layout == "bare"
+        else prefixed(state, layout)
+    )
     assert_same_features(checkpoint, source)
 
 
@@ -134,7 +148,9 @@ def test_missing_and_unexpected_keys_are_named():
     state = finetune_layout(source)
     del state["blocks.1.mlp.fc2.bias"]
     state["blocks.0.attn.k_bias"] = torch.zeros(64)
-    with pytest.raises(CheckpointError, match=r"missing keys: blocks\.1\.mlp\.fc2\.bias.*unexpected keys: blocks\.0\.attn\.k_bias"):
+    with pytest.raises(
+        CheckpointError, match=r"missing keys: blocks\.1\.mlp\.fc2\.bias.*unexpected keys: blocks\.0\.attn\.k_bias"
+    ):
         features_after_loading(state, "vit-tiny", clip_batch(source.cfg))
 
 

@@ -34,7 +34,7 @@ def indexed(tmp_path_factory, demo_videos):
 
 @pytest.fixture(scope="module")
 def server(indexed):
-    root, lib, data = indexed
+    root, _lib, data = indexed
     with live_server(data, "--root", str(root)) as url:
         yield url
 
@@ -46,9 +46,18 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"])
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
         yield browser
         browser.close()
 
@@ -88,7 +97,7 @@ def test_text_query_shows_moment_cards(page):
 
 
 def test_uploaded_clip_finds_its_source_and_plays_the_moment(page, indexed, tmp_path):
-    root, lib, data = indexed
+    _root, lib, _data = indexed
     query = cut_segment(lib / "scene_02.mp4", tmp_path / "query clip.mp4", 3.0, 5.5)
     page.set_input_files("#query-video input[type=file]", str(query))
     page.wait_for_selector("#query-video video", timeout=30_000)
@@ -99,10 +108,14 @@ def test_uploaded_clip_finds_its_source_and_plays_the_moment(page, indexed, tmp_
 
     page.locator("#moments .thumbnail-item").first.click()
     video = page.wait_for_selector("#player video", timeout=60_000)
-    page.wait_for_function("() => { const v = document.querySelector('#player video');"
-                           " return v && !v.paused && v.currentTime > 0; }", timeout=30_000)
-    state = video.evaluate("v => ({t: v.currentTime, offset: +v.dataset.offset, start: +v.dataset.start,"
-                           " paused: v.paused, error: v.error && v.error.code})")
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#player video'); return v && !v.paused && v.currentTime > 0; }",
+        timeout=30_000,
+    )
+    state = video.evaluate(
+        "v => ({t: v.currentTime, offset: +v.dataset.offset, start: +v.dataset.start,"
+        " paused: v.paused, error: v.error && v.error.code})"
+    )
     assert state["error"] is None and not state["paused"]
     assert state["start"] == pytest.approx(start, abs=0.01)
     assert state["t"] >= state["offset"] - 0.05  # playback began at the moment's start
@@ -114,8 +127,7 @@ def test_library_lists_videos_and_shows_a_timeline(page, indexed):
     page.wait_for_selector("#library >> text=scene_03.mp4", timeout=30_000)
     assert page.inner_text("#library").count("indexed") >= 5
     page.get_by_text("scene_03.mp4").first.click()
-    page.wait_for_function("() => document.querySelectorAll('#timeline .thumbnail-item').length == 4",
-                           timeout=30_000)
+    page.wait_for_function("() => document.querySelectorAll('#timeline .thumbnail-item').length == 4", timeout=30_000)
     captions = page.locator("#timeline .caption-label").all_inner_texts()
     assert captions[0] == "0:00.00–0:02.13" and captions[-1] == "0:05.87–0:08.00"
     page.locator("#timeline .thumbnail-item").nth(1).click()
@@ -133,7 +145,7 @@ def test_empty_data_dir_says_how_to_start(browser, tmp_path):
 
 
 def test_index_tab_indexes_a_folder_in_the_background(page, indexed, demo_videos):
-    root, lib, data = indexed
+    root, _lib, _data = indexed
     incoming = root / "incoming"
     incoming.mkdir(exist_ok=True)
     shutil.copy(demo_videos[5], incoming / "late arrival.mp4")
@@ -145,8 +157,11 @@ def test_index_tab_indexes_a_folder_in_the_background(page, indexed, demo_videos
     page.get_by_role("tab", name="Search").click()
     page.fill("#query-text textarea", "anything")
     page.click("#search-button")
-    page.wait_for_function("() => [...document.querySelectorAll('#moments .caption-label')]"
-                           ".some(c => c.textContent.startsWith('late arrival.mp4'))", timeout=60_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#moments .caption-label')]"
+        ".some(c => c.textContent.startsWith('late arrival.mp4'))",
+        timeout=60_000,
+    )
 
 
 def test_index_tab_refuses_folders_outside_the_roots(page, tmp_path):
@@ -159,14 +174,18 @@ def test_index_tab_refuses_folders_outside_the_roots(page, tmp_path):
 def test_api_search_matches_the_cli(server, indexed):
     from gradio_client import Client
 
-    root, lib, data = indexed
+    _root, _lib, data = indexed
     client = Client(server, verbose=False, download_files=False)
     hits = client.predict(text="a green square", k=5, api_name="/search")
-    expected = json.loads(cli_in_process("search", "--data", data, "--text", "a green square", "-k", "5",
-                              "--precision", "fp32", "--json").stdout)
+    expected = json.loads(
+        cli_in_process(
+            "search", "--data", data, "--text", "a green square", "-k", "5", "--precision", "fp32", "--json"
+        ).stdout
+    )
     assert len(hits) == 5  # not two empty answers
-    assert [(h["clip_id"], h["start"], h["end"], h["score"]) for h in hits] == \
-           [(h["clip_id"], h["start"], h["end"], h["score"]) for h in expected]
+    assert [(h["clip_id"], h["start"], h["end"], h["score"]) for h in hits] == [
+        (h["clip_id"], h["start"], h["end"], h["score"]) for h in expected
+    ]
     status = client.predict(api_name="/status")
     assert status["clips"] >= 20 and status["videos"]["indexed"] >= 5
 
@@ -174,9 +193,11 @@ def test_api_search_matches_the_cli(server, indexed):
 def test_api_video_upload(server, indexed, tmp_path):
     from gradio_client import Client, handle_file
 
-    root, lib, data = indexed
+    _root, lib, _data = indexed
     query = cut_segment(lib / "scene_04.mp4", tmp_path / "q.mp4", 1.0, 3.5)
-    hits = Client(server, verbose=False, download_files=False).predict(video=handle_file(str(query)), k=3, api_name="/search")
+    hits = Client(server, verbose=False, download_files=False).predict(
+        video=handle_file(str(query)), k=3, api_name="/search"
+    )
     assert hits[0]["path"] == str(lib / "scene_04.mp4") and hits[0]["start"] < 3.5 and hits[0]["end"] > 1.0
 
 
@@ -189,28 +210,36 @@ def status_of(url: str) -> int:
 
 
 def test_files_outside_the_allowed_roots_are_refused(server, indexed):
-    root, lib, data = indexed
+    _root, lib, data = indexed
     file_url = server + "gradio_api/file="
     thumbnail = next((data / "thumbs").rglob("*.jpg"))
     assert status_of(file_url + quote(str(thumbnail))) == 200
     # Originals are served by video id only (tests/test_security_web.py), never by path, not even in a root.
     assert status_of(server + "tubelet/video/1") == 200
-    for forbidden in [str(lib / "scene_00.mp4"), "/etc/passwd", str(data / "catalog.db"), str(next((data / "weights").iterdir())),
-                      str(next((data / "index").iterdir())), f"{lib}/../../../../etc/passwd",
-                      str(Path(__file__).resolve())]:
+    for forbidden in [
+        str(lib / "scene_00.mp4"),
+        "/etc/passwd",
+        str(data / "catalog.db"),
+        str(next((data / "weights").iterdir())),
+        str(next((data / "index").iterdir())),
+        f"{lib}/../../../../etc/passwd",
+        str(Path(__file__).resolve()),
+    ]:
         assert status_of(file_url + quote(forbidden)) == 403, forbidden
 
 
 def test_auth_protects_ui_and_api(indexed):
     from gradio_client import Client
 
-    root, lib, data = indexed
+    _root, _lib, data = indexed
     with live_server(data, "--auth", "ann:s3cret word") as url:
         assert status_of(url + "gradio_api/info") == 401
         thumbnail = next((data / "thumbs").rglob("*.jpg"))
         assert status_of(url + "gradio_api/file=" + quote(str(thumbnail))) in (401, 403)
         assert status_of(url + "tubelet/video/1") == 401
-        hits = Client(url, auth=("ann", "s3cret word"), verbose=False, download_files=False).predict(text="x", k=2, api_name="/search")
+        hits = Client(url, auth=("ann", "s3cret word"), verbose=False, download_files=False).predict(
+            text="x", k=2, api_name="/search"
+        )
         assert len(hits) == 2
 
 
@@ -236,12 +265,14 @@ def test_hostile_api_calls_get_clear_errors(server, tmp_path):
 def test_oversized_upload_is_refused_with_a_clear_message(indexed, tmp_path):
     from gradio_client import Client, handle_file
 
-    root, lib, data = indexed
+    _root, _lib, data = indexed
     big = tmp_path / "big.mp4"
     big.write_bytes(b"\0" * (2 << 20))
-    with live_server(data, "--max-upload-mb", "1") as url:
-        with pytest.raises(ValueError, match="big.mp4 exceeds the maximum file size of 1048576 bytes"):
-            Client(url, verbose=False, download_files=False).predict(video=handle_file(str(big)), api_name="/search")
+    with (
+        live_server(data, "--max-upload-mb", "1") as url,
+        pytest.raises(ValueError, match=r"big\.mp4 exceeds the maximum file size of 1048576 bytes"),
+    ):
+        Client(url, verbose=False, download_files=False).predict(video=handle_file(str(big)), api_name="/search")
 
 
 def test_more_like_this_searches_from_the_selected_moment(page):
@@ -265,13 +296,38 @@ def test_ui_form_and_cli_build_the_same_request(tmp_path):
     from app.query import build_request
     from app.ui import SearchForm, form_request
 
-    args = run.build_parser().parse_args(["search", "--text", "a dog", "-k", "12", "--path-glob", "*.mp4",
-                                          "--indexed-after", "2026-11-01", "--min-duration", "2"])
+    args = run.build_parser().parse_args(
+        [
+            "search",
+            "--text",
+            "a dog",
+            "-k",
+            "12",
+            "--path-glob",
+            "*.mp4",
+            "--indexed-after",
+            "2026-11-01",
+            "--min-duration",
+            "2",
+        ]
+    )
     expected = build_request(text="a dog", k=12, path_glob="*.mp4", indexed_after="2026-11-01", min_duration=2.0)
     assert run.search_request(args) == expected
     # Blank widgets are not given, and start/end apply only with an example clip.
-    assert form_request(text=" a dog ", negative="  ", start=3.0, end=5.0, k=12, path_prefix=" ", path_glob="*.mp4",
-                        min_duration=2, indexed_after="2026-11-01 ") == expected
+    assert (
+        form_request(
+            text=" a dog ",
+            negative="  ",
+            start=3.0,
+            end=5.0,
+            k=12,
+            path_prefix=" ",
+            path_glob="*.mp4",
+            min_duration=2,
+            indexed_after="2026-11-01 ",
+        )
+        == expected
+    )
     assert form_request(text="  ", negative="night", k=12) is None  # nothing to search for yet
 
     with gr.Blocks():

@@ -20,11 +20,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_random_weights_are_identical_across_processes(tmp_path):
-    script = ("import sys; from pathlib import Path;"
-              "from encoder.videomae2_weights import resolve_videomae2_weights as r;"
-              "print(r('vit-tiny', 'random', Path(sys.argv[1])).sha256)")
-    shas = [subprocess.run([sys.executable, "-c", script, str(tmp_path / name)], cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.strip() for name in ("a", "b")]
+    script = (
+        "import sys; from pathlib import Path;"
+        "from encoder.videomae2_weights import resolve_videomae2_weights as r;"
+        "print(r('vit-tiny', 'random', Path(sys.argv[1])).sha256)"
+    )
+    shas = [
+        subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / name)], cwd=ROOT, check=True, capture_output=True, text=True
+        ).stdout.strip()
+        for name in ("a", "b")
+    ]
     assert len(shas[0]) == 64 and shas[0] == shas[1]
     other_seed = resolve_videomae2_weights("vit-tiny", "random:1", tmp_path / "c")
     assert other_seed.sha256 != shas[0] and other_seed.source == "random:1"
@@ -55,8 +61,9 @@ def fake_hub_cache(hf_home: Path, repo: str, filename: str, payload: dict) -> Pa
 
 def test_default_weights_come_from_the_hub_cache_offline(tmp_path, monkeypatch):
     source = VideoMAE2(variant_config("vit-s")).init_random_(4)
-    cached = fake_hub_cache(tmp_path / "hf", "OpenGVLab/VideoMAE2", "distill/vit_s_k710_dl_from_giant.pth",
-                            distill_file(source))
+    cached = fake_hub_cache(
+        tmp_path / "hf", "OpenGVLab/VideoMAE2", "distill/vit_s_k710_dl_from_giant.pth", distill_file(source)
+    )
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     resolved = resolve_videomae2_weights("vit-s", None, tmp_path / "cache")
@@ -75,19 +82,19 @@ def test_unreachable_hub_without_cache_says_how_to_pass_a_file(tmp_path, monkeyp
 
 
 def test_missing_local_file_lists_valid_sources(tmp_path):
-    with pytest.raises(WeightsError, match="no such file.*pretrained tags: k710-distill, hybrid-pt"):
+    with pytest.raises(WeightsError, match=r"no such file.*pretrained tags: k710-distill, hybrid-pt"):
         resolve_videomae2_weights("vit-b", str(tmp_path / "nope.pth"), tmp_path)
 
 
 def test_tiny_variant_has_no_default_weights(tmp_path):
-    with pytest.raises(WeightsError, match="no published weights.*'random'"):
+    with pytest.raises(WeightsError, match=r"no published weights.*'random'"):
         resolve_videomae2_weights("vit-tiny", None, tmp_path)
 
 
 def test_unreadable_checkpoint_names_the_file(tmp_path):
     bad = tmp_path / "broken.pth"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(WeightsError, match="cannot read weights file .*broken.pth"):
+    with pytest.raises(WeightsError, match=r"cannot read weights file .*broken.pth"):
         load_videomae2("vit-tiny", weights=str(bad), cache_dir=tmp_path)
 
 

@@ -15,9 +15,11 @@ def run(n: int, sampling: ClipSampling, fps: float = 30.0):
     clips, converted = [], []
     peak = [0, 0]  # frames held: while the first span may still be a short video, and after
     for i in range(n):
+
         def convert(i=i):
             converted.append(i)
             return np.full((2, 2, 3), i, dtype=np.int32)
+
         clips += assembler.push(i, i / fps, convert)
         phase = 0 if i <= sampling.span else 1
         peak[phase] = max(peak[phase], len(assembler._frames))
