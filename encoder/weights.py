@@ -14,7 +14,6 @@ another source: a source that cannot be had is a `WeightsError` saying how to pr
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import time
@@ -27,6 +26,7 @@ import torch
 from encoder.errors import WeightsError
 from encoder.preprocess import ImagePreprocess, VideoPreprocess
 from indexer.atomic import TEMP_NAME, atomic_write, write_text_atomic
+from indexer.checksum import sha256_file
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 
@@ -177,15 +177,6 @@ def _cache_entry(stat: os.stat_result, sha256: str | None) -> dict:
         "ctime_ns": stat.st_ctime_ns,
         "sha256": sha256,
     }
-
-
-def sha256_file(path: Path) -> str:
-    """The real checksum of a file's bytes (no cache)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def checksum_mismatch(path: Path, actual: str, expected: str) -> WeightsError:

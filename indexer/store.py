@@ -15,7 +15,6 @@ added, removed ones dropped) when its type still fits, and is rebuilt when it do
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import math
 import zipfile
@@ -27,6 +26,7 @@ import numpy as np
 
 from indexer.atomic import atomic_write
 from indexer.catalog import Catalog, VectorSetInfo
+from indexer.checksum import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -110,14 +110,6 @@ def index_path(index_dir: Path, vset: VectorSetInfo) -> Path:
 
 def stats_path(index_file: Path) -> Path:
     return index_file.with_suffix(".stats.npz")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_index(index: faiss.Index, path: Path) -> None:
