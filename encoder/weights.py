@@ -26,7 +26,7 @@ import torch
 from encoder.errors import WeightsError
 from encoder.preprocess import ImagePreprocess, VideoPreprocess
 from indexer.atomic import TEMP_NAME, atomic_write, write_text_atomic
-from indexer.checksum import sha256_file
+from indexer.files import sha256_file
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 

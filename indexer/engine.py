@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from indexer.catalog_errors import CatalogDamaged
+from indexer.files import inode_key
 
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # primary result codes of a damaged database file
 
@@ -74,7 +75,7 @@ def file_identity(url: str) -> FileIdentity | None:
     sqlite_file = _sqlite_file(url)
     if sqlite_file is None:
         return None
-    return FileIdentity(*(_inode(p) for p in _sqlite_files(sqlite_file)))
+    return FileIdentity(*(inode_key(p) for p in _sqlite_files(sqlite_file)))
 
 
 @contextmanager
@@ -106,14 +107,6 @@ def _sqlite_file(url: str) -> Path | None:
 
 def _sqlite_files(path: Path) -> tuple[Path, Path, Path]:
     return path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
-
-
-def _inode(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return stat.st_dev, stat.st_ino
 
 
 def _keep_aside(path: Path) -> Path | None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.decode import file_kind
+from indexer.files import inode_key
 from indexer.records import Failure, ScannedFile
 
 NON_MEDIA_EXTENSIONS = frozenset(
@@ -154,10 +155,10 @@ def scan_roots(
     result = ScanResult()
     walk = _Walk(
         result,
-        {_file_key(p) for p in exclude} - {None},
+        {inode_key(p) for p in exclude} - {None},
         pseudo_devices(),
         one_file_system,
-        {_file_key(p) for p in exclude_files} - {None},
+        {inode_key(p) for p in exclude_files} - {None},
     )
     for root in roots:
         root = Path(os.path.abspath(root))
@@ -169,14 +170,6 @@ def scan_roots(
         else:
             walk.tree(root, info.st_dev)
     return result
-
-
-def _file_key(path: Path) -> tuple[int, int] | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
 
 
 @dataclass

@@ -26,7 +26,7 @@ import numpy as np
 
 from indexer.atomic import atomic_write
 from indexer.catalog import Catalog, VectorSetInfo
-from indexer.checksum import sha256_file
+from indexer.files import sha256_file
 
 log = logging.getLogger(__name__)
 
