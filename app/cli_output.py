@@ -43,7 +43,9 @@ def print_index_report(report: IndexReport) -> None:
         print(f"  failed: {failure.path}: {failure.error}")
 
 
-def print_no_match(result, options, file=sys.stdout) -> None:
+def print_no_match(result, options, file=None) -> None:
+    """The "no (good) match" line, on `file` (default: stdout, looked up now, not at import)."""
+    file = file or sys.stdout
     if result.best_score is None:
         print("No match: nothing indexed passes the filters.", file=file)
     else:
