@@ -37,3 +37,10 @@ def demo_videos(tmp_path_factory) -> list[Path]:
     from app.demo import generate_demo_library
 
     return generate_demo_library(tmp_path_factory.mktemp("demo-library"))
+
+
+def pytest_collection_modifyitems(items):
+    """A test that drives the browser fixture is a browser test, however it gets the fixture."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)

@@ -21,6 +21,8 @@ from helpers import ENCODER, ROOT, cli, cli_in_process, index, overlaps, search
 
 from app.demo import cut_segment, synthesize_video
 
+pytestmark = pytest.mark.slow  # indexes the generated and shared libraries through the CLI
+
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory, demo_videos):

@@ -16,9 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from helpers import ENCODER, ROOT, cli_in_process, search
 
 from app.demo import synthesize_video
+
+pytestmark = pytest.mark.slow  # kills a real index process at random moments
 
 KILLS = 6
 VIDEOS = 40

@@ -294,6 +294,7 @@ with av.open({str(path)!r}, "w") as c:
     return path
 
 
+@pytest.mark.slow
 def test_a_huge_frame_is_refused_in_bounded_memory(tmp_path, huge_video):
     (tmp_path / "huge").mkdir()
     shutil.copy(huge_video, tmp_path / "huge" / "huge.mkv")

@@ -268,6 +268,7 @@ def test_weights_corrupted_in_place_are_refused_by_loading_and_by_check(copy):
 
 
 @needs_unshare
+@pytest.mark.slow
 def test_repair_on_a_full_disk_is_a_clear_error_and_loses_nothing(copy):
     _, _, data = copy
     video_index_file(data).unlink()  # something for the repair to write
@@ -348,6 +349,7 @@ def test_a_service_notices_its_catalog_file_was_replaced(copy, tmp_path):
     service.catalog.close()
 
 
+@pytest.mark.slow
 def test_a_service_notices_its_wal_was_deleted_and_loses_no_commit(copy):
     """Another process deletes -wal/-shm (as after lost locks), then indexes a video."""
     _, more, data = copy

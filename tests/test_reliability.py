@@ -16,6 +16,8 @@ from helpers import ENCODER, ROOT, cli, cli_in_process, in_mount_namespace, inde
 from app.demo import synthesize_video
 from indexer.pipeline import run_index
 
+pytestmark = pytest.mark.slow  # real CLI runs over bad corpora, memory, full and read-only disks
+
 FP32 = ["--precision", "fp32"]
 
 

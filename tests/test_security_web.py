@@ -141,6 +141,7 @@ def assert_nothing_outside(body: bytes, data: Path, where: str, sent: tuple[str,
 # -- findings 2, 4, 5: serve only what the catalog says is servable ----------------------------------
 
 
+@pytest.mark.slow
 def test_an_indexed_video_is_served_by_id_as_video_with_nosniff(server, hostile):
     _root, lib, single, data = hostile
     ids = videos_by_name(data)
@@ -152,6 +153,7 @@ def test_an_indexed_video_is_served_by_id_as_video_with_nosniff(server, hostile)
     assert headers["content-range"] == f"bytes 10-19/{(single / 'alone.mp4').stat().st_size}"
 
 
+@pytest.mark.slow
 def test_nothing_in_a_root_is_served_by_path(server, hostile):
     """Findings 2, 4, 5: the file route serves no library file at all, so no PDF (also beside a singly
     indexed video), HTML page, image, hard link or differently-cased symlink to the catalog."""
@@ -165,6 +167,7 @@ def test_nothing_in_a_root_is_served_by_path(server, hostile):
     assert status == 200  # what Tubelet made stays servable
 
 
+@pytest.mark.slow
 def test_unknown_or_unindexed_ids_get_the_same_404(server, hostile):
     _root, _lib, _single, _data = hostile
     answers = {get(server + f"tubelet/video/{vid}")[0:3:2] for vid in (MISSING_ID, 0, "-1", "1e3", "%2e%2e")}
@@ -179,6 +182,7 @@ def test_unknown_or_unindexed_ids_get_the_same_404(server, hostile):
 # -- finding 3: nothing served can be the catalog; the server keeps its locks -------------------------
 
 
+@pytest.mark.slow
 def test_catalog_links_are_refused_and_the_server_still_sees_new_videos(server, hostile, tmp_path):
     from gradio_client import Client
 
@@ -257,6 +261,7 @@ def previews(data: Path) -> set[Path]:
     return set((data / "previews").glob("*")) if (data / "previews").exists() else set()
 
 
+@pytest.mark.slow
 def test_library_handlers_take_ids_and_ignore_client_paths(server, hostile):
     """Finding 1: the table row the client sends names a video id and a path; only the id counts, the
     timeline state holds clip ids, and the player plays the catalog's file through id-based URLs."""
@@ -299,6 +304,7 @@ def login(url: str, user: str, password: str) -> int:
     return post(url + "login", body, "application/x-www-form-urlencoded")[0]
 
 
+@pytest.mark.slow
 def test_failed_logins_lock_the_address_out_even_for_the_right_password(hostile):
     _root, _lib, _single, data = hostile
     with live_server(data, "--auth", "ann:s3cret word") as url:
@@ -328,6 +334,7 @@ def test_login_limiter_window_and_lockout():
 # -- finding 7: uploads go once answered, the folder is capped, no server paths -----------------------
 
 
+@pytest.mark.slow
 def test_api_uploads_are_removed_once_answered_and_never_reveal_the_data_dir(server, hostile, tmp_path):
     from gradio_client import Client, handle_file
 
@@ -409,6 +416,7 @@ def test_cheap_queries_do_not_wait_behind_video_queries():
     assert QuerySlots().admitted < SEARCH_CONCURRENCY  # Gradio workers left for cheap queries
 
 
+@pytest.mark.slow
 def test_search_events_have_more_workers_than_heavy_queries(hostile, monkeypatch):
     from app.ui import HEAVY_ADMITTED, SEARCH_CONCURRENCY
 
@@ -421,6 +429,7 @@ def test_search_events_have_more_workers_than_heavy_queries(hostile, monkeypatch
 # -- finding 20 (API half): whole numbers, k=0 refused, NaN refused -----------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -497,6 +506,7 @@ def normalised(body: bytes, sent: str) -> bytes:
     )
 
 
+@pytest.mark.slow
 def test_route_walk_nothing_outside_the_servable_set_comes_back(server, hostile, monkeypatch):
     """Every GET route of the server's FastAPI app and every event in its /config, called with outside
     paths, links and ids the catalog lacks: no outside byte, no data-dir path, no preview made, and an

@@ -16,6 +16,8 @@ from live_server import live_server
 
 from app.demo import cut_segment
 
+pytestmark = pytest.mark.slow  # a live server (and a browser) over an indexed library
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
