@@ -212,7 +212,8 @@ class ImageTextTowerSpec:
         runtime = pick_runtime(device, precision)
         model = open_clip.create_model(self.model_name, pretrained=None)
         if runtime.amp_dtype is not None:
-            # Converted weights beat autocast for open_clip-sized batches on CPU (DESIGN.md measurements).
+            # Converted weights beat autocast at these batch sizes on CPU: ViT-B-32 gave 27-48 img/s in bf16
+            # weights against 15-16 in fp32, with bf16 autocast slower still at small batches (2-core AMX CPU).
             model = model.to(runtime.amp_dtype)
         load_image_text_weights(model, self.weights.path)
         tokenizer = open_clip.get_tokenizer(self.model_name)

@@ -9,7 +9,7 @@ import numpy as np
 
 # Names of the vector sets (one per tower), as the catalog and the index files know them.
 VIDEO_SET = "video"  # VideoMAE v2: motion, actions
-IMAGE_SET = "image"  # open_clip image tower: appearance, aligned with text
+IMAGE_SET = "image"  # the image-text tower (open_clip): appearance, aligned with text
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,10 @@ class FileCounts:
     moved: int = 0
     deleted: int = 0
     failed: int = 0
-    skipped: int = 0  # not media (no video stream, unknown extension): ignored, not failed
+    # Left out by the scan, not probed and not failed (indexer/scan.py): hidden entries, obvious non-media by
+    # extension, links to the catalog's own files, directories on other or pseudo filesystems. A file probed
+    # and found to hold no video stream, a FIFO or a device is a failure instead.
+    skipped: int = 0
 
 
 @dataclass

@@ -106,7 +106,7 @@ class IndexRun(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running|done|failed
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running|done|failed|cancelled|interrupted
     roots: Mapped[str] = mapped_column(Text)  # JSON list
     report: Mapped[str | None] = mapped_column(Text)  # JSON IndexReport
 
