@@ -49,7 +49,7 @@ def window_indices(path: Path, sampling: ClipSampling) -> list[list[int]]:
     for w in windows:
         first = min(round(w.start * fps), max(frames - 1, 0))
         last = max(first, min(round(w.end * fps) - 1, frames - 1))
-        out.append(np.linspace(first, last, sampling.num_frames).round().astype(int).tolist())
+        out.append(np.linspace(first, last, sampling.window_frames).round().astype(int).tolist())
     return out
 
 

@@ -71,7 +71,7 @@ def decode_only(files: list[Path], towers) -> tuple[float, int, float]:
 def encode_only(clips: int, towers, batch_size: int) -> tuple[float, float]:
     """Seconds to embed `clips` clips, and seconds to load the models (which end to end includes)."""
     names = list(towers.specs())
-    frames, rng = towers.sampling.num_frames, np.random.default_rng(0)
+    frames, rng = towers.sampling.window_frames, np.random.default_rng(0)
     batch = {
         size: rng.integers(0, 255, (batch_size, frames, size, size, 3), dtype=np.uint8) for size in towers.input_sizes()
     }  # each size indexing decodes

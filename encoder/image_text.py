@@ -166,9 +166,9 @@ def _stream_safetensors(own: dict, path: Path) -> bool:
     return True
 
 
-def frame_picks(num_frames: int, k: int) -> list[int]:
-    """K evenly spaced frame indices out of `num_frames`, first and last included."""
-    return np.linspace(0, num_frames - 1, min(k, num_frames)).round().astype(int).tolist()
+def frame_picks(window_frames: int, k: int) -> list[int]:
+    """K evenly spaced frame indices out of `window_frames`, first and last included."""
+    return np.linspace(0, window_frames - 1, min(k, window_frames)).round().astype(int).tolist()
 
 
 @dataclass(frozen=True)

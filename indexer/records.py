@@ -38,21 +38,27 @@ class VideoInfo:
 class ClipSampling:
     """How a video is cut into clip windows (source frame units)."""
 
-    num_frames: int = 16  # frames sampled per window (the encoder's T)
+    window_frames: int = 16  # frames sampled per window (the encoder's T)
     frame_interval: int = 4  # take every Nth source frame
     stride_frames: int | None = None  # source frames between window starts; None = back to back
 
     @property
     def span(self) -> int:
         """Source frames one window represents."""
-        return self.num_frames * self.frame_interval
+        return self.window_frames * self.frame_interval
 
     @property
     def stride(self) -> int:
         return self.stride_frames or self.span
 
     def to_dict(self) -> dict:
-        return {"num_frames": self.num_frames, "frame_interval": self.frame_interval, "stride_frames": self.stride}
+        """The form stored with the video vectors. Its "num_frames" key is the field's former name, which
+        existing data dirs hold: this and `from_dict` are the one place it is spelled."""
+        return {"num_frames": self.window_frames, "frame_interval": self.frame_interval, "stride_frames": self.stride}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ClipSampling:
+        return cls(data["num_frames"], data["frame_interval"], data["stride_frames"])
 
 
 @dataclass(frozen=True)

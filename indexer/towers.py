@@ -111,7 +111,7 @@ def resolve_towers(settings: IndexSettings) -> Towers:
             settings.image_text.model, settings.image_text.weights, weights_dir, settings.image_text.frames_per_clip
         )
     pre = video.weights.preprocess
-    sampling = ClipSampling(pre.num_frames, pre.frame_interval, settings.stride_frames)
+    sampling = ClipSampling(pre.window_frames, pre.frame_interval, settings.stride_frames)
     return Towers(video, image, sampling, enc.device, enc.precision)
 
 
@@ -123,7 +123,7 @@ def towers_from_catalog(
     video_identity = sets[VIDEO_SET].identity
     video = spec_from_identity(video_identity, weights_dir)
     image = spec_from_identity(sets[IMAGE_SET].identity, weights_dir) if IMAGE_SET in sets else None
-    sampling = ClipSampling(**video_identity["sampling"])
+    sampling = ClipSampling.from_dict(video_identity["sampling"])
     return Towers(video, image, sampling, device, precision), sets
 
 
@@ -136,7 +136,7 @@ def index_settings_from_catalog(data: DataDir, device: str = "auto", precision: 
         catalog.close()
     if video is None:
         return IndexSettings(data, EncoderSettings(device=device, precision=precision))
-    ident, sampling = video.identity, video.identity["sampling"]
+    ident, sampling = video.identity, ClipSampling.from_dict(video.identity["sampling"])
     image_text = ImageTextSettings(enabled=False)
     if image is not None:
         image_text = ImageTextSettings(
@@ -146,7 +146,7 @@ def index_settings_from_catalog(data: DataDir, device: str = "auto", precision: 
         data,
         EncoderSettings(ident["variant"], ident["weights"], device, precision),
         image_text,
-        window_frames=sampling["num_frames"],
-        frame_interval=sampling["frame_interval"],
-        stride_frames=sampling["stride_frames"],
+        window_frames=sampling.window_frames,
+        frame_interval=sampling.frame_interval,
+        stride_frames=sampling.stride_frames,
     )

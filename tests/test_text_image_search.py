@@ -74,7 +74,7 @@ def reference_image_text_vectors(data: Path, clip_ids: list[int]) -> np.ndarray:
     model = open_clip.create_model("tubelet-tiny-clip", pretrained=str(weights)).eval()
     catalog = Catalog(f"sqlite:///{data / 'catalog.db'}").open()
     rows = catalog.clip_rows(clip_ids)
-    sampling = ClipSampling(**catalog.vector_set("video").identity["sampling"])
+    sampling = ClipSampling.from_dict(catalog.vector_set("video").identity["sampling"])
     out = []
     for clip_id in clip_ids:
         row = rows[clip_id]

@@ -11,11 +11,12 @@ import pytest
 
 from encoder.errors import ConfigError, WeightsError
 from encoder.image_text import CONFIG_DIR
+from encoder.preprocess import VideoPreprocess
 from encoder.registry import spec_from_identity
 from indexer.catalog import Catalog
 from indexer.decode import ClipDecoder, probe
 from indexer.pipeline import run_index
-from indexer.records import IMAGE_SET, VIDEO_SET
+from indexer.records import IMAGE_SET, VIDEO_SET, ClipSampling
 from indexer.settings import DataDir, EncoderSettings, ImageTextSettings, IndexSettings
 from indexer.towers import resolve_towers
 
@@ -119,6 +120,17 @@ def test_a_tower_rebuilt_from_its_stored_identity_is_the_same_tower(tmp_path):
     for spec in (towers.video, towers.image):
         rebuilt = spec_from_identity(spec.identity(), DataDir(tmp_path).weights_dir)
         assert type(rebuilt) is type(spec) and rebuilt == spec and rebuilt.identity() == spec.identity()
+
+
+def test_window_frames_are_stored_under_the_key_existing_data_dirs_hold():
+    """`window_frames` is stored as "num_frames" (its former name) in the sampling and the preprocessing."""
+    sampling = ClipSampling(window_frames=8, frame_interval=2, stride_frames=10)
+    assert sampling.to_dict() == {"num_frames": 8, "frame_interval": 2, "stride_frames": 10}
+    assert ClipSampling.from_dict({"num_frames": 8, "frame_interval": 2, "stride_frames": 10}) == sampling
+    preprocess = VideoPreprocess(window_frames=8, frame_interval=2, size=64)
+    stored = json.loads(json.dumps(preprocess.to_dict()))
+    assert list(stored) == ["num_frames", "frame_interval", "size", "mean", "std"] and stored["num_frames"] == 8
+    assert VideoPreprocess.from_dict(stored) == preprocess
 
 
 def test_rebuilding_refuses_changed_weights_and_unknown_towers(tmp_path):
