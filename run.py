@@ -160,10 +160,38 @@ def _encoder_options(parser: argparse.ArgumentParser) -> None:
         "--stride-frames", type=positive_int, help="source frames between clip starts (default: back to back)"
     )
     parser.add_argument("--batch-size", type=positive_int, default=4, help="clips per encoder call")
-    parser.add_argument("--no-clip", action="store_true", help="skip open_clip vectors (no text/image search)")
-    parser.add_argument("--clip-model", default="ViT-B-32-256", help="open_clip architecture")
-    parser.add_argument("--clip-weights", help="open_clip pretrained tag, hf:..., a local file or 'random'")
-    parser.add_argument("--clip-frames", type=positive_int, default=4, help="frames per clip for the CLIP vector")
+    # The image-text tower (open_clip). The --clip-* spellings are the options' former names, kept working.
+    parser.add_argument(
+        "--no-image-text",
+        "--no-clip",
+        dest="no_image_text",
+        action="store_true",
+        help="skip image-text vectors (open_clip): no text or image search",
+    )
+    parser.add_argument(
+        "--image-text-model",
+        "--clip-model",
+        dest="image_text_model",
+        metavar="MODEL",
+        default="ViT-B-32-256",
+        help="open_clip architecture",
+    )
+    parser.add_argument(
+        "--image-text-weights",
+        "--clip-weights",
+        dest="image_text_weights",
+        metavar="SRC",
+        help="open_clip pretrained tag, hf:..., a local file or 'random'",
+    )
+    parser.add_argument(
+        "--image-text-frames",
+        "--clip-frames",
+        dest="image_text_frames",
+        metavar="K",
+        type=positive_int,
+        default=4,
+        help="frames of each clip averaged into its image-text vector",
+    )
     _runtime_options(parser)
 
 
@@ -200,12 +228,14 @@ def data_dir(args):
 
 
 def index_settings(args):
-    from indexer.settings import ClipSettings, EncoderSettings, IndexSettings
+    from indexer.settings import EncoderSettings, ImageTextSettings, IndexSettings
 
     return IndexSettings(
         data=data_dir(args),
         encoder=EncoderSettings(args.encoder, args.weights, args.device, args.precision),
-        clip=ClipSettings(not args.no_clip, args.clip_model, args.clip_weights, args.clip_frames),
+        image_text=ImageTextSettings(
+            not args.no_image_text, args.image_text_model, args.image_text_weights, args.image_text_frames
+        ),
         window_frames=args.window_frames,
         frame_interval=args.frame_interval,
         stride_frames=args.stride_frames,

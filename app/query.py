@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 MAX_K = 1000
-MAX_TEXT = 1000  # characters; CLIP tokenizers truncate at 77 tokens anyway
+MAX_TEXT = 1000  # characters; open_clip tokenizers truncate at 77 tokens anyway
 MAX_GLOB = 1000  # characters; translating an fnmatch pattern is quadratic in its length
 MAX_PREFIX = 4096  # characters, PATH_MAX
 CLIP_ID_RANGE = (-(2**63), 2**63 - 1)  # SQLite's INTEGER: ids outside it cannot exist
@@ -46,13 +46,13 @@ def require_whole(name: str, value, low: int, high: int) -> None:
 
 @dataclass(frozen=True)
 class Query:
-    text: str | None = None  # words -> CLIP text tower
-    image: Path | None = None  # an example image -> CLIP image tower
-    video: Path | None = None  # an example clip -> VideoMAE v2 (motion) and CLIP (appearance)
+    text: str | None = None  # words -> image-text tower (text side)
+    image: Path | None = None  # an example image -> image-text tower (image side)
+    video: Path | None = None  # an example clip -> VideoMAE v2 (motion) and the image-text tower (appearance)
     start: float | None = None  # seconds into `video`
     end: float | None = None
     like: int | None = None  # an indexed clip id ("more like this")
-    negative: str | None = None  # "not this": CLIP text whose similarity is subtracted
+    negative: str | None = None  # "not this": image-text text vector whose similarity is subtracted
 
     def __post_init__(self):
         require_finite("start", self.start, maximum=MAX_SECONDS)

@@ -5,11 +5,11 @@ clip sampling and decode size are read from the data dir, never from the caller.
 
 Fusion. A query has one or more parts, each a vector in one tower's space:
   video      (--video, --like)  VideoMAE v2 vector of the query clip   -> "video" vectors
-  appearance (--video, --like)  CLIP image vector of the query clip    -> "image" vectors
-  text       (--text)           CLIP text vector                       -> "image" vectors
-  image      (--image)          CLIP image vector of the example image -> "image" vectors
-  negative   (--negative)       CLIP text vector, subtracted           -> "image" vectors
-Raw cosine similarities of different towers are not comparable (CLIP text-image cosines sit
+  appearance (--video, --like)  image-text vector of the query clip   -> "image" vectors
+  text       (--text)           image-text text vector                -> "image" vectors
+  image      (--image)          image-text vector of the example image -> "image" vectors
+  negative   (--negative)       image-text text vector, subtracted    -> "image" vectors
+Raw cosine similarities of different towers are not comparable (image-text text-image cosines sit
 around 0.2-0.35, VideoMAE ones near 1), so each part's score is calibrated as a z-score against
 the distribution of that query's scores over the whole index (exact: mean q.mu, variance
 q'Cq from the index's mean and covariance). The fused score is
@@ -292,7 +292,7 @@ class SearchService:
     def embed_video(
         self, path: Path, start: float | None = None, end: float | None = None, state: Snapshot | None = None
     ) -> dict[str, np.ndarray]:
-        """Query clip -> {"video": VideoMAE vector, "appearance": CLIP vector (if indexed)}.
+        """Query clip -> {"video": VideoMAE vector, "appearance": image-text vector (if indexed)}.
 
         Cut into windows like a library video; several windows' unit vectors are averaged and
         re-normalised (the usual clip-to-video pooling), so hits match the query as a whole. A range
@@ -418,8 +418,8 @@ class SearchService:
 def _image_text_tower(state: Snapshot, part: str) -> TextTower:
     if IMAGE_SET not in state.indexes:
         raise QueryError(
-            f"{part} search needs CLIP vectors, and this index has none: run "
-            "`python run.py index PATH` without --no-clip to add them"
+            f"{part} search needs image-text vectors (open_clip), and this index has none: run "
+            "`python run.py index PATH` without --no-image-text to add them"
         )
     return state.towers.encoder(IMAGE_SET)
 

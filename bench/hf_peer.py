@@ -7,7 +7,7 @@ Peer (the VideoMAE docs recipe, made fair): each video decoded once with PyAV, t
 clip window converted with `frame.to_ndarray(format="rgb24")`, then per clip
 `VideoMAEImageProcessor` (resize 224, centre crop, normalise) and transformers `VideoMAEModel`
 (ViT-S sizes, fp32 as in the docs), feature = mean of the last hidden state.
-Tubelet: a real index run with the same VideoMAE v2 ViT-S (`--no-clip`, so the same single model),
+Tubelet: a real index run with the same VideoMAE v2 ViT-S (`--no-image-text`, so the same single model),
 whatever precision it picks on this machine. Both use the same clip windows (Tubelet's planner) and
 random weights of the same architecture (no model hub here; speed does not depend on weights).
 """
@@ -35,7 +35,7 @@ from indexer.decode import ClipDecoder, ProbeError, probe  # noqa: E402
 from indexer.memory import tune_malloc  # noqa: E402
 from indexer.pipeline import run_index  # noqa: E402
 from indexer.records import ClipSampling  # noqa: E402
-from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettings  # noqa: E402
+from indexer.settings import DataDir, EncoderSettings, ImageTextSettings, IndexSettings  # noqa: E402
 
 
 def window_indices(path: Path, sampling: ClipSampling) -> list[list[int]]:
@@ -49,7 +49,7 @@ def window_indices(path: Path, sampling: ClipSampling) -> list[list[int]]:
     for w in windows:
         first = min(round(w.start * fps), max(frames - 1, 0))
         last = max(first, min(round(w.end * fps) - 1, frames - 1))
-        out.append(np.linspace(first, last, sampling.num_frames).round().astype(int).tolist())
+        out.append(np.linspace(first, last, sampling.window_frames).round().astype(int).tolist())
     return out
 
 
@@ -95,7 +95,7 @@ def tubelet(files: list[Path]) -> tuple[float, int]:
 
         def settings(name: str) -> IndexSettings:
             return IndexSettings(
-                DataDir(Path(tmp) / name), EncoderSettings("vit-s", "random"), ClipSettings(enabled=False)
+                DataDir(Path(tmp) / name), EncoderSettings("vit-s", "random"), ImageTextSettings(enabled=False)
             )
 
         (Path(tmp) / "empty").mkdir()

@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/index_memory.py --minutes 10 60
 
-Each run is a fresh `run.py index` process (default encoders: VideoMAE v2 ViT-S + CLIP
-ViT-B-32-256, random weights of the real sizes) measuring its own peak RSS (`ru_maxrss`).
+Each run is a fresh `run.py index` process (default encoders: VideoMAE v2 ViT-S + image-text
+CLIP ViT-B-32-256, random weights of the real sizes) measuring its own peak RSS (`ru_maxrss`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def peak_rss_mb(video: Path, weights_from: Path | None, data: Path) -> tuple[flo
             str(lib),
             "--weights",
             "random",
-            "--clip-weights",
+            "--image-text-weights",
             "random",
             "--json",
         ],

@@ -5,8 +5,8 @@
     .venv/bin/python bench/indexing_throughput.py --input shared --rounds 3   # medians of 3 rounds
 
 decode-only: every clip window decoded, resized and cropped exactly as indexing does, nothing else.
-encode-only: the same number of clips through the encoders (VideoMAE v2 and, unless --no-clip,
-             CLIP), from clips already in memory.
+encode-only: the same number of clips through the encoders (VideoMAE v2 and, unless --no-image-text,
+             the image-text tower), from clips already in memory.
 end to end:  a real index run into an empty data dir (decode thread + encoders + catalog +
              thumbnails + FAISS).
 Throughput is video seconds per wall second. The last column compares each time with
@@ -36,7 +36,7 @@ from indexer.decode import ProbeError, probe  # noqa: E402
 from indexer.memory import tune_malloc  # noqa: E402
 from indexer.pipeline import run_index  # noqa: E402
 from indexer.scan import scan_roots  # noqa: E402
-from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettings  # noqa: E402
+from indexer.settings import DataDir, EncoderSettings, ImageTextSettings, IndexSettings  # noqa: E402
 from indexer.towers import resolve_towers  # noqa: E402
 
 
@@ -44,7 +44,7 @@ def settings(data: Path, args) -> IndexSettings:
     return IndexSettings(
         DataDir(data),
         EncoderSettings(args.encoder, "random", args.device, args.precision),
-        ClipSettings(not args.no_clip, args.clip_model, "random"),
+        ImageTextSettings(not args.no_image_text, args.image_text_model, "random"),
         batch_size=args.batch_size,
     )
 
@@ -71,7 +71,7 @@ def decode_only(files: list[Path], towers) -> tuple[float, int, float]:
 def encode_only(clips: int, towers, batch_size: int) -> tuple[float, float]:
     """Seconds to embed `clips` clips, and seconds to load the models (which end to end includes)."""
     names = list(towers.specs())
-    frames, rng = towers.sampling.num_frames, np.random.default_rng(0)
+    frames, rng = towers.sampling.window_frames, np.random.default_rng(0)
     batch = {
         size: rng.integers(0, 255, (batch_size, frames, size, size, 3), dtype=np.uint8) for size in towers.input_sizes()
     }  # each size indexing decodes
@@ -109,8 +109,8 @@ def main() -> None:
     parser.add_argument("--input", default="shared", choices=["shared", "360p", "720p", "1080p"])
     parser.add_argument("--minutes", type=int, default=10)
     parser.add_argument("--encoder", default="vit-s")
-    parser.add_argument("--clip-model", default="ViT-B-32-256")
-    parser.add_argument("--no-clip", action="store_true")
+    parser.add_argument("--image-text-model", "--clip-model", dest="image_text_model", default="ViT-B-32-256")
+    parser.add_argument("--no-image-text", "--no-clip", dest="no_image_text", action="store_true")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
@@ -140,7 +140,7 @@ def main() -> None:
         runtime = towers.encoder("video").runtime.describe()
     median = {stage: statistics.median(values) for stage, values in times.items()}
     slowest = max(median["decode-only"], median["encode-only"])
-    towers_used = args.encoder + ("" if args.no_clip else f" + {args.clip_model}")
+    towers_used = args.encoder + ("" if args.no_image_text else f" + {args.image_text_model}")
     print(
         f"\ninput: {args.input}{'' if args.input == 'shared' else f' {args.minutes} min'}, "
         f"{len(files)} files, {video_s:.0f} s of video, {clips} clips; towers: {towers_used}; "

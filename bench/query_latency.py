@@ -28,7 +28,7 @@ from app.query import Filters, Query, SearchOptions
 from app.search import SearchService
 from indexer.catalog import Catalog
 from indexer.records import ClipWindow, ScannedFile, VideoInfo
-from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettings
+from indexer.settings import DataDir, EncoderSettings, ImageTextSettings, IndexSettings
 from indexer.towers import resolve_towers
 
 CLIPS_PER_VIDEO = 100
@@ -42,7 +42,7 @@ def clustered(n: int, dim: int, rng, clusters: int = 200) -> np.ndarray:
 
 def build(data: DataDir, n: int) -> None:
     catalog = Catalog(data.catalog).open()
-    settings = IndexSettings(data, EncoderSettings("vit-s", "random", "cpu"), ClipSettings(weights="random"))
+    settings = IndexSettings(data, EncoderSettings("vit-s", "random", "cpu"), ImageTextSettings(weights="random"))
     towers = resolve_towers(settings)
     sets = {
         name: catalog.ensure_vector_set(name, identity, towers.specs()[name].dim)

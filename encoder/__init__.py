@@ -1,4 +1,4 @@
-"""Tubelet encoders: VideoMAE v2 (motion) and an open_clip image tower (appearance).
+"""Tubelet encoders: VideoMAE v2 (motion) and the image-text tower, open_clip (appearance).
 
     from encoder import load_videomae2
     m = load_videomae2("vit-s", weights="k710-distill")

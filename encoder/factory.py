@@ -132,15 +132,15 @@ def resolve_video_encoder(
     variant: str,
     weights: str | None,
     cache_dir: Path,
-    num_frames: int | None = None,
+    window_frames: int | None = None,
     frame_interval: int | None = None,
 ) -> VideoEncoderSpec:
     """Resolve weights (downloading if needed) and fix the preprocessing; no model load."""
     cfg = variant_config(variant)
-    if num_frames is not None and (num_frames < cfg.tubelet_size or num_frames % cfg.tubelet_size):
-        raise ConfigError(f"window frames must be a positive multiple of {cfg.tubelet_size}, got {num_frames}")
+    if window_frames is not None and (window_frames < cfg.tubelet_size or window_frames % cfg.tubelet_size):
+        raise ConfigError(f"window frames must be a positive multiple of {cfg.tubelet_size}, got {window_frames}")
     if frame_interval is not None and frame_interval < 1:
         raise ConfigError(f"frame interval must be at least 1, got {frame_interval}")
     resolved = resolve_videomae2_weights(variant, weights, Path(cache_dir))
-    resolved = with_overrides(resolved, num_frames=num_frames, frame_interval=frame_interval)
+    resolved = with_overrides(resolved, window_frames=window_frames, frame_interval=frame_interval)
     return VideoEncoderSpec(variant, resolved)

@@ -19,18 +19,24 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class VideoPreprocess:
-    num_frames: int = 16  # frames sampled per clip window
+    window_frames: int = 16  # frames sampled per clip window
     frame_interval: int = 4  # source frames between two sampled frames (4 ≈ 7.5 fps from 30 fps)
     size: int = 224  # square model input; short side resized to this, then centre crop
     mean: tuple[float, float, float] = IMAGENET_MEAN  # per-channel mean of [0, 1] pixels
     std: tuple[float, float, float] = IMAGENET_STD  # per-channel std of [0, 1] pixels
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The form stored in identities. Its "num_frames" key is `window_frames`' former name, which existing
+        data dirs hold: this and `from_dict` are the one place it is spelled."""
+        fields = asdict(self)
+        return {"num_frames": fields.pop("window_frames"), **fields}
 
     @classmethod
     def from_dict(cls, data: dict) -> VideoPreprocess:
-        return cls(**{**data, "mean": tuple(data["mean"]), "std": tuple(data["std"])})
+        fields = {k: v for k, v in data.items() if k != "num_frames"}
+        return cls(
+            **{**fields, "window_frames": data["num_frames"], "mean": tuple(data["mean"]), "std": tuple(data["std"])}
+        )
 
 
 @dataclass(frozen=True)

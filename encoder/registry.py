@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from encoder.clip import ClipTowerSpec
 from encoder.errors import ConfigError
 from encoder.factory import VideoEncoderSpec
+from encoder.image_text import ImageTextTowerSpec
 from encoder.tower import TowerSpec
 from encoder.weights import checksum_mismatch
 
 # identity["tower"] -> the spec class that reads the rest of that identity
-TOWER_SPECS: dict[str, type] = {spec.tower: spec for spec in (VideoEncoderSpec, ClipTowerSpec)}
+TOWER_SPECS: dict[str, type] = {spec.tower: spec for spec in (VideoEncoderSpec, ImageTextTowerSpec)}
 
 
 def spec_from_identity(identity: dict, cache_dir: Path) -> TowerSpec:

@@ -2,7 +2,7 @@
 
 A *spec* names a tower exactly (architecture, checksummed weights, preprocessing) and loads nothing;
 its `load()` gives the *tower*, which embeds clips. VideoMAE v2 (`encoder.factory`) and open_clip
-(`encoder.clip`) implement both; `encoder.registry.spec_from_identity` rebuilds either from the identity
+(`encoder.image_text`) implement both; `encoder.registry.spec_from_identity` rebuilds either from the identity
 stored with its vectors.
 """
 

@@ -28,7 +28,9 @@ class VideoMAE2Config:
     img_size: int = 224  # input height = width in pixels; fixed by the position table length
     patch_size: int = 16  # spatial side of one tubelet (14 for ViT-g)
     tubelet_size: int = 2  # frames per tubelet (temporal kernel = stride of the embedding)
-    num_frames: int = 16  # frames per clip the released models were trained with
+    # Frames per clip the released models were trained with. Tubelet calls this `window_frames` everywhere
+    # else; here it keeps the official VideoMAE v2 / transformers config name, so configs map one to one.
+    num_frames: int = 16
     in_chans: int = 3  # RGB
     embed_dim: int = 768  # D, token width
     depth: int = 12  # number of transformer blocks

@@ -2,7 +2,7 @@
 
 A weights *source* is one of
   - a pretrained tag of the tower, e.g. `k710-distill` (VideoMAE v2 tags: `encoder/videomae2_weights.py`;
-    open_clip tags: `encoder/clip.py`);
+    open_clip tags: `encoder/image_text.py`);
   - `hf:OWNER/REPO/PATH/IN/REPO[@REVISION]`, any file on the Hugging Face hub;
   - a local `.pth` / `.pt` / `.bin` / `.safetensors` file;
   - `random` or `random:SEED`: generated, saved in the cache dir and reused, for tests and

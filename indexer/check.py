@@ -184,7 +184,7 @@ def _remake_thumbnails(catalog: Catalog, data: DataDir) -> int:
     vset = catalog.vector_set(VIDEO_SET)
     if not missing or vset is None:
         return 0
-    sampling = ClipSampling(**vset.identity["sampling"])
+    sampling = ClipSampling.from_dict(vset.identity["sampling"])
     # Thumbnails come from the largest tower input, as when indexing.
     size = max(int(s.identity["preprocess"]["size"]) for s in (vset, catalog.vector_set(IMAGE_SET)) if s)
     made = 0

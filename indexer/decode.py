@@ -248,7 +248,7 @@ class ClipDecoder:
 
     def _clips_at(self, targets: Iterable[float]) -> Iterator[DecodedClip]:
         """One seek per window: decode from the keyframe before it to its end, nothing between."""
-        one_window = ClipSampling(self.sampling.num_frames, self.sampling.frame_interval)
+        one_window = ClipSampling(self.sampling.window_frames, self.sampling.frame_interval)
         frame_seconds = 1 / self.info.fps
         with _open(self.path) as container:
             stream = self._open_stream(container)

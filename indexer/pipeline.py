@@ -155,7 +155,7 @@ class Indexer:
         return deleted
 
     def _backfill_tasks(self, sets: dict[str, VectorSetInfo], skip: set[str]):
-        """Indexed videos lacking some tower's vectors (e.g. CLIP added to a --no-clip index)."""
+        """Indexed videos lacking some tower's vectors (e.g. image-text added to a --no-image-text index)."""
         missing: dict[int, tuple[int, str, ScannedFile, list[str]]] = {}
         for name, vset in sets.items():
             for video_id, fingerprint, f in self.catalog.videos_missing_vectors(vset.id):

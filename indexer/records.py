@@ -9,7 +9,7 @@ import numpy as np
 
 # Names of the vector sets (one per tower), as the catalog and the index files know them.
 VIDEO_SET = "video"  # VideoMAE v2: motion, actions
-IMAGE_SET = "image"  # open_clip image tower: appearance, aligned with text
+IMAGE_SET = "image"  # the image-text tower (open_clip): appearance, aligned with text
 
 
 @dataclass(frozen=True)
@@ -38,21 +38,27 @@ class VideoInfo:
 class ClipSampling:
     """How a video is cut into clip windows (source frame units)."""
 
-    num_frames: int = 16  # frames sampled per window (the encoder's T)
+    window_frames: int = 16  # frames sampled per window (the encoder's T)
     frame_interval: int = 4  # take every Nth source frame
     stride_frames: int | None = None  # source frames between window starts; None = back to back
 
     @property
     def span(self) -> int:
         """Source frames one window represents."""
-        return self.num_frames * self.frame_interval
+        return self.window_frames * self.frame_interval
 
     @property
     def stride(self) -> int:
         return self.stride_frames or self.span
 
     def to_dict(self) -> dict:
-        return {"num_frames": self.num_frames, "frame_interval": self.frame_interval, "stride_frames": self.stride}
+        """The form stored with the video vectors. Its "num_frames" key is the field's former name, which
+        existing data dirs hold: this and `from_dict` are the one place it is spelled."""
+        return {"num_frames": self.window_frames, "frame_interval": self.frame_interval, "stride_frames": self.stride}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ClipSampling:
+        return cls(data["num_frames"], data["frame_interval"], data["stride_frames"])
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,10 @@ class FileCounts:
     moved: int = 0
     deleted: int = 0
     failed: int = 0
-    skipped: int = 0  # not media (no video stream, unknown extension): ignored, not failed
+    # Left out by the scan, not probed and not failed (indexer/scan.py): hidden entries, obvious non-media by
+    # extension, links to the catalog's own files, directories on other or pseudo filesystems. A file probed
+    # and found to hold no video stream, a FIFO or a device is a failure instead.
+    skipped: int = 0
 
 
 @dataclass

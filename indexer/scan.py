@@ -104,7 +104,7 @@ class RootError(ValueError):
 class ScanResult:
     files: list[ScannedFile] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)  # unreadable entries, FIFOs, devices, sockets
-    skipped: int = 0  # non-media by name, hidden files, directories on other or pseudo filesystems
+    skipped: int = 0  # non-media by name, hidden entries, links to the catalog, dirs on other or pseudo filesystems
 
 
 def pseudo_devices() -> set[int]:

@@ -82,7 +82,7 @@ class VectorSet(Base):
     __tablename__ = "vector_sets"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(32), unique=True)  # "video" (VideoMAE v2), "image" (CLIP)
+    name: Mapped[str] = mapped_column(String(32), unique=True)  # "video" (VideoMAE v2), "image" (image-text, open_clip)
     key: Mapped[str] = mapped_column(String(32))  # hash of `identity`
     identity: Mapped[str] = mapped_column(Text)  # JSON: encoder, weights checksum, sampling
     dim: Mapped[int] = mapped_column(Integer)
@@ -106,7 +106,7 @@ class IndexRun(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running|done|failed
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running|done|failed|cancelled|interrupted
     roots: Mapped[str] = mapped_column(Text)  # JSON list
     report: Mapped[str | None] = mapped_column(Text)  # JSON IndexReport
 

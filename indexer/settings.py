@@ -46,19 +46,19 @@ class EncoderSettings:
 
 
 @dataclass(frozen=True)
-class ClipSettings:
-    enabled: bool = True  # compute open_clip vectors (text and image search)
+class ImageTextSettings:
+    enabled: bool = True  # compute image-text vectors (text and image search)
     model: str = "ViT-B-32-256"  # open_clip architecture
     weights: str | None = None  # open_clip tag, hf:..., a local file or random; None = default tag
-    frames_per_clip: int = 4  # frames per clip embedded and averaged
+    frames_per_clip: int = 4  # frames of each clip embedded and averaged (of its `window_frames`)
 
 
 @dataclass(frozen=True)
 class IndexSettings:
     data: DataDir
     encoder: EncoderSettings
-    clip: ClipSettings = ClipSettings()
-    window_frames: int | None = None  # frames per clip; None = the weights' own
+    image_text: ImageTextSettings = ImageTextSettings()
+    window_frames: int | None = None  # frames sampled per clip window; None = the weights' own
     frame_interval: int | None = None  # None = the weights' own
     stride_frames: int | None = None  # None = windows back to back
     batch_size: int = 4  # clips per encoder call

@@ -1,7 +1,7 @@
 """The encoders an index uses ("towers"), their identities, and how frames reach them.
 
 - "video": VideoMAE v2 (motion, actions); always present.
-- "image": open_clip image tower (appearance, aligned with text); optional (`--no-clip`).
+- "image": the image-text tower (open_clip) (appearance, aligned with text); optional (`--no-image-text`).
 
 Frames are decoded once per clip and FFmpeg resizes each one to every tower's input size, from
 the source frame: a tower's vectors do not depend on which other towers a run computes.
@@ -17,20 +17,20 @@ from pathlib import Path
 
 import numpy as np
 
-from encoder.clip import resolve_clip_tower
 from encoder.factory import resolve_video_encoder
+from encoder.image_text import resolve_image_text_tower
 from encoder.registry import spec_from_identity
 from encoder.tower import Tower, TowerSpec
 from indexer.catalog import Catalog, VectorSetInfo
 from indexer.decode import ClipDecoder
 from indexer.records import IMAGE_SET, VIDEO_SET, ClipSampling, VideoInfo
-from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettings
+from indexer.settings import DataDir, EncoderSettings, ImageTextSettings, IndexSettings
 
 
 @dataclass
 class Towers:
     video: TowerSpec  # VideoMAE v2: its preprocessing fixes the clip sampling
-    image: TowerSpec | None  # None when CLIP vectors are not computed
+    image: TowerSpec | None  # None when image-text vectors are not computed
     sampling: ClipSampling
     device: str = "auto"
     precision: str = "auto"
@@ -106,12 +106,12 @@ def resolve_towers(settings: IndexSettings) -> Towers:
         enc.variant, enc.weights, weights_dir, settings.window_frames, settings.frame_interval
     )
     image = None
-    if settings.clip.enabled:
-        image = resolve_clip_tower(
-            settings.clip.model, settings.clip.weights, weights_dir, settings.clip.frames_per_clip
+    if settings.image_text.enabled:
+        image = resolve_image_text_tower(
+            settings.image_text.model, settings.image_text.weights, weights_dir, settings.image_text.frames_per_clip
         )
     pre = video.weights.preprocess
-    sampling = ClipSampling(pre.num_frames, pre.frame_interval, settings.stride_frames)
+    sampling = ClipSampling(pre.window_frames, pre.frame_interval, settings.stride_frames)
     return Towers(video, image, sampling, enc.device, enc.precision)
 
 
@@ -123,7 +123,7 @@ def towers_from_catalog(
     video_identity = sets[VIDEO_SET].identity
     video = spec_from_identity(video_identity, weights_dir)
     image = spec_from_identity(sets[IMAGE_SET].identity, weights_dir) if IMAGE_SET in sets else None
-    sampling = ClipSampling(**video_identity["sampling"])
+    sampling = ClipSampling.from_dict(video_identity["sampling"])
     return Towers(video, image, sampling, device, precision), sets
 
 
@@ -136,15 +136,17 @@ def index_settings_from_catalog(data: DataDir, device: str = "auto", precision: 
         catalog.close()
     if video is None:
         return IndexSettings(data, EncoderSettings(device=device, precision=precision))
-    ident, sampling = video.identity, video.identity["sampling"]
-    clip = ClipSettings(enabled=False)
+    ident, sampling = video.identity, ClipSampling.from_dict(video.identity["sampling"])
+    image_text = ImageTextSettings(enabled=False)
     if image is not None:
-        clip = ClipSettings(True, image.identity["model"], image.identity["weights"], image.identity["frames_per_clip"])
+        image_text = ImageTextSettings(
+            True, image.identity["model"], image.identity["weights"], image.identity["frames_per_clip"]
+        )
     return IndexSettings(
         data,
         EncoderSettings(ident["variant"], ident["weights"], device, precision),
-        clip,
-        window_frames=sampling["num_frames"],
-        frame_interval=sampling["frame_interval"],
-        stride_frames=sampling["stride_frames"],
+        image_text,
+        window_frames=sampling.window_frames,
+        frame_interval=sampling.frame_interval,
+        stride_frames=sampling.stride_frames,
     )

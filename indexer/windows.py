@@ -3,8 +3,8 @@
 Containers without a duration, VFR footage and broken headers mean the frame count is only
 known at the end of the stream, so windows are assembled as frames arrive:
 
-- regular windows start every `stride` source frames and sample `num_frames` frames
-  `frame_interval` apart; a window represents `span = num_frames * frame_interval` frames, so
+- regular windows start every `stride` source frames and sample `window_frames` frames
+  `frame_interval` apart; a window represents `span = window_frames * frame_interval` frames, so
   with the default stride (= span) the windows tile the video;
 - the tail: when windows cover the stream (stride <= span) and the last regular window leaves at
   least a quarter span of it uncovered,
@@ -12,8 +12,8 @@ known at the end of the stream, so windows are assembled as frames arrive:
   seconds are searchable; a smaller remainder is not worth a near-duplicate window, so the last
   window's time range is extended to the end instead (each window is therefore emitted a
   quarter span late, once it is known not to be the last);
-- a stream shorter than one span still yields one window: `num_frames` frames spread evenly
-  over whatever was decoded (indices repeat when there are fewer frames than `num_frames`).
+- a stream shorter than one span still yields one window: `window_frames` frames spread evenly
+  over whatever was decoded (indices repeat when there are fewer frames than `window_frames`).
 
 Memory is bounded by about two windows of frames, whatever the video's length.
 """
@@ -50,7 +50,7 @@ class WindowAssembler:
     # -- what to keep -------------------------------------------------------------------------
     def _sampled_by_regular(self, i: int) -> bool:
         s = self.s
-        reach = (s.num_frames - 1) * s.frame_interval
+        reach = (s.window_frames - 1) * s.frame_interval
         first = max(0, -(-(i - reach) // s.stride))
         return any((i - w * s.stride) % s.frame_interval == 0 for w in range(first, i // s.stride + 1))
 
@@ -120,17 +120,17 @@ class WindowAssembler:
 
     # -- assembling -----------------------------------------------------------------------------
     def _phase_indices(self, start: int) -> list[int]:
-        return [start + j * self.s.frame_interval for j in range(self.s.num_frames)]
+        return [start + j * self.s.frame_interval for j in range(self.s.window_frames)]
 
     def _regular(self, start: int, end: float) -> AssembledWindow:
         return self._window(start, self._phase_indices(start), end)
 
     def _tail_start(self, n: int) -> int:
         interval = self.s.frame_interval
-        return (n - 1) // interval * interval - (self.s.num_frames - 1) * interval
+        return (n - 1) // interval * interval - (self.s.window_frames - 1) * interval
 
     def _short(self, n: int, end_time: float) -> AssembledWindow:
-        indices = np.linspace(0, n - 1, self.s.num_frames).round().astype(int).tolist()
+        indices = np.linspace(0, n - 1, self.s.window_frames).round().astype(int).tolist()
         return self._window(0, indices, end_time)
 
     def _window(self, start: int, indices: list[int], end: float) -> AssembledWindow:

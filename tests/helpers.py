@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettings
+from indexer.settings import DataDir, EncoderSettings, ImageTextSettings, IndexSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 # Random weights of the tiny registered variants stand in for pretrained ones (no hub here).
@@ -27,9 +27,9 @@ ENCODER = [
     "vit-tiny",
     "--weights",
     "random",
-    "--clip-model",
+    "--image-text-model",
     "tubelet-tiny-clip",
-    "--clip-weights",
+    "--image-text-weights",
     "random",
 ]
 
@@ -79,7 +79,7 @@ def settings(data: Path) -> IndexSettings:
     return IndexSettings(
         DataDir(data),
         EncoderSettings("vit-tiny", "random", "cpu", "fp32"),
-        ClipSettings(True, "tubelet-tiny-clip", "random"),
+        ImageTextSettings(True, "tubelet-tiny-clip", "random"),
     )
 
 

@@ -128,6 +128,47 @@ def test_status_and_help_do_not_load_the_model_libraries(library):
     assert json.loads(done.stdout) == [[0, 0], []], done.stderr
 
 
+@pytest.mark.parametrize("command", [["index", "x"], ["demo"]])
+def test_former_clip_flags_parse_like_the_image_text_ones(command):
+    """`--no-clip`, `--clip-model`, `--clip-weights`, `--clip-frames` keep working as aliases."""
+    import run
+
+    parser = run.build_parser()
+    names = ("no_image_text", "image_text_model", "image_text_weights", "image_text_frames")
+    new = parser.parse_args(
+        [
+            *command,
+            "--no-image-text",
+            "--image-text-model",
+            "M",
+            "--image-text-weights",
+            "W",
+            "--image-text-frames",
+            "3",
+        ]
+    )
+    old = parser.parse_args([*command, "--no-clip", "--clip-model", "M", "--clip-weights", "W", "--clip-frames", "3"])
+    assert [getattr(new, n) for n in names] == [getattr(old, n) for n in names] == [True, "M", "W", 3]
+    defaults = parser.parse_args(command)
+    assert [getattr(defaults, n) for n in names] == [False, "ViT-B-32-256", None, 4]
+    assert run.index_settings(old) == run.index_settings(new)
+
+
+def test_help_names_the_image_text_flags_first(capsys):
+    import run
+
+    with pytest.raises(SystemExit):
+        run.main(["index", "--help"])
+    out = capsys.readouterr().out
+    for new, old in [
+        ("no-image-text", "no-clip"),
+        ("image-text-model", "clip-model"),
+        ("image-text-weights", "clip-weights"),
+        ("image-text-frames", "clip-frames"),
+    ]:
+        assert f"--{new}" in out and out.index(f"--{new}") < out.index(f"--{old}")
+
+
 def test_an_unknown_encoder_is_refused_with_the_valid_names(tmp_path):
     done = cli_in_process("index", tmp_path, "--data", tmp_path / "data", "--encoder", "vit-huge", expect=2)
     assert "unknown VideoMAE v2 variant 'vit-huge'; valid: vit-tiny, vit-s" in done.stderr

@@ -19,7 +19,7 @@ from app.query import Query, SearchOptions, SearchRequest
 from app.search import SearchResult, SearchService, Snapshot
 from indexer.pipeline import run_index
 from indexer.records import IMAGE_SET, VIDEO_SET
-from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettings
+from indexer.settings import DataDir, EncoderSettings, ImageTextSettings, IndexSettings
 from indexer.store import ScoreStats
 
 EVERY_CLIP = SearchOptions(k=1000)  # more than the library's clips: an answer lists every clip it searched
@@ -29,7 +29,7 @@ def settings(data: Path) -> IndexSettings:
     return IndexSettings(
         DataDir(data),
         EncoderSettings("vit-tiny", "random", "cpu", "fp32"),
-        ClipSettings(True, "tubelet-tiny-clip", "random"),
+        ImageTextSettings(True, "tubelet-tiny-clip", "random"),
     )
 
 

@@ -428,7 +428,7 @@ def test_query_records_refuse_what_the_api_could_send():
         (("index", "x", "--frame-interval", "-1"), "argument --frame-interval: must be 1 or more, got -1"),
         (("index", "x", "--window-frames", "1e9"), "argument --window-frames: must be a whole number, got '1e9'"),
         (("index", "x", "--stride-frames", "0"), "argument --stride-frames: must be 1 or more, got 0"),
-        (("index", "x", "--clip-frames", "0"), "argument --clip-frames: must be 1 or more, got 0"),
+        (("index", "x", "--clip-frames", "0"), "argument --image-text-frames/--clip-frames: must be 1 or more, got 0"),
         (("serve", "--port", "70000"), "argument --port: must be a TCP port, 1 to 65535, got 70000"),
         (("serve", "--max-upload-mb", "-5"), "argument --max-upload-mb: must be 1 or more, got -5"),
     ],

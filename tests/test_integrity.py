@@ -33,9 +33,9 @@ OTHER_WEIGHTS = [
     "vit-tiny",
     "--weights",
     "random:7",
-    "--clip-model",
+    "--image-text-model",
     "tubelet-tiny-clip",
-    "--clip-weights",
+    "--image-text-weights",
     "random:7",
 ]
 

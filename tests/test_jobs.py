@@ -11,14 +11,14 @@ import pytest
 from app.jobs import IndexJobs
 from app.query import Query, QueryError, SearchOptions
 from app.search import SearchService
-from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettings
+from indexer.settings import DataDir, EncoderSettings, ImageTextSettings, IndexSettings
 
 
 def settings(data: Path) -> IndexSettings:
     return IndexSettings(
         DataDir(data),
         EncoderSettings("vit-tiny", "random", "cpu", "fp32"),
-        ClipSettings(True, "tubelet-tiny-clip", "random"),
+        ImageTextSettings(True, "tubelet-tiny-clip", "random"),
     )
 
 

@@ -18,7 +18,7 @@ def test_readme_has_exactly_two_setup_commands():
     commands = quickstart_commands()
     assert len(commands) == 2 and all("\n" not in c for c in commands)
     assert "run.py demo" in commands[0] and "pytest" in commands[1]
-    assert "--weights random --clip-weights random" in commands[0]  # runs offline, explicitly
+    assert "--weights random --image-text-weights random" in commands[0]  # runs offline, explicitly
 
 
 def test_ci_runs_the_readme_test_command_verbatim():

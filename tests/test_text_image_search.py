@@ -1,4 +1,4 @@
-"""Text, image and combined queries: CLIP vectors, calibrated fusion, filters, moments.
+"""Text, image and combined queries: image-text vectors, calibrated fusion, filters, moments.
 
 Tiny registered encoders with random weights, in fp32 so scores can be recomputed exactly.
 """
@@ -20,7 +20,7 @@ from helpers import ENCODER, cli_in_process, search
 from app.demo import synthesize_video
 from app.query import Filters, Query, SearchOptions
 from app.search import SearchService
-from encoder.clip import frame_picks, register_tubelet_configs
+from encoder.image_text import frame_picks, register_tubelet_configs
 from indexer.catalog import Catalog
 from indexer.decode import ClipDecoder, probe
 from indexer.records import ClipSampling
@@ -36,7 +36,7 @@ def index(data, *paths, extra=()):
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory, demo_videos):
-    """Four videos indexed without CLIP, then three more added with CLIP (backfilling the four)."""
+    """Four videos indexed without image-text vectors, then three more added with them (backfilling the four)."""
     lib, data = tmp_path_factory.mktemp("lib"), tmp_path_factory.mktemp("data")
     for video in demo_videos[:4]:
         shutil.copy(video, lib / video.name)
@@ -55,26 +55,26 @@ def service(data) -> SearchService:
     return SearchService(DataDir(data), device="cpu", precision="fp32").load()
 
 
-def test_adding_clip_later_computes_no_videomae_vectors(library):
+def test_adding_image_text_later_computes_no_videomae_vectors(library):
     lib, data, first, second, _ = library
     assert first["clips_embedded"] == 16 and first["vectors_embedded"] == {"video": 16}
     assert second["files"] == {**second["files"], "new": 3, "unchanged": 4}
     assert second["clips_embedded"] == 4 + 4 + 2
-    assert second["vectors_embedded"] == {"video": 10, "image": 16 + 10}  # old videos: CLIP only
+    assert second["vectors_embedded"] == {"video": 10, "image": 16 + 10}  # old videos: image-text only
     status = json.loads(cli_in_process("status", "--data", data, "--json").stdout)
     assert status["towers"]["image"]["vectors"] == status["towers"]["video"]["vectors"] == 26
     again = index(data, lib)
     assert again["vectors_embedded"] == {"video": 0, "image": 0}
 
 
-def reference_clip_vectors(data: Path, clip_ids: list[int]) -> np.ndarray:
-    """CLIP vectors recomputed outside Tubelet's towers: open_clip on the clip's frames."""
+def reference_image_text_vectors(data: Path, clip_ids: list[int]) -> np.ndarray:
+    """Image-text vectors recomputed outside Tubelet's towers: open_clip on the clip's frames."""
     register_tubelet_configs()
     weights = data / "weights" / "random-openclip-tubelet-tiny-clip-seed0.safetensors"
     model = open_clip.create_model("tubelet-tiny-clip", pretrained=str(weights)).eval()
     catalog = Catalog(f"sqlite:///{data / 'catalog.db'}").open()
     rows = catalog.clip_rows(clip_ids)
-    sampling = ClipSampling(**catalog.vector_set("video").identity["sampling"])
+    sampling = ClipSampling.from_dict(catalog.vector_set("video").identity["sampling"])
     out = []
     for clip_id in clip_ids:
         row = rows[clip_id]
@@ -98,7 +98,7 @@ def test_text_scores_match_an_independent_open_clip_computation(library):
     moments = search(data, "--text", "a red ball rolling on grass", "-k", "4", *FP32)
     assert len(moments) == 4 and all(m["thumbnail"] and Path(m["thumbnail"]).is_file() for m in moments)
     clip_ids = [m["clip_id"] for m in moments]
-    vectors, model = reference_clip_vectors(data, clip_ids)
+    vectors, model = reference_image_text_vectors(data, clip_ids)
     with torch.no_grad():
         tokens = open_clip.get_tokenizer("tubelet-tiny-clip")(["a red ball rolling on grass"])
         text = torch.nn.functional.normalize(model.encode_text(tokens), dim=-1)[0].numpy()
@@ -187,13 +187,13 @@ def test_group_by_video(library):
     assert [g["score"] for g in groups] == sorted((g["score"] for g in groups), reverse=True)
 
 
-def test_text_search_needs_clip_vectors(tmp_path, demo_videos):
+def test_text_search_needs_image_text_vectors(tmp_path, demo_videos):
     lib = tmp_path / "lib"
     lib.mkdir()
     shutil.copy(demo_videos[0], lib / "a.mp4")
     index(tmp_path / "data", lib, extra=["--no-clip"])
     done = cli_in_process("search", "--data", tmp_path / "data", "--text", "a dog", expect=2)
-    assert "needs CLIP vectors" in done.stderr and "without --no-clip" in done.stderr
+    assert "needs image-text vectors (open_clip)" in done.stderr and "without --no-image-text" in done.stderr
 
 
 def test_bad_query_combinations_are_clear_errors(library):

@@ -9,22 +9,23 @@ import numpy as np
 import open_clip
 import pytest
 
-from encoder.clip import CONFIG_DIR
 from encoder.errors import ConfigError, WeightsError
+from encoder.image_text import CONFIG_DIR
+from encoder.preprocess import VideoPreprocess
 from encoder.registry import spec_from_identity
 from indexer.catalog import Catalog
 from indexer.decode import ClipDecoder, probe
 from indexer.pipeline import run_index
-from indexer.records import IMAGE_SET, VIDEO_SET
-from indexer.settings import ClipSettings, DataDir, EncoderSettings, IndexSettings
+from indexer.records import IMAGE_SET, VIDEO_SET, ClipSampling
+from indexer.settings import DataDir, EncoderSettings, ImageTextSettings, IndexSettings
 from indexer.towers import resolve_towers
 
 NAMES = [VIDEO_SET, IMAGE_SET]
 
 
 @pytest.fixture(scope="module")
-def clip_96(tmp_path_factory) -> str:
-    """A tiny CLIP taking 96 px, so the two towers' input sizes differ (the video one takes 64)."""
+def image_text_96(tmp_path_factory) -> str:
+    """A tiny image-text tower taking 96 px, so the two towers' input sizes differ (the video one takes 64)."""
     config = json.loads((CONFIG_DIR / "tubelet-tiny-clip.json").read_text())
     config["vision_cfg"]["image_size"] = 96
     path = tmp_path_factory.mktemp("clip-config") / "tubelet-tiny-clip-96.json"
@@ -33,9 +34,11 @@ def clip_96(tmp_path_factory) -> str:
     return "tubelet-tiny-clip-96"
 
 
-def settings(root, clip_model: str) -> IndexSettings:
+def settings(root, image_text_model: str) -> IndexSettings:
     return IndexSettings(
-        DataDir(root), EncoderSettings("vit-tiny", "random", "cpu", "fp32"), ClipSettings(True, clip_model, "random")
+        DataDir(root),
+        EncoderSettings("vit-tiny", "random", "cpu", "fp32"),
+        ImageTextSettings(True, image_text_model, "random"),
     )
 
 
@@ -44,8 +47,8 @@ def alone(path, towers, size: int) -> np.ndarray:
     return np.stack([c.frames for c in ClipDecoder(path, probe(path), towers.sampling, size).clips()])
 
 
-def test_each_tower_embeds_frames_decoded_at_its_own_size(tmp_path, demo_videos, clip_96):
-    towers = resolve_towers(settings(tmp_path, clip_96))
+def test_each_tower_embeds_frames_decoded_at_its_own_size(tmp_path, demo_videos, image_text_96):
+    towers = resolve_towers(settings(tmp_path, image_text_96))
     assert towers.input_sizes() == (96, 64) and towers.input_sizes([VIDEO_SET]) == (64,)
 
     path = demo_videos[0]
@@ -60,15 +63,15 @@ def test_each_tower_embeds_frames_decoded_at_its_own_size(tmp_path, demo_videos,
     assert not np.allclose(got[VIDEO_SET], resized_in_torch[VIDEO_SET], atol=1e-4)
 
 
-def test_indexing_stores_the_vectors_of_each_towers_own_size(tmp_path, demo_videos, clip_96):
+def test_indexing_stores_the_vectors_of_each_towers_own_size(tmp_path, demo_videos, image_text_96):
     lib = tmp_path / "lib"
     lib.mkdir()
     shutil.copy(demo_videos[1], lib / "a.mp4")
-    report = run_index(settings(tmp_path / "data", clip_96), [lib])
+    report = run_index(settings(tmp_path / "data", image_text_96), [lib])
     assert report.clips_embedded == 4
 
     catalog = Catalog(DataDir(tmp_path / "data").catalog).open()
-    towers = resolve_towers(settings(tmp_path / "data", clip_96))
+    towers = resolve_towers(settings(tmp_path / "data", image_text_96))
     sets = {name: catalog.vector_set(name).id for name in NAMES}
     stored = {name: np.stack([catalog.clip_vector(sets[name], clip_id) for clip_id in range(1, 5)]) for name in NAMES}
     catalog.close()
@@ -99,7 +102,7 @@ def test_a_tower_rebuilt_from_its_stored_identity_is_the_same_tower(tmp_path):
         IndexSettings(
             DataDir(tmp_path),
             EncoderSettings("vit-tiny", "random:2", "cpu", "fp32"),
-            ClipSettings(True, "tubelet-tiny-clip", "random:3", 2),
+            ImageTextSettings(True, "tubelet-tiny-clip", "random:3", 2),
             window_frames=8,
             frame_interval=3,
         )
@@ -117,6 +120,17 @@ def test_a_tower_rebuilt_from_its_stored_identity_is_the_same_tower(tmp_path):
     for spec in (towers.video, towers.image):
         rebuilt = spec_from_identity(spec.identity(), DataDir(tmp_path).weights_dir)
         assert type(rebuilt) is type(spec) and rebuilt == spec and rebuilt.identity() == spec.identity()
+
+
+def test_window_frames_are_stored_under_the_key_existing_data_dirs_hold():
+    """`window_frames` is stored as "num_frames" (its former name) in the sampling and the preprocessing."""
+    sampling = ClipSampling(window_frames=8, frame_interval=2, stride_frames=10)
+    assert sampling.to_dict() == {"num_frames": 8, "frame_interval": 2, "stride_frames": 10}
+    assert ClipSampling.from_dict({"num_frames": 8, "frame_interval": 2, "stride_frames": 10}) == sampling
+    preprocess = VideoPreprocess(window_frames=8, frame_interval=2, size=64)
+    stored = json.loads(json.dumps(preprocess.to_dict()))
+    assert list(stored) == ["num_frames", "frame_interval", "size", "mean", "std"] and stored["num_frames"] == 8
+    assert VideoPreprocess.from_dict(stored) == preprocess
 
 
 def test_rebuilding_refuses_changed_weights_and_unknown_towers(tmp_path):

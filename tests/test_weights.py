@@ -69,7 +69,7 @@ def test_default_weights_come_from_the_hub_cache_offline(tmp_path, monkeypatch):
     resolved = resolve_videomae2_weights("vit-s", None, tmp_path / "cache")
     assert resolved.source == "hf:OpenGVLab/VideoMAE2/distill/vit_s_k710_dl_from_giant.pth"
     assert resolved.path.samefile(cached)
-    assert (resolved.preprocess.num_frames, resolved.preprocess.frame_interval) == (16, 4)
+    assert (resolved.preprocess.window_frames, resolved.preprocess.frame_interval) == (16, 4)
     model = load_videomae2("vit-s", cache_dir=tmp_path / "cache")
     assert torch.equal(model.state_dict()["fc_norm.weight"], source.state_dict()["fc_norm.weight"].half().float())
 

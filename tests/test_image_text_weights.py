@@ -1,12 +1,12 @@
-"""The CLIP tower loads open_clip checkpoints: streamed when exact, converted otherwise."""
+"""The image-text tower loads open_clip checkpoints: streamed when exact, converted otherwise."""
 
 import open_clip
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from encoder.clip import load_clip_weights, register_tubelet_configs
 from encoder.errors import CheckpointError
+from encoder.image_text import load_image_text_weights, register_tubelet_configs
 
 MODEL = "tubelet-tiny-clip"
 
@@ -30,11 +30,11 @@ def assert_same_weights(model, reference):
 
 @pytest.mark.parametrize("group_bytes", [1 << 30, 4096])
 def test_safetensors_checkpoint_is_streamed_exactly(reference, tmp_path, monkeypatch, group_bytes):
-    monkeypatch.setattr("encoder.clip.STREAM_BYTES", group_bytes)  # one group, or many reopenings
+    monkeypatch.setattr("encoder.image_text.STREAM_BYTES", group_bytes)  # one group, or many reopenings
     path = tmp_path / "open_clip_model.safetensors"
     save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(path))
     model = fresh()
-    load_clip_weights(model, path)
+    load_image_text_weights(model, path)
     assert_same_weights(model, reference)
 
 
@@ -42,7 +42,7 @@ def test_training_checkpoint_with_module_prefix_loads(reference, tmp_path):
     path = tmp_path / "epoch_32.pt"
     torch.save({"epoch": 32, "state_dict": {f"module.{k}": v for k, v in reference.state_dict().items()}}, path)
     model = fresh()
-    load_clip_weights(model, path)
+    load_image_text_weights(model, path)
     assert_same_weights(model, reference)
 
 
@@ -56,7 +56,7 @@ def test_checkpoint_without_logit_bias_goes_through_open_clip_conversion(tmp_pat
     torch.save(source.state_dict(), path)
     target = fresh()
     target.logit_bias = torch.nn.Parameter(torch.ones([]))
-    load_clip_weights(target, path)
+    load_image_text_weights(target, path)
     assert torch.equal(target.visual.conv1.weight, source.visual.conv1.weight)
     assert target.logit_bias.item() == 0.0  # open_clip's documented default for a missing bias
 
@@ -65,4 +65,4 @@ def test_a_checkpoint_of_another_architecture_is_a_clear_error(tmp_path):
     path = tmp_path / "other.safetensors"
     save_file({"visual.proj": torch.zeros(4, 4), "text_projection": torch.zeros(4, 4)}, str(path))
     with pytest.raises(CheckpointError, match=r"other.safetensors does not fit"):
-        load_clip_weights(fresh(), path)
+        load_image_text_weights(fresh(), path)

@@ -1,6 +1,6 @@
-"""open_clip image and text towers: appearance vectors for clips, aligned with text.
+"""The image-text tower (open_clip): appearance vectors for clips, aligned with text.
 
-A clip's CLIP vector is the mean of K evenly spaced frames' image embeddings (K = 4 by
+A clip's image-text vector is the mean of K evenly spaced frames' image embeddings (K = 4 by
 default), re-normalised. The frames are the ones already decoded for VideoMAE v2.
 
 Default model: ViT-B-32-256 `datacomp_s34b_b86k`, the best accuracy/speed trade-off on CPU
@@ -31,15 +31,15 @@ from encoder.weights import (
     write_random_weights,
 )
 
-DEFAULT_CLIP_MODEL = "ViT-B-32-256"
-DEFAULT_CLIP_TAGS = {
+DEFAULT_IMAGE_TEXT_MODEL = "ViT-B-32-256"
+DEFAULT_IMAGE_TEXT_TAGS = {
     "ViT-B-32-256": "datacomp_s34b_b86k",
     "ViT-B-32": "datacomp_xl_s13b_b90k",
     "ViT-B-16": "datacomp_xl_s13b_b90k",
     "ViT-L-14": "datacomp_xl_s13b_b90k",
 }
-CONFIG_DIR = Path(__file__).parent / "clip_configs"  # Tubelet's own architectures (tests)
-STREAM_BYTES = 64 << 20  # checkpoint bytes mapped at once while loading CLIP weights
+CONFIG_DIR = Path(__file__).parent / "open_clip_configs"  # Tubelet's own architectures (tests)
+STREAM_BYTES = 64 << 20  # checkpoint bytes mapped at once while loading open_clip weights
 
 
 def register_tubelet_configs() -> None:
@@ -50,7 +50,7 @@ def register_tubelet_configs() -> None:
         open_clip.add_model_config(CONFIG_DIR)
 
 
-def clip_image_size(model_name: str) -> int:
+def image_text_input_size(model_name: str) -> int:
     import open_clip
 
     register_tubelet_configs()
@@ -58,22 +58,22 @@ def clip_image_size(model_name: str) -> int:
     return size[0] if isinstance(size, (list, tuple)) else int(size)
 
 
-def clip_preprocess(model_name: str, tag_cfg: dict | None = None) -> ImagePreprocess:
+def image_text_preprocess(model_name: str, tag_cfg: dict | None = None) -> ImagePreprocess:
     """Input size from the architecture; mean/std from the pretrained tag, else OpenAI's."""
     from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
     tag_cfg = tag_cfg or {}
     return ImagePreprocess(
-        size=clip_image_size(model_name),
+        size=image_text_input_size(model_name),
         mean=tuple(tag_cfg.get("mean", OPENAI_DATASET_MEAN)),
         std=tuple(tag_cfg.get("std", OPENAI_DATASET_STD)),
     )
 
 
-class ClipTower(FromSpec):
+class ImageTextTower(FromSpec):
     """A loaded open_clip model: frames and texts in, unit vectors out (a `TextTower`)."""
 
-    def __init__(self, spec: ClipTowerSpec, model, tokenizer, runtime: Runtime):
+    def __init__(self, spec: ImageTextTowerSpec, model, tokenizer, runtime: Runtime):
         self.spec = spec
         self.model = model
         self.tokenizer = tokenizer
@@ -104,7 +104,7 @@ class ClipTower(FromSpec):
         return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
 
 
-def load_clip_weights(model: torch.nn.Module, path: Path) -> None:
+def load_image_text_weights(model: torch.nn.Module, path: Path) -> None:
     """Load an open_clip checkpoint into `model`, casting to the model's dtype.
 
     A checkpoint whose keys fit the model exactly (open_clip's own releases) is streamed into
@@ -166,13 +166,13 @@ def _stream_safetensors(own: dict, path: Path) -> bool:
     return True
 
 
-def frame_picks(num_frames: int, k: int) -> list[int]:
-    """K evenly spaced frame indices out of `num_frames`, first and last included."""
-    return np.linspace(0, num_frames - 1, min(k, num_frames)).round().astype(int).tolist()
+def frame_picks(window_frames: int, k: int) -> list[int]:
+    """K evenly spaced frame indices out of `window_frames`, first and last included."""
+    return np.linspace(0, window_frames - 1, min(k, window_frames)).round().astype(int).tolist()
 
 
 @dataclass(frozen=True)
-class ClipTowerSpec:
+class ImageTextTowerSpec:
     """Which open_clip model with which (resolved, checksummed) weights; nothing loaded yet."""
 
     model_name: str
@@ -205,39 +205,42 @@ class ClipTowerSpec:
             "dim": self.dim,
         }
 
-    def load(self, device: str = "auto", precision: str = "auto") -> ClipTower:
+    def load(self, device: str = "auto", precision: str = "auto") -> ImageTextTower:
         import open_clip
 
         verify_weights(self.weights)  # the checksum named at resolve time may come from a cache
         runtime = pick_runtime(device, precision)
         model = open_clip.create_model(self.model_name, pretrained=None)
         if runtime.amp_dtype is not None:
-            # Converted weights beat autocast for CLIP-sized batches on CPU (DESIGN.md measurements).
+            # Converted weights beat autocast at these batch sizes on CPU: ViT-B-32 gave 27-48 img/s in bf16
+            # weights against 15-16 in fp32, with bf16 autocast slower still at small batches (2-core AMX CPU).
             model = model.to(runtime.amp_dtype)
-        load_clip_weights(model, self.weights.path)
+        load_image_text_weights(model, self.weights.path)
         tokenizer = open_clip.get_tokenizer(self.model_name)
-        return ClipTower(self, model.to(runtime.device).eval(), tokenizer, runtime)
+        return ImageTextTower(self, model.to(runtime.device).eval(), tokenizer, runtime)
 
     @classmethod
-    def from_identity(cls, identity: dict, cache_dir: Path) -> ClipTowerSpec:
+    def from_identity(cls, identity: dict, cache_dir: Path) -> ImageTextTowerSpec:
         """The tower an identity names, checksum not compared (`encoder.registry.spec_from_identity` does)."""
-        return resolve_clip_tower(identity["model"], identity["weights"], cache_dir, identity["frames_per_clip"])
+        return resolve_image_text_tower(identity["model"], identity["weights"], cache_dir, identity["frames_per_clip"])
 
 
-def resolve_clip_tower(
+def resolve_image_text_tower(
     model_name: str, weights: str | None, cache_dir: Path, frames_per_clip: int = 4
-) -> ClipTowerSpec:
+) -> ImageTextTowerSpec:
     if frames_per_clip < 1:
-        raise ConfigError(f"CLIP frames per clip must be at least 1, got {frames_per_clip}")
-    return ClipTowerSpec(model_name, resolve_clip_weights(model_name, weights, Path(cache_dir)), frames_per_clip)
+        raise ConfigError(f"image-text frames per clip must be at least 1, got {frames_per_clip}")
+    return ImageTextTowerSpec(
+        model_name, resolve_image_text_weights(model_name, weights, Path(cache_dir)), frames_per_clip
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # Where open_clip weights come from (the generic sources are in encoder/weights.py)
 
 
-def resolve_clip_weights(model_name: str, source: str | None, cache_dir: Path) -> ResolvedWeights:
-    """Resolve `--clip-weights`: an open_clip pretrained tag, hf:..., a local file, or random."""
+def resolve_image_text_weights(model_name: str, source: str | None, cache_dir: Path) -> ResolvedWeights:
+    """Resolve `--image-text-weights`: an open_clip pretrained tag, hf:..., a local file, or random."""
     import open_clip
 
     register_tubelet_configs()
@@ -247,54 +250,54 @@ def resolve_clip_weights(model_name: str, source: str | None, cache_dir: Path) -
     if source and source.startswith("open_clip:"):  # the canonical form recorded with vectors
         named_model, _, source = source[len("open_clip:") :].partition("/")
         if named_model != model_name:
-            raise WeightsError(f"CLIP weights {source!r} belong to {named_model!r}, not {model_name!r}")
+            raise WeightsError(f"open_clip weights {source!r} belong to {named_model!r}, not {model_name!r}")
     if source in (None, "", "default"):
-        if model_name not in DEFAULT_CLIP_TAGS:
+        if model_name not in DEFAULT_IMAGE_TEXT_TAGS:
             raise WeightsError(
-                f"no default weights for open_clip {model_name!r}; pass --clip-weights "
+                f"no default weights for open_clip {model_name!r}; pass --image-text-weights "
                 f"with one of: {', '.join(tags) or 'a local file or random'}"
             )
-        source = DEFAULT_CLIP_TAGS[model_name]
+        source = DEFAULT_IMAGE_TEXT_TAGS[model_name]
     if source in tags:
         tag_cfg = open_clip.pretrained.get_pretrained_cfg(model_name, source)
-        path = _download_clip_tag(model_name, source, tag_cfg)
+        path = _download_open_clip_tag(model_name, source, tag_cfg)
         return resolved_weights(
-            f"open_clip:{model_name}/{source}", path, clip_preprocess(model_name, tag_cfg), cache_dir
+            f"open_clip:{model_name}/{source}", path, image_text_preprocess(model_name, tag_cfg), cache_dir
         )
     return resolve_file_source(
         source,
-        clip_preprocess(model_name),
+        image_text_preprocess(model_name),
         cache_dir,
-        "--clip-weights",
-        lambda seed: random_clip_weights_file(model_name, seed, cache_dir),
-        f"CLIP weights {source!r} for {model_name!r}",
+        "--image-text-weights",
+        lambda seed: random_image_text_weights_file(model_name, seed, cache_dir),
+        f"open_clip weights {source!r} for {model_name!r}",
         f"open_clip tags {', '.join(tags) or '(none)'}; hf:OWNER/REPO/FILE; a local file; random",
     )
 
 
-def _download_clip_tag(model_name: str, tag: str, tag_cfg: dict) -> Path:
+def _download_open_clip_tag(model_name: str, tag: str, tag_cfg: dict) -> Path:
     hub = (tag_cfg.get("hf_hub") or "").strip("/")
     if not hub:
         raise WeightsError(
             f"open_clip {model_name}/{tag} is not on the Hugging Face hub; download it "
-            f"from {tag_cfg.get('url')} and pass the file with --clip-weights PATH"
+            f"from {tag_cfg.get('url')} and pass the file with --image-text-weights PATH"
         )
     try:
-        return download_hub_file(hub, "open_clip_model.safetensors", None, "--clip-weights")
+        return download_hub_file(hub, "open_clip_model.safetensors", None, "--image-text-weights")
     except WeightsError as first:
         try:
-            return download_hub_file(hub, "open_clip_pytorch_model.bin", None, "--clip-weights")
+            return download_hub_file(hub, "open_clip_pytorch_model.bin", None, "--image-text-weights")
         except WeightsError:
             raise first from None
 
 
-def random_clip_weights_file(model_name: str, seed: int, cache_dir: Path) -> Path:
+def random_image_text_weights_file(model_name: str, seed: int, cache_dir: Path) -> Path:
     """Seeded random open_clip weights, written once (atomically) and reused by every process."""
     path = Path(cache_dir) / f"random-openclip-{model_name}-seed{seed}.safetensors"
-    return write_random_weights(path, lambda: _random_clip_state(model_name, seed))
+    return write_random_weights(path, lambda: _random_image_text_state(model_name, seed))
 
 
-def _random_clip_state(model_name: str, seed: int) -> dict:
+def _random_image_text_state(model_name: str, seed: int) -> dict:
     import open_clip
 
     with torch.random.fork_rng(devices=[]):
