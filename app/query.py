@@ -78,7 +78,7 @@ class Query:
 class Filters:
     """Restrict the searched clips; applied inside the vector search, before top-k."""
 
-    path_prefix: str | None = None  # a video path starts with this
+    path_prefix: str | None = None  # a video path is under this folder (whole components: records.in_folder)
     path_glob: str | None = None  # a video path matches this fnmatch pattern
     min_duration: float | None = None  # seconds, video duration
     max_duration: float | None = None

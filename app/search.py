@@ -40,7 +40,7 @@ from indexer import store
 from indexer.catalog import Catalog, VectorSetInfo
 from indexer.decode import DecodeTimeout, ProbeError, probe, read_image
 from indexer.lock import IndexLock
-from indexer.records import IMAGE_SET, VIDEO_SET, Moment, stack_by_size
+from indexer.records import IMAGE_SET, VIDEO_SET, Moment, in_folder, stack_by_size
 from indexer.settings import DataDir
 from indexer.towers import Towers, towers_from_catalog
 
@@ -431,7 +431,7 @@ def path_glob_matcher(pattern: str | None) -> re.Pattern | None:
 
 
 def _video_passes(video, filters: Filters, glob: re.Pattern | None = None) -> bool:
-    if filters.path_prefix and not any(p.startswith(filters.path_prefix) for p in video.paths):
+    if filters.path_prefix and not any(in_folder(p, filters.path_prefix) for p in video.paths):
         return False
     if filters.path_glob and glob is None:
         glob = path_glob_matcher(filters.path_glob)

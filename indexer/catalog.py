@@ -14,13 +14,13 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, func, insert, inspect, select, text, update
+from sqlalchemy import delete, func, insert, inspect, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from indexer.catalog_errors import CatalogBackendError, CatalogDamaged, CatalogError, DataDirError
 from indexer.engine import FileIdentity, companions_kept, describe_url, file_identity, open_engine
-from indexer.records import ClipWindow, Failure, ScannedFile, VideoInfo
+from indexer.records import ClipWindow, Failure, ScannedFile, VideoInfo, folder_prefix
 from indexer.schema import (
     SCHEMA_VERSION,
     Base,
@@ -474,7 +474,7 @@ class Catalog:
             }
 
     def video_summaries(self, folder: str | None = None, limit: int = 500) -> list[VideoSummary]:
-        """Videos (first path of each) with a path starting with `folder`, by status then path."""
+        """Videos (first path of each) with a path under `folder` (whole components), by status then path."""
         clip_counts = select(Clip.video_id, func.count().label("n")).group_by(Clip.video_id).subquery()
         query = (
             select(
@@ -492,7 +492,8 @@ class Catalog:
             .order_by(Video.status, func.min(VideoPath.path))
         )
         if folder:
-            query = query.where(VideoPath.path.startswith(folder, autoescape=True))
+            under = VideoPath.path.startswith(folder_prefix(folder), autoescape=True)
+            query = query.where(or_(under, VideoPath.path == folder.rstrip("/")))
         with self.session() as s:
             return [VideoSummary(*row) for row in s.execute(query.limit(limit))]
 

@@ -7,7 +7,19 @@ from pathlib import Path
 
 import numpy as np
 
+
 # Names of the vector sets (one per tower), as the catalog and the index files know them.
+def folder_prefix(folder: str) -> str:
+    """What a path under `folder` starts with: whole path components, so "/a/b" covers "/a/b/x.mp4"
+    but not "/a/bc.mp4" (a folder filter is a folder, not a string prefix)."""
+    return folder.rstrip("/") + "/"
+
+
+def in_folder(path: str, folder: str) -> bool:
+    """`path` lies under `folder`, or is that very file."""
+    return path.startswith(folder_prefix(folder)) or path == folder.rstrip("/")
+
+
 VIDEO_SET = "video"  # VideoMAE v2: motion, actions
 IMAGE_SET = "image"  # the image-text tower (open_clip): appearance, aligned with text
 

@@ -187,6 +187,9 @@ def test_the_views_read_the_catalog_through_its_query_methods(catalog):
         ("/lib/a/two.mp4", "indexed", 2, None),
     ]
     assert [v.video_id for v in catalog.video_summaries("/lib/b/")] == [1]
+    assert [v.video_id for v in catalog.video_summaries("/lib/b")] == [1]  # a folder, with or without "/"
+    assert [v.path for v in catalog.video_summaries("/lib/a/two")] == []  # whole components, not "/lib/a/two.mp4"
+    assert [v.path for v in catalog.video_summaries("/lib/a/two.mp4")] == ["/lib/a/two.mp4"]  # the file itself
     assert catalog.video_summaries(limit=1)[0].status == "failed"
     assert [(c.start, c.end, c.thumbnail) for c in catalog.timeline(1)] == [
         (0.0, 2.0, None),
