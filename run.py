@@ -10,7 +10,8 @@
     python run.py demo                       # index a generated library and search it
 
 Exit codes: 0 success; 3 `index` finished but some files failed; 2 bad input or a refused
-operation (message on stderr); 1 unexpected error.
+operation (message on stderr); 1 unexpected error; 141 the reader of stdout left early
+(`run.py status | head`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USER_ERROR, EXIT_SOME_FAILED = 0, 1, 2, 3
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +43,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished videos are saved; run the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `run.py status | head`: the reader has all it wanted
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so flushing it at exit raises no second BrokenPipeError."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (tests capture it)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PART=W",
         help="weight of a query part: video, appearance, text, image, negative",
     )
-    search.add_argument("--path-prefix", help="only videos whose path starts with this")
+    search.add_argument("--path-prefix", metavar="FOLDER", help="only videos under this folder (whole path components)")
     search.add_argument("--path-glob", help="only videos whose path matches this pattern")
     search.add_argument("--min-duration", type=float, help="only videos at least this long (s)")
     search.add_argument("--max-duration", type=float, help="only videos at most this long (s)")

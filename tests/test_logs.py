@@ -1,11 +1,15 @@
-"""Logging is configured once at the entry point: -v / -vv / TUBELET_LOG, one stderr line per record."""
+"""The entry point's handling of its output: logging configured once (-v / -vv / TUBELET_LOG, one
+stderr line per record), and a reader that closes the pipe early."""
 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
-from helpers import cli_in_process
+from helpers import ROOT, cli_in_process
 
 from app.logs import LogLevelError, StderrHandler, configure_logging, level_for
 
@@ -53,3 +57,19 @@ def test_the_cli_refuses_a_bad_level_and_takes_verbose(tmp_path, monkeypatch):
     monkeypatch.delenv("TUBELET_LOG")
     cli_in_process("status", "--data", tmp_path, expect=0)
     assert logging.getLogger("app").level == logging.WARNING
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
+    """`run.py status | head -1`: the pipe closes before the status is written."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), "status", "--data", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader is gone before anything is written
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(60) == 141
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
