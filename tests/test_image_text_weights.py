@@ -1,5 +1,7 @@
 """The image-text tower loads open_clip checkpoints: streamed when exact, converted otherwise."""
 
+import logging
+
 import open_clip
 import pytest
 import torch
@@ -66,3 +68,19 @@ def test_a_checkpoint_of_another_architecture_is_a_clear_error(tmp_path):
     save_file({"visual.proj": torch.zeros(4, 4), "text_projection": torch.zeros(4, 4)}, str(path))
     with pytest.raises(CheckpointError, match=r"other.safetensors does not fit"):
         load_image_text_weights(fresh(), path)
+
+
+def test_the_empty_model_step_logs_no_random_init_warning(caplog):
+    """open_clip warns "No pretrained weights loaded" for every empty model; Tubelet loads its own
+    weights right after, so the warning (once per tower, breaking the progress line) is dropped."""
+    from encoder.image_text import empty_open_clip_model
+
+    register_tubelet_configs()
+    caplog.set_level(logging.WARNING)
+    open_clip.create_model("tubelet-tiny-clip", pretrained=None)
+    assert any(r.getMessage().startswith("No pretrained weights loaded") for r in caplog.records)  # it does warn
+    caplog.clear()
+    model = empty_open_clip_model("tubelet-tiny-clip")
+    assert isinstance(model, torch.nn.Module)
+    assert not any(r.getMessage().startswith("No pretrained weights loaded") for r in caplog.records)
+    assert logging.getLogger().filters == []  # the filter does not outlive the call
