@@ -268,7 +268,10 @@ def serve(settings: ServeSettings) -> None:
     alias = Path(os.environ["GRADIO_TEMP_DIR"])
     signal.signal(signal.SIGTERM, _exit_cleanly)  # so the alias is removed on `kill` too
     try:
-        demo.launch(**launch)
+        # quiet: Gradio's own banner suggests `share=True` (a public tunnel), which Tubelet never opens.
+        demo.launch(**launch, quiet=True, prevent_thread_lock=True)
+        print(f"Tubelet is serving on {demo.local_url} (Ctrl+C to stop)", flush=True)
+        demo.block_thread()
     finally:
         if alias.is_symlink():
             shutil.rmtree(alias.parent, ignore_errors=True)  # the private folder and its link; uploads stay

@@ -173,6 +173,14 @@ def test_index_tab_refuses_folders_outside_the_roots(page, tmp_path):
     page.wait_for_selector("text=is not inside the allowed library roots", timeout=30_000)
 
 
+def test_serve_says_where_it_listens_and_never_suggests_a_share_link(server, indexed):
+    _root, _lib, data = indexed
+    port = server.rstrip("/").rsplit(":", 1)[1]
+    printed = (data / f"serve-{port}.log").read_text()
+    assert f"Tubelet is serving on http://127.0.0.1:{port}/ (Ctrl+C to stop)" in printed
+    assert "share=True" not in printed and "public link" not in printed
+
+
 def test_api_search_matches_the_cli(server, indexed):
     from gradio_client import Client
 
