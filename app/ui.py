@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import html
-import math
 import os
 import threading
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from app.cli_output import format_time
 from app.jobs import IndexJobs, JobState
 from app.library import COLUMNS, library_rows, timeline
 from app.media import preview_for
-from app.query import QueryError, SearchRequest, build_request
+from app.query import QueryError, SearchRequest, build_request, require_finite
 from app.search import SearchService
 from app.serving import original_file, preview_url, thumb_url, video_url
 from app.status import library_status
@@ -298,8 +297,7 @@ def _whole(value, name: str) -> int | None:
 
 def _finite(value, name: str) -> float | None:
     number = _number(value)
-    if number is not None and not math.isfinite(number):
-        raise QueryError(f"{name} must be a finite number, got {number}")
+    require_finite(name, number)  # the records' own check, before int() or rounding could hide it
     return number
 
 
