@@ -10,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_VIDEOS = ROOT.parent / "shared" / "videos"
+CHROMIUM = Path("/usr/bin/chromium")
 sys.path.insert(0, str(ROOT))
 
 # Never reach a model hub from tests, whatever the machine.
@@ -37,6 +38,30 @@ def demo_videos(tmp_path_factory) -> list[Path]:
     from app.demo import generate_demo_library
 
     return generate_demo_library(tmp_path_factory.mktemp("demo-library"))
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One Debian chromium for the session (Playwright's own browser download does not work here)."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
+        yield browser
+        browser.close()
 
 
 def pytest_collection_modifyitems(items):
