@@ -23,8 +23,9 @@ from encoder.registry import spec_from_identity
 from encoder.tower import Tower, TowerSpec
 from indexer.catalog import Catalog, VectorSetInfo
 from indexer.decode import ClipDecoder
+from indexer.encoder_choice import recorded_settings
 from indexer.records import IMAGE_SET, VIDEO_SET, ClipSampling, VideoInfo
-from indexer.settings import DataDir, EncoderSettings, ImageTextSettings, IndexSettings
+from indexer.settings import DataDir, EncoderSettings, IndexSettings
 
 
 @dataclass
@@ -128,25 +129,8 @@ def towers_from_catalog(
 
 
 def index_settings_from_catalog(data: DataDir, device: str = "auto", precision: str = "auto") -> IndexSettings:
-    """Settings that index more footage into `data` with exactly the encoders it already uses."""
-    catalog = Catalog(data.catalog).open()
-    try:
-        video, image = catalog.vector_set(VIDEO_SET), catalog.vector_set(IMAGE_SET)
-    finally:
-        catalog.close()
-    if video is None:
-        return IndexSettings(data, EncoderSettings(device=device, precision=precision))
-    ident, sampling = video.identity, ClipSampling.from_dict(video.identity["sampling"])
-    image_text = ImageTextSettings(enabled=False)
-    if image is not None:
-        image_text = ImageTextSettings(
-            True, image.identity["model"], image.identity["weights"], image.identity["frames_per_clip"]
-        )
-    return IndexSettings(
-        data,
-        EncoderSettings(ident["variant"], ident["weights"], device, precision),
-        image_text,
-        window_frames=sampling.window_frames,
-        frame_interval=sampling.frame_interval,
-        stride_frames=sampling.stride_frames,
+    """Settings that index more footage into `data` with exactly the encoders it already uses
+    (the default encoders for a data dir without vectors)."""
+    return recorded_settings(data, device, precision) or IndexSettings(
+        data, EncoderSettings(device=device, precision=precision)
     )
