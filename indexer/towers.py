@@ -19,6 +19,7 @@ import numpy as np
 
 from encoder.factory import resolve_video_encoder
 from encoder.image_text import resolve_image_text_tower
+from encoder.offline import HubUnreachableError
 from encoder.registry import spec_from_identity
 from encoder.tower import Tower, TowerSpec
 from indexer.catalog import Catalog, VectorSetInfo
@@ -103,9 +104,12 @@ def resolve_towers(settings: IndexSettings) -> Towers:
     """The towers an index run asks for; resolves (downloads, checksums) weights, loads nothing."""
     enc = settings.encoder
     weights_dir = settings.data.weights_dir
-    video = resolve_video_encoder(
-        enc.variant, enc.weights, weights_dir, settings.window_frames, settings.frame_interval
-    )
+    try:
+        video = resolve_video_encoder(
+            enc.variant, enc.weights, weights_dir, settings.window_frames, settings.frame_interval
+        )
+    except HubUnreachableError as offline:  # one message for every tower's missing weights
+        raise _with_image_text_offline(offline, settings) from None
     image = None
     if settings.image_text.enabled:
         image = resolve_image_text_tower(
@@ -114,6 +118,18 @@ def resolve_towers(settings: IndexSettings) -> Towers:
     pre = video.weights.preprocess
     sampling = ClipSampling(pre.window_frames, pre.frame_interval, settings.stride_frames)
     return Towers(video, image, sampling, enc.device, enc.precision)
+
+
+def _with_image_text_offline(offline: HubUnreachableError, settings: IndexSettings) -> HubUnreachableError:
+    """`offline` (the video tower's weights), joined by the image-text tower's when the hub has those too."""
+    if not settings.image_text.enabled:
+        return offline
+    it = settings.image_text
+    try:
+        resolve_image_text_tower(it.model, it.weights, settings.data.weights_dir, it.frames_per_clip)
+    except HubUnreachableError as more:
+        return offline.joined(more)
+    return offline
 
 
 def towers_from_catalog(
