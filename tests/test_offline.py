@@ -69,7 +69,7 @@ def can_unshare_network() -> bool:
 # Imports before the clock: the bound is on finding out that the hub is gone, not on loading torch.
 TIMED_MAIN = """
 import json, sys, time
-import run, indexer.pipeline, encoder.image_text
+import run, indexer.pipeline, encoder.image_text, open_clip, huggingface_hub.file_download
 start = time.monotonic()
 code = run.main(sys.argv[1:])
 print(json.dumps({"code": code, "seconds": time.monotonic() - start}))
