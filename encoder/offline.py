@@ -35,13 +35,18 @@ class HubFile:
 class HubUnreachableError(WeightsError):
     """Weights that only the hub has, while the hub cannot be reached."""
 
-    def __init__(self, missing: tuple[HubFile, ...], reason: str):
-        self.missing, self.reason = missing, reason
-        super().__init__(offline_message(missing, reason))
+    def __init__(self, missing: tuple[HubFile, ...], reason: str, recorded: bool = False):
+        self.missing, self.reason, self.recorded = missing, reason, recorded
+        super().__init__(offline_message(missing, reason, recorded))
 
     def joined(self, other: HubUnreachableError) -> HubUnreachableError:
         """One error for the files of both (a run with two towers says everything at once)."""
-        return HubUnreachableError(self.missing + other.missing, self.reason)
+        return HubUnreachableError(self.missing + other.missing, self.reason, self.recorded)
+
+    def for_recorded_vectors(self) -> HubUnreachableError:
+        """The same, where the weights are fixed by vectors already made (search, serve): only the
+        cache can provide them, no option can name others."""
+        return HubUnreachableError(self.missing, self.reason, recorded=True)
 
 
 def hub_endpoint() -> str:
@@ -87,7 +92,7 @@ def _address(endpoint: str) -> tuple[str, int]:
     return url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
 
 
-def offline_message(missing: tuple[HubFile, ...], reason: str) -> str:
+def offline_message(missing: tuple[HubFile, ...], reason: str, recorded: bool = False) -> str:
     hf_home = os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))
     files = "".join(f"\n  {f.flag}: {f.filename} from {f.repo} (https://huggingface.co/{f.repo})" for f in missing)
     downloads = "; ".join(f"`hf download {f.repo} {f.filename}`" for f in missing)
@@ -96,12 +101,15 @@ def offline_message(missing: tuple[HubFile, ...], reason: str) -> str:
     random = " ".join(f"{flag} random" for flag in ("--weights", "--image-text-weights") if flag in flags)
     ways = [
         f"download once where the hub is reachable ({downloads}), then copy that HF_HOME cache here "
-        f"(this machine's: {hf_home}) or point HF_HOME at the copy",
-        f"or pass the downloaded files: {local}",
-        f"or try Tubelet without pretrained weights: {random} (finds copies of a clip, not meaning)",
+        f"(this machine's: {hf_home}) or point HF_HOME at the copy"
     ]
-    if "--image-text-weights" in flags:
-        ways.append("or skip the image-text tower (no text or image search): --no-image-text")
+    if recorded:
+        ways.append("this data dir's vectors were made with exactly these weights: no other file can stand in")
+    else:
+        ways.append(f"or pass the downloaded files: {local}")
+        ways.append(f"or try Tubelet without pretrained weights: {random} (finds copies of a clip, not meaning)")
+        if "--image-text-weights" in flags:
+            ways.append("or skip the image-text tower (no text or image search): --no-image-text")
     steps = "".join(f"\n  - {way}" for way in ways)
     return (
         f"the Hugging Face hub cannot be reached ({reason}) and these weights are not in the local cache:"

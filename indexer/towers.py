@@ -138,8 +138,11 @@ def towers_from_catalog(
     """Exactly the towers recorded with a data dir's vector sets (what queries must use)."""
     sets = {name: vset for name in (VIDEO_SET, IMAGE_SET) if (vset := catalog.vector_set(name))}
     video_identity = sets[VIDEO_SET].identity
-    video = spec_from_identity(video_identity, weights_dir)
-    image = spec_from_identity(sets[IMAGE_SET].identity, weights_dir) if IMAGE_SET in sets else None
+    try:
+        video = spec_from_identity(video_identity, weights_dir)
+        image = spec_from_identity(sets[IMAGE_SET].identity, weights_dir) if IMAGE_SET in sets else None
+    except HubUnreachableError as offline:
+        raise offline.for_recorded_vectors() from None
     sampling = ClipSampling.from_dict(video_identity["sampling"])
     return Towers(video, image, sampling, device, precision), sets
 

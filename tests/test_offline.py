@@ -15,7 +15,7 @@ import pytest
 from helpers import ROOT
 
 from encoder.errors import WeightsError
-from encoder.offline import HubUnreachableError, unreachable_reason
+from encoder.offline import HubFile, HubUnreachableError, unreachable_reason
 from encoder.videomae2_weights import resolve_videomae2_weights
 from indexer.settings import DataDir, EncoderSettings, IndexSettings
 from indexer.towers import resolve_towers
@@ -57,6 +57,15 @@ def test_one_tower_missing_suggests_only_its_own_options(tmp_path, monkeypatch):
     message = str(caught.value)
     assert "--weights random (finds copies" in message and "--image-text-weights" not in message
     assert "--no-image-text" not in message  # no help for the video tower
+
+
+def test_weights_fixed_by_recorded_vectors_are_offered_only_the_cache():
+    """`search` and `serve` take no weights options: the message must not offer them."""
+    offline = HubUnreachableError((HubFile("OpenGVLab/VideoMAE2", VIDEO_FILE, "--weights"),), "no network")
+    message = str(offline.for_recorded_vectors())
+    assert f"hf download OpenGVLab/VideoMAE2 {VIDEO_FILE}" in message and "HF_HOME" in message
+    assert "no other file can stand in" in message
+    assert "/path/to/" not in message and "random" not in message
 
 
 def can_unshare_network() -> bool:
