@@ -162,11 +162,15 @@ def _command(sub, name: str, handler, help_text: str) -> argparse.ArgumentParser
 def _encoder_options(parser: argparse.ArgumentParser) -> None:
     # No `choices` from encoder.videomae2.VARIANTS: that would import torch for every command.
     # An unknown name is refused before any work, with the valid ones listed.
-    parser.add_argument("--encoder", default="vit-s", help="VideoMAE v2 variant, e.g. vit-s (default) or vit-b")
+    # Encoder options default to None ("not given"): `index` then uses the encoders the data dir records
+    # (indexer/encoder_choice.py), and the defaults below only for a new data dir.
+    parser.add_argument(
+        "--encoder", help="VideoMAE v2 variant, e.g. vit-s or vit-b; default: the data dir's, else vit-s"
+    )
     parser.add_argument(
         "--weights",
-        help="pretrained tag, hf:OWNER/REPO/FILE, a local checkpoint, "
-        "or 'random' (tests only); default: the variant's own",
+        help="pretrained tag, hf:OWNER/REPO/FILE, a local checkpoint, 'default' (the variant's own) "
+        "or 'random' (tests and trials only); default: the data dir's, else the variant's own",
     )
     parser.add_argument("--window-frames", type=positive_int, help="frames per clip (default: the weights')")
     parser.add_argument("--frame-interval", type=positive_int, help="take every Nth frame (default: the weights')")
@@ -187,15 +191,14 @@ def _encoder_options(parser: argparse.ArgumentParser) -> None:
         "--clip-model",
         dest="image_text_model",
         metavar="MODEL",
-        default="ViT-B-32-256",
-        help="open_clip architecture",
+        help="open_clip architecture; default: the data dir's, else ViT-B-32-256",
     )
     parser.add_argument(
         "--image-text-weights",
         "--clip-weights",
         dest="image_text_weights",
         metavar="SRC",
-        help="open_clip pretrained tag, hf:..., a local file or 'random'",
+        help="open_clip pretrained tag, hf:..., a local file, 'default' or 'random'; default: the data dir's",
     )
     parser.add_argument(
         "--image-text-frames",
@@ -203,8 +206,7 @@ def _encoder_options(parser: argparse.ArgumentParser) -> None:
         dest="image_text_frames",
         metavar="K",
         type=positive_int,
-        default=4,
-        help="frames of each clip averaged into its image-text vector",
+        help="frames of each clip averaged into its image-text vector; default: the data dir's, else 4",
     )
     _runtime_options(parser)
 
@@ -242,22 +244,31 @@ def data_dir(args):
 
 
 def index_settings(args):
-    from indexer.settings import EncoderSettings, ImageTextSettings, IndexSettings
+    """The run's settings: encoder flags given, else the encoders the data dir records."""
+    from indexer.encoder_choice import EncoderFlags, choose_encoders, recorded_settings
+    from indexer.settings import EncoderSettings, IndexSettings
 
-    return IndexSettings(
-        data=data_dir(args),
-        encoder=EncoderSettings(args.encoder, args.weights, args.device, args.precision),
-        image_text=ImageTextSettings(
-            not args.no_image_text, args.image_text_model, args.image_text_weights, args.image_text_frames
-        ),
-        window_frames=args.window_frames,
-        frame_interval=args.frame_interval,
-        stride_frames=args.stride_frames,
+    data = data_dir(args)
+    base = IndexSettings(
+        data=data,
+        encoder=EncoderSettings(device=args.device, precision=args.precision),
         batch_size=args.batch_size,
         retry_failed=getattr(args, "retry_failed", False),
         rebuild=getattr(args, "rebuild", False),
         one_file_system=getattr(args, "one_file_system", False),
     )
+    flags = EncoderFlags(
+        args.encoder,
+        args.weights,
+        args.window_frames,
+        args.frame_interval,
+        args.stride_frames,
+        args.no_image_text,
+        args.image_text_model,
+        args.image_text_weights,
+        args.image_text_frames,
+    )
+    return choose_encoders(base, flags, recorded_settings(data, args.device, args.precision))
 
 
 # -- commands -----------------------------------------------------------------------------------

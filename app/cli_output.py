@@ -82,18 +82,20 @@ def print_status(status: dict) -> None:
         return
     videos = ", ".join(f"{n} {state}" for state, n in sorted(status["videos"].items())) or "none"
     print(f"videos: {videos}; clips: {status['clips']}; footage: {status['hours']:.2f} h")
-    enc = status["encoder"]
-    print(
-        f"encoder: {enc['tower']} {enc['variant']} weights={enc['weights']} sha256={enc['sha256'][:12]} "
-        f"sampling={enc['sampling']}"
-    )
-    index = status["index_file"]
-    state = "current" if index["current"] else index.get("problem") or "stale or missing"
-    print(f"vector index: {status['vectors']} vectors, file {state}")
-    if not index["current"]:
-        print("  searching rebuilds it from the catalog; `python run.py index` or `status --repair` saves it")
+    for name, tower in status["towers"].items():
+        print(f"{name} tower: {_describe_tower(tower['identity'])}")
+        print(f"  {tower['vectors']} vectors, index file {tower['index_problem'] or 'current'}")
+    if not all(tower["index_current"] for tower in status["towers"].values()):
+        print("searching rebuilds index files from the catalog; `python run.py index` or `status --repair` saves them")
     for failure in status["failures"]:
         print(f"  failed: {failure['path']}: {failure['error']}")
+
+
+def _describe_tower(identity: dict) -> str:
+    """What made a tower's vectors, in one line: kind, architecture, weights, checksum, sampling or frames."""
+    model = identity.get("variant") or identity.get("model")
+    how = f"sampling={identity['sampling']}" if "sampling" in identity else f"frames={identity.get('frames_per_clip')}"
+    return f"{identity['tower']} {model} weights={identity['weights']} sha256={identity['sha256'][:12]} {how}"
 
 
 def print_check(report) -> None:

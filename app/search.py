@@ -419,7 +419,7 @@ def _image_text_tower(state: Snapshot, part: str) -> TextTower:
     if IMAGE_SET not in state.indexes:
         raise QueryError(
             f"{part} search needs image-text vectors (open_clip), and this index has none: run "
-            "`python run.py index PATH` without --no-image-text to add them"
+            "`python run.py index PATH --image-text-weights default` (or another source) to add them"
         )
     return state.towers.encoder(IMAGE_SET)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from indexer import store
-from indexer.catalog import Catalog
+from indexer.catalog import Catalog, VectorSetInfo
 from indexer.records import IMAGE_SET, VIDEO_SET
 from indexer.settings import DataDir
 
@@ -16,18 +16,11 @@ def library_status(data: DataDir) -> dict:
         stats = catalog.stats()
         vset = catalog.vector_set(VIDEO_SET)
         index_file = store.index_path(data.index_dir, vset) if vset else None
-        towers = {}
-        for name in (VIDEO_SET, IMAGE_SET):
-            if (s := catalog.vector_set(name)) is not None:
-                path = store.index_path(data.index_dir, s)
-                problem = store.index_file_problem(data.index_dir, s)
-                towers[name] = {
-                    "identity": s.identity,
-                    "vectors": catalog.vector_count(s.id),
-                    "index_file": str(path),
-                    "index_current": problem is None,
-                    "index_problem": problem,
-                }
+        towers = {
+            name: _tower_status(catalog, vset, data)
+            for name in (VIDEO_SET, IMAGE_SET)
+            if (vset := catalog.vector_set(name)) is not None
+        }
         return {
             "data": str(data.root),
             "indexed": vset is not None,
@@ -49,3 +42,19 @@ def library_status(data: DataDir) -> dict:
         }
     finally:
         catalog.close()
+
+
+def _tower_status(catalog: Catalog, vset: VectorSetInfo, data: DataDir) -> dict:
+    """One tower (vector set): what made its vectors, how many, and its index file's state."""
+    file = store.index_file_state(data.index_dir, vset)
+    problem = None if file.current else file.state + (f": {file.detail}" if file.detail else "")
+    return {
+        "identity": vset.identity,
+        "vectors": catalog.vector_count(vset.id),
+        "index_file": str(file.path),
+        "index_state": file.state,  # current | stale | missing | damaged
+        "index_detail": file.detail,
+        "index_verified": file.verified,
+        "index_current": file.current,
+        "index_problem": problem,
+    }

@@ -283,13 +283,9 @@ def _download_open_clip_tag(model_name: str, tag: str, tag_cfg: dict) -> Path:
             f"open_clip {model_name}/{tag} is not on the Hugging Face hub; download it "
             f"from {tag_cfg.get('url')} and pass the file with --image-text-weights PATH"
         )
-    try:
-        return download_hub_file(hub, "open_clip_model.safetensors", None, "--image-text-weights")
-    except WeightsError as first:
-        try:
-            return download_hub_file(hub, "open_clip_pytorch_model.bin", None, "--image-text-weights")
-        except WeightsError:
-            raise first from None
+    return download_hub_file(
+        hub, "open_clip_model.safetensors", None, "--image-text-weights", fallbacks=("open_clip_pytorch_model.bin",)
+    )
 
 
 def random_image_text_weights_file(model_name: str, seed: int, cache_dir: Path) -> Path:

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from encoder.errors import WeightsError
+from encoder.offline import HubFile, HubUnreachableError, offline_mode, unreachable_reason
 from encoder.preprocess import ImagePreprocess, VideoPreprocess
 from indexer.atomic import TEMP_NAME, atomic_write, write_text_atomic
 from indexer.files import sha256_file
@@ -87,25 +88,36 @@ def parse_hub_source(source: str) -> tuple[str, str, str | None]:
     return "/".join(parts[:2]), "/".join(parts[2:]), revision or None
 
 
-def download_hub_file(repo: str, filename: str, revision: str | None, flag: str = "--weights") -> Path:
-    """Cached copy first (no network), then the hub; a clear error if neither works."""
+def download_hub_file(
+    repo: str, filename: str, revision: str | None, flag: str = "--weights", fallbacks: tuple[str, ...] = ()
+) -> Path:
+    """Cached copy first (no network), then the hub; a clear error if neither works. `fallbacks`: other
+    names the same weights may have in the repo, tried in order. A hub that cannot be reached is known
+    in seconds (`encoder.offline`), before huggingface_hub's retries."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    cache = hub_cache_dir()
-    try:
-        return Path(hf_hub_download(repo, filename, revision=revision, cache_dir=cache, local_files_only=True))
-    except LocalEntryNotFoundError:
-        pass  # not cached yet: download below
-    try:
-        return Path(hf_hub_download(repo, filename, revision=revision, cache_dir=cache))
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
-        raise WeightsError(
-            f"could not get {filename!r} from the Hugging Face hub repo {repo!r} and it is not in "
-            f"the local cache ({type(exc).__name__}). Download it where the hub is reachable "
-            f"(https://huggingface.co/{repo}/blob/main/{filename}) and pass the file with "
-            f"{flag} /path/to/{Path(filename).name}, or copy a populated HF_HOME cache here."
-        ) from exc
+    cache, names = hub_cache_dir(), (filename, *fallbacks)
+    for name in names:
+        try:
+            return Path(hf_hub_download(repo, name, revision=revision, cache_dir=cache, local_files_only=True))
+        except LocalEntryNotFoundError:
+            pass  # not cached yet: download below
+    reason = "HF_HUB_OFFLINE is set" if offline_mode() else unreachable_reason()
+    if reason:
+        raise HubUnreachableError((HubFile(repo, filename, flag),), reason)
+    errors: list[Exception] = []
+    for name in names:
+        try:
+            return Path(hf_hub_download(repo, name, revision=revision, cache_dir=cache))
+        except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
+            errors.append(exc)
+    raise WeightsError(
+        f"could not get {filename!r} from the Hugging Face hub repo {repo!r} and it is not in "
+        f"the local cache ({type(errors[0]).__name__}: {errors[0]}). Download it where the hub is reachable "
+        f"(https://huggingface.co/{repo}/blob/main/{filename}) and pass the file with "
+        f"{flag} /path/to/{Path(filename).name}, or copy a populated HF_HOME cache here."
+    ) from errors[0]
 
 
 def hub_cache_dir() -> Path:

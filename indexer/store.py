@@ -203,11 +203,9 @@ def load_sidecar(path: Path) -> tuple[ScoreStats, IndexSpec, str | None]:
         return ScoreStats(int(data["count"]), data["total"], data["outer"]), spec, checksum
 
 
-def verify_files(path: Path, dim: int) -> tuple[ScoreStats, IndexSpec]:
-    """An index file's statistics, once the file is proven to be the one they were saved with.
-
-    Raises DamagedIndexFile when the sidecar is unreadable or inconsistent, or the index file's
-    bytes do not hash to the recorded checksum (bit flips, truncation, a torn copy)."""
+def check_sidecar(path: Path, dim: int) -> tuple[ScoreStats, IndexSpec, str]:
+    """An index file's statistics, spec and checksum, read and checked for shape; the file itself is not
+    read. Raises DamagedIndexFile when the sidecar is unreadable or inconsistent."""
     sidecar = stats_path(path)
     try:
         stats, spec, checksum = load_sidecar(sidecar)
@@ -217,6 +215,15 @@ def verify_files(path: Path, dim: int) -> tuple[ScoreStats, IndexSpec]:
         raise DamagedIndexFile(f"its statistics {sidecar.name} are for {stats.total.shape} vectors, not {dim}-d")
     if checksum is None:
         raise DamagedIndexFile(f"{sidecar.name} holds no checksum (written by an older Tubelet)")
+    return stats, spec, checksum
+
+
+def verify_files(path: Path, dim: int) -> tuple[ScoreStats, IndexSpec]:
+    """An index file's statistics, once the file is proven to be the one they were saved with.
+
+    Raises DamagedIndexFile when the sidecar is unreadable or inconsistent, or the index file's
+    bytes do not hash to the recorded checksum (bit flips, truncation, a torn copy)."""
+    stats, spec, checksum = check_sidecar(path, dim)
     try:
         actual = sha256_file(path)
     except OSError as exc:
@@ -364,6 +371,44 @@ def index_file_problem(index_dir: Path, vset: VectorSetInfo) -> str | None:
     except DamagedIndexFile as exc:
         return f"damaged: {exc}"
     return None
+
+
+HASH_LIMIT = 256 << 20  # plain `status` hashes index files up to this size (~0.3 s); `status --check` all
+
+
+@dataclass(frozen=True)
+class IndexFileState:
+    """How a vector set's index file on disk stands, for `status` (cheap: no FAISS load)."""
+
+    state: str  # current | stale (only an older version on disk) | missing | damaged
+    path: Path  # the file the catalog's current version names
+    detail: str | None = None  # why damaged or stale, or why not hashed
+    verified: bool = False  # its bytes were hashed against the checksum saved with it
+
+    @property
+    def current(self) -> bool:
+        return self.state == "current"
+
+
+def index_file_state(index_dir: Path, vset: VectorSetInfo, hash_limit: int = HASH_LIMIT) -> IndexFileState:
+    """current / stale / missing / damaged; files larger than `hash_limit` get the sidecar checks only."""
+    path = index_path(index_dir, vset)
+    if not path.is_file() or not stats_path(path).is_file():
+        older = latest_file(index_dir, vset)
+        if older is not None:
+            return IndexFileState("stale", path, f"{older.name} lacks the newest vectors")
+        return IndexFileState("missing", path)
+    try:
+        size = path.stat().st_size
+        if size > hash_limit:
+            check_sidecar(path, vset.dim)
+            return IndexFileState("current", path, f"{size / 2**30:.1f} GiB, not hashed: `status --check` does")
+        verify_files(path, vset.dim)
+    except DamagedIndexFile as exc:
+        return IndexFileState("damaged", path, str(exc))
+    except OSError as exc:  # vanished or unreadable between the checks
+        return IndexFileState("damaged", path, f"it cannot be read: {exc.strerror or exc}")
+    return IndexFileState("current", path, verified=True)
 
 
 def open_index(catalog: Catalog, vset: VectorSetInfo, index_dir: Path, memory_budget: int) -> LoadedIndex:

@@ -19,12 +19,14 @@ import numpy as np
 
 from encoder.factory import resolve_video_encoder
 from encoder.image_text import resolve_image_text_tower
+from encoder.offline import HubUnreachableError
 from encoder.registry import spec_from_identity
 from encoder.tower import Tower, TowerSpec
 from indexer.catalog import Catalog, VectorSetInfo
 from indexer.decode import ClipDecoder
+from indexer.encoder_choice import recorded_settings
 from indexer.records import IMAGE_SET, VIDEO_SET, ClipSampling, VideoInfo
-from indexer.settings import DataDir, EncoderSettings, ImageTextSettings, IndexSettings
+from indexer.settings import DataDir, EncoderSettings, IndexSettings
 
 
 @dataclass
@@ -102,9 +104,12 @@ def resolve_towers(settings: IndexSettings) -> Towers:
     """The towers an index run asks for; resolves (downloads, checksums) weights, loads nothing."""
     enc = settings.encoder
     weights_dir = settings.data.weights_dir
-    video = resolve_video_encoder(
-        enc.variant, enc.weights, weights_dir, settings.window_frames, settings.frame_interval
-    )
+    try:
+        video = resolve_video_encoder(
+            enc.variant, enc.weights, weights_dir, settings.window_frames, settings.frame_interval
+        )
+    except HubUnreachableError as offline:  # one message for every tower's missing weights
+        raise _with_image_text_offline(offline, settings) from None
     image = None
     if settings.image_text.enabled:
         image = resolve_image_text_tower(
@@ -115,38 +120,36 @@ def resolve_towers(settings: IndexSettings) -> Towers:
     return Towers(video, image, sampling, enc.device, enc.precision)
 
 
+def _with_image_text_offline(offline: HubUnreachableError, settings: IndexSettings) -> HubUnreachableError:
+    """`offline` (the video tower's weights), joined by the image-text tower's when the hub has those too."""
+    if not settings.image_text.enabled:
+        return offline
+    it = settings.image_text
+    try:
+        resolve_image_text_tower(it.model, it.weights, settings.data.weights_dir, it.frames_per_clip)
+    except HubUnreachableError as more:
+        return offline.joined(more)
+    return offline
+
+
 def towers_from_catalog(
     catalog: Catalog, weights_dir: Path, device: str = "auto", precision: str = "auto"
 ) -> tuple[Towers, dict[str, VectorSetInfo]]:
     """Exactly the towers recorded with a data dir's vector sets (what queries must use)."""
     sets = {name: vset for name in (VIDEO_SET, IMAGE_SET) if (vset := catalog.vector_set(name))}
     video_identity = sets[VIDEO_SET].identity
-    video = spec_from_identity(video_identity, weights_dir)
-    image = spec_from_identity(sets[IMAGE_SET].identity, weights_dir) if IMAGE_SET in sets else None
+    try:
+        video = spec_from_identity(video_identity, weights_dir)
+        image = spec_from_identity(sets[IMAGE_SET].identity, weights_dir) if IMAGE_SET in sets else None
+    except HubUnreachableError as offline:
+        raise offline.for_recorded_vectors() from None
     sampling = ClipSampling.from_dict(video_identity["sampling"])
     return Towers(video, image, sampling, device, precision), sets
 
 
 def index_settings_from_catalog(data: DataDir, device: str = "auto", precision: str = "auto") -> IndexSettings:
-    """Settings that index more footage into `data` with exactly the encoders it already uses."""
-    catalog = Catalog(data.catalog).open()
-    try:
-        video, image = catalog.vector_set(VIDEO_SET), catalog.vector_set(IMAGE_SET)
-    finally:
-        catalog.close()
-    if video is None:
-        return IndexSettings(data, EncoderSettings(device=device, precision=precision))
-    ident, sampling = video.identity, ClipSampling.from_dict(video.identity["sampling"])
-    image_text = ImageTextSettings(enabled=False)
-    if image is not None:
-        image_text = ImageTextSettings(
-            True, image.identity["model"], image.identity["weights"], image.identity["frames_per_clip"]
-        )
-    return IndexSettings(
-        data,
-        EncoderSettings(ident["variant"], ident["weights"], device, precision),
-        image_text,
-        window_frames=sampling.window_frames,
-        frame_interval=sampling.frame_interval,
-        stride_frames=sampling.stride_frames,
+    """Settings that index more footage into `data` with exactly the encoders it already uses
+    (the default encoders for a data dir without vectors)."""
+    return recorded_settings(data, device, precision) or IndexSettings(
+        data, EncoderSettings(device=device, precision=precision)
     )

@@ -150,7 +150,7 @@ def test_former_clip_flags_parse_like_the_image_text_ones(command):
     old = parser.parse_args([*command, "--no-clip", "--clip-model", "M", "--clip-weights", "W", "--clip-frames", "3"])
     assert [getattr(new, n) for n in names] == [getattr(old, n) for n in names] == [True, "M", "W", 3]
     defaults = parser.parse_args(command)
-    assert [getattr(defaults, n) for n in names] == [False, "ViT-B-32-256", None, 4]
+    assert [getattr(defaults, n) for n in names] == [False, None, None, None]  # not given: the data dir's
     assert run.index_settings(old) == run.index_settings(new)
 
 

@@ -175,7 +175,8 @@ def test_a_damaged_index_file_is_reported_and_rebuilt_from_the_catalog(copy, dam
     status = json.loads(cli_in_process("status", "--data", data, "--json").stdout)
     assert status["index_file"]["current"] is False and status["index_file"]["problem"].startswith("damaged: ")
     plain = cli_in_process("status", "--data", data).stdout
-    assert "file damaged: " in plain and "file current" not in plain
+    video_tower = plain.split("video tower: ", 1)[1].splitlines()[1]  # the line after the tower's identity
+    assert "file damaged: " in video_tower and "file current" not in video_tower
     check = json.loads(cli_in_process("status", "--data", data, "--check", "--json", expect=3).stdout)
     assert any(f"video index file {path.name} is damaged" in p for p in check["problems"]), check
 

@@ -193,7 +193,7 @@ def test_text_search_needs_image_text_vectors(tmp_path, demo_videos):
     shutil.copy(demo_videos[0], lib / "a.mp4")
     index(tmp_path / "data", lib, extra=["--no-clip"])
     done = cli_in_process("search", "--data", tmp_path / "data", "--text", "a dog", expect=2)
-    assert "needs image-text vectors (open_clip)" in done.stderr and "without --no-image-text" in done.stderr
+    assert "needs image-text vectors (open_clip)" in done.stderr and "--image-text-weights default" in done.stderr
 
 
 def test_bad_query_combinations_are_clear_errors(library):

@@ -77,7 +77,7 @@ def test_default_weights_come_from_the_hub_cache_offline(tmp_path, monkeypatch):
 def test_unreachable_hub_without_cache_says_how_to_pass_a_file(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(WeightsError, match=r"vit_s_k710_dl_from_giant\.pth.*--weights /path/to/vit_s_k710"):
+    with pytest.raises(WeightsError, match=r"(?s)vit_s_k710_dl_from_giant\.pth.*--weights /path/to/vit_s_k710"):
         resolve_videomae2_weights("vit-s", "k710-distill", tmp_path / "cache")
 
 
