@@ -24,6 +24,9 @@ PREVIEW_SHORT_SIDE = 360
 CONTEXT_SECONDS = 2.0  # shown before and after the moment
 MAX_PREVIEW_SECONDS = 120.0  # a longer moment is previewed from its start
 TIME_BASE = Fraction(1, 90000)  # the MPEG clock: fine enough for any real frame rate
+# `+faststart`: plays while it downloads; the movie clock = the frames' clock, so the edit list that
+# starts the first frame at its time is exact (the default 1/1000 s moves every frame by up to 1 ms).
+MP4_OPTIONS = {"movflags": "+faststart", "movie_timescale": str(TIME_BASE.denominator)}
 TOLERANCE = Fraction(1, 1_000_000)  # seconds: a frame this close before `begin` still counts
 
 
@@ -52,7 +55,7 @@ def encode_preview(source: Path, target: Path, begin: float, finish: float) -> N
         with (
             atomic_write(target, suffix=".mp4") as tmp,  # PyAV picks the container by the extension
             av.open(str(source)) as inp,
-            av.open(str(tmp), "w", options={"movflags": "+faststart", "movie_timescale": str(TIME_BASE.denominator)}) as out,
+            av.open(str(tmp), "w", options=MP4_OPTIONS) as out,
         ):
             stream = inp.streams.best("video")
             if stream is None:
@@ -68,7 +71,7 @@ def _copy_range(inp, stream, out, begin: float, finish: float) -> None:
         image = convert_frame(frame, PREVIEW_SHORT_SIDE, reformatter)
         image = image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2]  # even sides for yuv420p
         if encoder is None:
-            encoder = H264Writer(out, image.shape[1], image.shape[0], _rate(stream), crf=26)
+            encoder = H264Writer(out, image.shape[1], image.shape[0], video_rate(stream), crf=26)
         encoder.write(image, t - Fraction(begin))
     if encoder is None:
         raise ProbeError(f"no frames between {begin:.2f} s and {finish:.2f} s")
@@ -76,21 +79,44 @@ def _copy_range(inp, stream, out, begin: float, finish: float) -> None:
 
 
 def frames_between(inp, stream, begin: float, finish: float) -> Iterator[tuple[Fraction, av.VideoFrame]]:
-    """Decoded frames of `stream` shown in [begin, finish), with their exact time in seconds from the
-    stream's start; frames without a timestamp or out of order (broken files) are skipped."""
-    origin, last = stream.start_time or 0, None
+    """Decoded frames of `stream` shown in [begin, finish), with their time in seconds from the stream's
+    start, strictly increasing; frames without a timestamp or out of order (broken files) are skipped."""
+    origin, last, clock = stream.start_time or 0, None, DisplayClock()
     if begin > 0:
         inp.seek(int(begin / stream.time_base) + origin, stream=stream, backward=True)
     for frame in inp.decode(stream):
-        if frame.pts is None:
+        stamp = clock.timestamp(frame)
+        if stamp is None:
             continue
-        t = (frame.pts - origin) * stream.time_base
+        t = (stamp - origin) * stream.time_base
         if t < Fraction(begin) - TOLERANCE or (last is not None and t <= last):
             continue
         if t >= finish:
             break
         last = t
         yield t, frame
+
+
+class DisplayClock:
+    """A frame's display timestamp, as FFmpeg's best-effort timestamp guesses it: its pts, unless pts have
+    gone backwards more often than dts. AVI files with packed B-frames (MPEG-4 ASP from old cameras) give
+    decoded frames in display order but pts in decode order: 47, 49, 48, ...; their dts run 47, 48, 49."""
+
+    def __init__(self) -> None:
+        self.last_pts = self.last_dts = None
+        self.faulty_pts = self.faulty_dts = 0
+
+    def timestamp(self, frame) -> int | None:
+        pts, dts = frame.pts, frame.dts
+        if pts is not None:
+            self.faulty_pts += self.last_pts is not None and pts <= self.last_pts
+            self.last_pts = pts
+        if dts is not None:
+            self.faulty_dts += self.last_dts is not None and dts <= self.last_dts
+            self.last_dts = dts
+        if pts is not None and (self.faulty_pts <= self.faulty_dts or dts is None):
+            return pts
+        return dts
 
 
 class H264Writer:
@@ -109,20 +135,21 @@ class H264Writer:
         self.stream.time_base = self.stream.codec_context.time_base = TIME_BASE
         self.out, self.last_pts = out, None
 
-    def write(self, image, t: Fraction) -> None:
-        """Add `image` (H, W, 3 uint8 RGB) shown at `t` seconds of the output."""
+    def write(self, image, t: Fraction) -> bool:
+        """Add `image` (H, W, 3 uint8 RGB) shown at `t` seconds of the output; False if it was dropped."""
         pts = round(t / TIME_BASE)
         if self.last_pts is not None and pts <= self.last_pts:
-            return  # closer than one tick to the previous frame: cannot be shown apart
+            return False  # closer than one tick to the previous frame: cannot be shown apart
         frame = av.VideoFrame.from_ndarray(image, format="rgb24")
         frame.pts, frame.time_base, self.last_pts = pts, TIME_BASE, pts
         self.out.mux(self.stream.encode(frame))
+        return True
 
     def close(self) -> None:
         self.out.mux(self.stream.encode(None))
 
 
-def _rate(stream) -> Fraction:
+def video_rate(stream) -> Fraction:
     rate = stream.average_rate or stream.guessed_rate or 30
     rate = Fraction(rate).limit_denominator(1001)  # x264 wants a small fraction; VFR rates are long ones
     return rate if 0 < rate < 240 else Fraction(30)
