@@ -11,7 +11,10 @@ reorder delay, usually one frame). Video only: audio is not exported.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,8 @@ from indexer.atomic import atomic_write
 from indexer.catalog import Catalog
 from indexer.decode import convert_frame
 from indexer.settings import DataDir
+
+log = logging.getLogger(__name__)
 
 COPYABLE_CODECS = {"h264", "hevc", "av1", "vp9"}  # MP4 holds them as they are (not MPEG-4 ASP: AVI packs B-frames)
 EXPORT_CRF = 18  # near-transparent: an export is for keeping, a preview for a glance
@@ -144,3 +149,27 @@ def _reencode(inp, stream, out, span: ExportSpan) -> int:
         raise ExportError(f"{span.source.name} has no frames between {span.start:.2f} s and {span.end:.2f} s")
     writer.close()
     return count
+
+
+class Downloads:
+    """Exports the server hands out by clip id (the player's download link), made once and kept in
+    DATA/exports/ under a hash of the source's identity and the range, like previews."""
+
+    def __init__(self, data: DataDir) -> None:
+        self.data, self.folder = data, data.root / "exports"
+        self.lock = threading.Lock()  # one export at a time: concurrent writers would share a temp name
+
+    def __call__(self, catalog: Catalog, clip_ids: list[int]) -> tuple[str, str] | None:
+        """(file name in DATA/exports, name to save it as), or None when the clips cannot be exported."""
+        try:
+            span = export_span(catalog, self.data, clip_ids)
+            stat = span.source.stat()
+            key = f"{span.source}|{stat.st_size}|{stat.st_mtime_ns}|{span.start:.3f}|{span.end:.3f}"
+            name = f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.mp4"
+            with self.lock:
+                if not (self.folder / name).is_file():
+                    export(span, self.folder / name)
+        except (ExportError, OSError) as exc:
+            log.info("no export of clips %s: %s", clip_ids, exc)  # the client gets the same 404 as for any refusal
+            return None
+        return name, default_name(span)
