@@ -6,6 +6,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
+from conftest import shared_video
 from media_videos import frame_times, vfr_ticks, write_timed_video
 
 from app.media import CONTEXT_SECONDS, preview_for
@@ -58,3 +59,11 @@ def test_preview_of_the_whole_file_and_of_its_last_frame(videos, tmp_path, name)
     tail_times = frame_times(tail.path, from_start=False)
     assert_same_times(tail_times, expected(times, last - CONTEXT_SECONDS, last + 1))
     assert tail_times[-1] == pytest.approx(float(tail.offset), abs=1e-4)  # the last frame is the moment's start
+
+
+def test_preview_of_an_avi_with_packed_b_frames_keeps_every_frame(tmp_path):
+    """MPEG-4 ASP in AVI gives decoded frames pts in decode order (47, 49, 48, ...): read as FFmpeg's
+    best-effort timestamp does (the dts then), not dropped as out of order (a third of the frames were)."""
+    source = shared_video("mmaction2_test_makeup.avi")  # 164 frames at 25 fps, time base 1/25, labels 1..164
+    preview = preview_for(tmp_path, source, 4.0, 5.0)  # from 2 s (label 50) to the end
+    assert frame_times(preview.path, from_start=False) == [Fraction(k - 50, 25) for k in range(50, 165)]
