@@ -3,6 +3,7 @@ re-encoded from the exact first frame, never over an existing file, never from a
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from fractions import Fraction
@@ -94,9 +95,11 @@ def test_cli_export_of_a_moment_spans_its_clips(library, tmp_path):
     _lib, data = library
     (first, start, _), _, (last, _, end) = clips(data, "gop.mp4")[:3]
     out = tmp_path / "moment.mp4"
-    cli_in_process("export", first, clips(data, "gop.mp4")[1][0], last, "--out", out, "--data", data)
-    times = frame_times(out)
-    assert len(times) == len(in_range(frame_times(library[0] / "gop.mp4"), start, end))
+    done = cli_in_process("export", first, clips(data, "gop.mp4")[1][0], last, "--out", out, "--data", data, "--json")
+    shown = in_range(frame_times(library[0] / "gop.mp4"), start, end)
+    method = "copy" if start == 0 else "encode"  # gop.mp4 has a keyframe every second: the first clip starts on one
+    assert json.loads(done.stdout) == {"path": str(out), "start": float(shown[0]), "end": end, "method": method}
+    assert frame_times(out)[: len(shown)] == [t - shown[0] for t in shown]
 
 
 def test_export_errors_name_the_problem(library, tmp_path):
@@ -108,6 +111,8 @@ def test_export_errors_name_the_problem(library, tmp_path):
     assert mixed.stderr == f"error: clips {min(gop, vfr)}, {max(gop, vfr)} are from 2 videos, not one\n"
     not_mp4 = cli_in_process("export", gop, "--out", tmp_path / "x.avi", "--data", data, expect=2)
     assert not_mp4.stderr == f"error: {tmp_path / 'x.avi'}: an export is an MP4 file, name it NAME.mp4\n"
+    negative = cli_in_process("export", gop, "--context", "-1", "--data", data, expect=2)
+    assert negative.stderr == "error: --context must be 0 or more seconds, got -1\n"
     nothing = cli_in_process("export", gop, "--data", tmp_path / "empty", expect=2)
     assert nothing.stderr == f"error: nothing is indexed in {tmp_path / 'empty'}\n"
     with pytest.raises(ExportError, match=r"has no frames between 99\.00 s and 100\.00 s"):
