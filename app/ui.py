@@ -123,8 +123,9 @@ class Handlers:
         return self.play_clip(clip_id, [int(c) for c in moment.get("clip_ids") or [clip_id]]), clip_id
 
     def play_clip(self, clip_id: int, span: list[int] | None = None) -> str:
-        """Player HTML for a clip of the catalog (over the merged clips `span` of its video, if given); an id
-        the catalog lacks is refused, naming no path."""
+        """Player HTML for a clip of the catalog (over the merged clips `span` of its video, if given), with a
+        download link of that moment; an id the catalog lacks is refused, naming no path, and a moment that
+        cannot be played gets a player that says why."""
         ids = sorted({clip_id, *(span or [])})
         rows = self._catalog().clip_rows(ids) if _catalog_exists(self.data) else {}
         row = rows.get(clip_id)
