@@ -120,18 +120,30 @@ def _remux(inp, stream, out, start_pts: int, end: float) -> int:
     inp.seek(start_pts, stream=stream, backward=True)
     packets = []  # decode order: up to the next keyframe past the end (B-frames reference later frames)
     for packet in inp.demux(stream):
-        if packet.pts is None or packet.dts is None:
+        if packet.pts is None:
             continue
         if packet.pts < start_pts or (not packets and packet.pts != start_pts):
             continue  # before the start keyframe (where the seek landed, or leading frames of an open GOP)
         if packet.pts >= end_pts and packet.is_keyframe:
             break
         packets.append(packet)
-    last = max(i for i, p in enumerate(packets) if p.pts < end_pts)  # the first packet is the start keyframe
-    for packet in packets[: last + 1]:
-        packet.pts, packet.dts, packet.stream = packet.pts - start_pts, packet.dts - start_pts, target
+    if not packets:
+        raise ExportError(f"the keyframe at {float((start_pts - origin) * stream.time_base):.2f} s cannot be read back")
+    packets = packets[: max(i for i, p in enumerate(packets) if p.pts < end_pts) + 1]  # [0] is the start keyframe
+    for packet, dts in zip(packets, _decode_stamps(packets), strict=True):
+        packet.pts, packet.dts, packet.stream = packet.pts - start_pts, dts - start_pts, target
         out.mux(packet)
-    return last + 1
+    return len(packets)
+
+
+def _decode_stamps(packets) -> list[int]:
+    """The packets' dts, or where any is missing (Matroska stores none for B-frame streams) the usual
+    reconstruction: the sorted pts, moved back just enough that no frame is decoded after it is shown."""
+    if all(p.dts is not None for p in packets):
+        return [p.dts for p in packets]
+    shown = sorted(p.pts for p in packets)
+    delay = max(s - p.pts for s, p in zip(shown, packets, strict=True))
+    return [s - delay for s in shown]
 
 
 def _reencode(inp, stream, out, span: ExportSpan) -> int:

@@ -126,3 +126,14 @@ def test_export_errors_name_the_problem(library, tmp_path):
         os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert changed.stderr == f"error: {source} is gone or changed since it was indexed: run index on it again\n"
     assert not (tmp_path / "c.mp4").exists()
+
+
+def test_a_matroska_stream_copy_rebuilds_the_decode_timestamps_it_lacks(tmp_path):
+    """Matroska stores no dts for B-frame streams; MP4 needs them: rebuilt from the sorted pts."""
+    from app.demo import Scene, render_frame, write_video
+
+    scene = Scene.from_seed(2)
+    source = write_video(tmp_path / "b-frames.mkv", (render_frame(scene, i / 30, 160, 120) for i in range(45)), fps=30)
+    done = export(ExportSpan(source, 0.0, 1.0), tmp_path / "cut.mp4")
+    got, want = frame_times(done.path), in_range(frame_times(source), 0.0, 1.0)
+    assert done.method == "copy" and got[: len(want)] == want and len(got) - len(want) <= 2
