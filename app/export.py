@@ -128,7 +128,8 @@ def _remux(inp, stream, out, start_pts: int, end: float) -> int:
             break
         packets.append(packet)
     if not packets:
-        raise ExportError(f"the keyframe at {float((start_pts - origin) * stream.time_base):.2f} s cannot be read back")
+        at = float((start_pts - origin) * stream.time_base)
+        raise ExportError(f"{Path(inp.name).name}: the keyframe at {at:.2f} s cannot be read back")
     packets = packets[: max(i for i, p in enumerate(packets) if p.pts < end_pts) + 1]  # [0] is the start keyframe
     for packet, dts in zip(packets, _decode_stamps(packets), strict=True):
         packet.pts, packet.dts, packet.stream = packet.pts - start_pts, dts - start_pts, target
