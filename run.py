@@ -115,6 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true")
 
+    export = _command(sub, "export", cmd_export, "write a moment of an indexed video as its own MP4 file")
+    export.add_argument(
+        "clip_ids", nargs="+", type=int, metavar="CLIP_ID", help="a clip, or the clip_ids of one moment (search --json)"
+    )
+    export.add_argument("--out", type=Path, help="the MP4 to write (default: ./NAME_START-END.mp4)")
+    export.add_argument("--context", type=float, default=0.0, help="seconds added before and after (default 0)")
+    export.add_argument("--force", action="store_true", help="replace the output file if it exists")
+    export.add_argument("--json", action="store_true", help="print what was written as JSON")
+
     serve = _command(sub, "serve", cmd_serve, "web UI and API on a local port")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=port_number, default=7860)
@@ -359,6 +368,32 @@ def cmd_status(args) -> int:
         print(json.dumps(status, indent=2))
     else:
         print_status(status)
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from app.export import ExportError, default_name, export, export_span
+    from indexer.catalog import Catalog
+
+    data = data_dir(args)
+    if data.catalog_url is None and not (data.root / "catalog.db").exists():
+        print(f"error: nothing is indexed in {data.root}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    catalog = Catalog(data.catalog).open()
+    try:
+        span = export_span(catalog, data, args.clip_ids, args.context)
+        done = export(span, args.out or Path(default_name(span)), force=args.force)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    finally:
+        catalog.close()
+    if args.json:
+        print(json.dumps(done.to_json(), indent=2))
+    else:
+        how = "stream copy" if done.method == "copy" else "re-encoded to H.264"
+        what = f"{done.start:.2f}-{done.end:.2f} s of {span.source.name}, {done.frames} frames, {how}"
+        print(f"wrote {done.path} ({what})")
     return EXIT_OK
 
 

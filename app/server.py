@@ -223,6 +223,7 @@ def build_app(settings: ServeSettings):
     os.environ["GRADIO_TEMP_DIR"] = str(upload_alias(uploads.folder))
     from starlette.middleware import Middleware
 
+    from app.export import Downloads
     from app.jobs import IndexJobs
     from app.search import SearchService
     from app.serving import media_routes
@@ -237,7 +238,9 @@ def build_app(settings: ServeSettings):
     demo = build_ui(service, jobs, settings.data, uploads)
     demo.queue(default_concurrency_limit=2)
     app_kwargs = {
-        "routes": media_routes(settings.data, lambda: open_catalog(service, settings.data)),
+        "routes": media_routes(
+            settings.data, lambda: open_catalog(service, settings.data), exports=Downloads(settings.data)
+        ),
         "openapi_url": None,  # Gradio serves its own, behind the login
         "middleware": [Middleware(LoginThrottle, limiter=LoginLimiter()), Middleware(UploadSweep, uploads=uploads)],
     }

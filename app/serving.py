@@ -3,7 +3,9 @@
 Routes (added to the Gradio app, behind the same login as everything else):
   /tubelet/video/{video_id}   the original file of an indexed video, found by id in the catalog;
   /tubelet/preview/{name}     a preview MP4 Tubelet made in DATA/previews/;
-  /tubelet/thumb/{clip_id}    a clip's thumbnail, found by id in the catalog.
+  /tubelet/thumb/{clip_id}    a clip's thumbnail, found by id in the catalog;
+  /tubelet/export/{clip_id}   the clip (through clip `?through=ID` of the same video) as an MP4 download,
+                              made by app/export.py in DATA/exports/ from a source that matches the catalog.
 Nothing is ever looked up by a client-sent path. An original is served only when the file the server
 opens is the very file (device and inode) the catalog path names, it is a regular file, it lies outside
 the data dir and it is none of the catalog's files: so a hard link or a symlink to catalog.db, an HTML
@@ -21,6 +23,7 @@ import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
@@ -45,6 +48,10 @@ def preview_url(preview: Path) -> str:
 
 def thumb_url(clip_id: int) -> str:
     return f"tubelet/thumb/{clip_id}"
+
+
+def export_url(first: int, last: int) -> str:
+    return f"tubelet/export/{first}" + (f"?through={last}" if last != first else "")
 
 
 @dataclass(frozen=True)
@@ -132,10 +139,13 @@ def made_file(folder: Path, relative: str, forbidden: set[tuple[int, int]], cont
     return open_exact(str(candidate), forbidden, content_type)
 
 
-def file_response(opened: OpenedFile, request: Request) -> Response:
-    """The file's bytes (one byte range if asked, so players can seek), then the descriptor is closed."""
+def file_response(opened: OpenedFile, request: Request, download_name: str | None = None) -> Response:
+    """The file's bytes (one byte range if asked, so players can seek), then the descriptor is closed;
+    with `download_name`, browsers save it under that name instead of showing it."""
     first, last = 0, opened.size - 1
     status, headers = 200, {**HEADERS, "Accept-Ranges": "bytes", "Content-Type": opened.content_type}
+    if download_name is not None:
+        headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(download_name)}"
     wanted = _byte_range(request.headers.get("range"), opened.size)
     if wanted == "unsatisfiable":
         os.close(opened.fd)
@@ -192,8 +202,12 @@ def signed_in(request: Request) -> bool:
     return token is not None and app.tokens.get(token) is not None
 
 
-def media_routes(data: DataDir, catalog: Callable[[], Catalog | None]) -> list[Route]:
-    """The id-based media routes; `catalog()` gives the server's open catalog (None before an index exists)."""
+Exporter = Callable[[Catalog, list[int]], tuple[str, str] | None]  # app.export.Downloads
+
+
+def media_routes(data: DataDir, catalog: Callable[[], Catalog | None], exports: Exporter | None = None) -> list[Route]:
+    """The id-based media routes; `catalog()` gives the server's open catalog (None before an index exists),
+    `exports(catalog, clip_ids)` makes a download (its name in DATA/exports and the name to save it as)."""
 
     def guarded(serve: Callable[[Request], OpenedFile | None]):
         def endpoint(request: Request) -> Response:
@@ -228,11 +242,25 @@ def media_routes(data: DataDir, catalog: Callable[[], Catalog | None]) -> list[R
             data.root / "thumbs", str(Path(*relative.parts[1:])), _protected_identities(data), "image/jpeg"
         )
 
+    def download(request: Request) -> Response:
+        if not signed_in(request):
+            return PlainTextResponse("Not authenticated.", status_code=401, headers=HEADERS)
+        first, current = _int_param(request, "clip_id"), catalog()
+        through = request.query_params.get("through", str(first))
+        last = int(through) if through.isdigit() and len(through) < 19 else None
+        made = None if None in (first, last, current, exports) else exports(current, sorted({first, last}))
+        if made is None:
+            return not_found()
+        name, download_name = made
+        opened = made_file(data.root / "exports", name, _protected_identities(data), "video/mp4")
+        return not_found() if opened is None else file_response(opened, request, download_name)
+
     methods = ["GET", "HEAD"]
     return [
         Route("/tubelet/video/{video_id}", guarded(video), methods=methods),
         Route("/tubelet/preview/{name}", guarded(preview), methods=methods),
         Route("/tubelet/thumb/{clip_id}", guarded(thumb), methods=methods),
+        Route("/tubelet/export/{clip_id}", download, methods=methods),
     ]
 
 

@@ -24,7 +24,7 @@ from app.library import COLUMNS, library_rows, timeline
 from app.media import preview_for
 from app.query import QueryError, SearchRequest, build_request, require_finite
 from app.search import SearchService
-from app.serving import original_file, preview_url, thumb_url, video_url
+from app.serving import export_url, original_file, preview_url, thumb_url, video_url
 from app.status import library_status
 from indexer.catalog import Catalog
 from indexer.decode import ProbeError
@@ -123,32 +123,36 @@ class Handlers:
         return self.play_clip(clip_id, [int(c) for c in moment.get("clip_ids") or [clip_id]]), clip_id
 
     def play_clip(self, clip_id: int, span: list[int] | None = None) -> str:
-        """Player HTML for a clip of the catalog (over the merged clips `span` of its video, if given); an id
-        the catalog lacks is refused, naming no path."""
+        """Player HTML for a clip of the catalog (over the merged clips `span` of its video, if given), with a
+        download link of that moment; an id the catalog lacks is refused, naming no path, and a moment that
+        cannot be played gets a player that says why."""
         ids = sorted({clip_id, *(span or [])})
         rows = self._catalog().clip_rows(ids) if _catalog_exists(self.data) else {}
         row = rows.get(clip_id)
         if row is None:
             raise gr.Error(f"No clip {clip_id} in the library.")
         same_video = [r for r in rows.values() if r.video_id == row.video_id]
-        start, end = min(r.start for r in same_video), max(r.end for r in same_video)
+        first, last = min(same_video, key=lambda r: r.start), max(same_video, key=lambda r: r.end)
+        start, end = first.start, last.end
         name = Path(row.path).name
         original = original_file(self._catalog(), self.data, row.video_id)  # the same checks as serving it
         if original is None:
-            raise gr.Error(f"Cannot play {name}: the file is gone or changed since it was indexed.")
+            return _player_problem(f"Cannot play {name}: the file is gone or changed since it was indexed.")
         os.close(original.fd)
         try:
             preview = preview_for(self.data.root / "previews", Path(original.path), start, end)
         except OSError as exc:
-            raise gr.Error(f"Cannot play {name}: {exc.strerror or 'cannot read the file'}") from exc
+            return _player_problem(f"Cannot play {name}: {exc.strerror or 'cannot read the file'}")
         except ProbeError as exc:
-            raise gr.Error(f"Cannot play {name}: {exc}") from exc
+            return _player_problem(f"Cannot play {name}: {without_server_paths(str(exc), self.data)}")
         src = f"{preview_url(preview.path)}#t={preview.offset:.3f}"
+        download = export_url(first.clip_id, last.clip_id)
         return (
             f'<div class="tubelet-player"><video src="{html.escape(src)}" controls autoplay muted playsinline '
             f'data-offset="{preview.offset:.3f}" data-start="{start:.3f}" data-end="{end:.3f}"></video>'
             f"<p>{html.escape(name)} · {format_time(start)}–{format_time(end)} · clip {clip_id} · "
-            f'<a href="{html.escape(video_url(row.video_id))}" target="_blank">original file</a></p></div>'
+            f'<a href="{html.escape(video_url(row.video_id))}" target="_blank">original file</a> · '
+            f'<a href="{html.escape(download)}" download class="tubelet-download">download this moment</a></p></div>'
         )
 
     # -- library --------------------------------------------------------------------------------
@@ -564,6 +568,12 @@ def _api(h: Handlers) -> None:
         _user_errors(h.api_search, h.data), fields, result, api_name="search", concurrency_limit=SEARCH_CONCURRENCY
     )
     gr.api(h.api_status, api_name="status")
+
+
+def _player_problem(message: str) -> str:
+    """A moment that cannot be played says so once, in the player: a gr.Error here would also paint the
+    player's own red Error box beside the toast."""
+    return f'<div class="tubelet-player tubelet-problem" role="alert"><p>{html.escape(message)}</p></div>'
 
 
 def _user_errors(fn, data: DataDir):

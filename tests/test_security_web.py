@@ -175,6 +175,8 @@ def test_unknown_or_unindexed_ids_get_the_same_404(server, hostile):
         get(server + f"tubelet/preview/{name}")[0:3:2] for name in ("x.mp4", "..%2fcatalog.db", "0" * 24 + ".mp4")
     }
     answers |= {get(server + f"tubelet/thumb/{cid}")[0:3:2] for cid in (MISSING_ID, "abc")}
+    exports = (MISSING_ID, "abc", f"1?through={MISSING_ID}", "1?through=abc", "1?through=-2")
+    answers |= {get(server + f"tubelet/export/{cid}")[0:3:2] for cid in exports}
     # the same answer whatever exists ("..%2f" does not even reach the route: the router's own 404)
     assert answers == {(404, b"Not found."), (404, b'{"detail":"Not Found"}')}
 
