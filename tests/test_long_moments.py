@@ -66,8 +66,9 @@ def test_a_segment_of_a_long_continuous_video_is_a_moment_not_the_whole_file(lib
     street, data, query = library
     hits = search_json(data, "--video", query, "-k", "3")
     top = hits[0]
-    assert top["path"] == str(street) and spans(top) == (MOMENT, PEAK)
+    assert top["path"] == str(street)
     assert top["end"] - top["start"] <= CAP and top["start"] <= SEGMENT[0] and top["end"] >= SEGMENT[1]
+    assert spans(top) == (MOMENT, PEAK)
     assert top["peak_start"] < SEGMENT[1] and top["peak_end"] > SEGMENT[0]  # the best window is in the segment
     assert all(h["end"] - h["start"] <= CAP and h["start"] <= h["peak_start"] < h["peak_end"] <= h["end"] for h in hits)
 
