@@ -16,10 +16,10 @@ typical with a fixed drop alone, so the drop also stays within a quarter of the 
 below typical joins only windows scoring as high as itself. Without these rules a continuous scene
 (one street camera, one shot) scored well throughout and became one moment as long as the file.
 
-A window that touches a moment but may not join starts a moment of its own, unless it overlaps one
-already formed (its time is shown there, by a better window): then it is left out. Taking stops before
-the (k+1)-th moment would start, so the k moments returned are the k best, best first, whatever the
-library's size.
+A window that touches a moment but may not join starts a moment of its own, like any other window (so
+every window taken is in exactly one moment; a video's last window, which overlaps the one before it, may
+make a moment overlapping another). Taking stops before the (k+1)-th moment would start, so the k moments
+returned are the k best, best first, whatever the library's size.
 """
 
 from __future__ import annotations
@@ -55,8 +55,6 @@ def merge_moments(ranked: list[ScoredClip], k: int, max_length: float = MAX_MOME
         if joined:
             merged = sorted([clip] + [c for m in joined for c in m], key=lambda c: (c.start, c.end))
             moments = [m for m in moments if not any(m is j for j in joined)] + [merged]
-        elif any(_overlap(c, clip) for m in touching for c in m):
-            continue
         elif len(moments) == k:
             break
         else:
@@ -81,10 +79,6 @@ def _joined(clip: ScoredClip, touching: list[list[ScoredClip]], max_length: floa
 
 def _touch(a: ScoredClip, b: ScoredClip) -> bool:
     return b.start <= a.end + GAP and a.start <= b.end + GAP
-
-
-def _overlap(a: ScoredClip, b: ScoredClip) -> bool:
-    return b.start < a.end - GAP and a.start < b.end - GAP
 
 
 def best(moment: list[ScoredClip]) -> ScoredClip:
