@@ -58,6 +58,8 @@ def _silence_stdout() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from app.moments import MAX_MOMENT_SECONDS  # a constant in a module of pure functions: no heavy import
+
     parser = argparse.ArgumentParser(prog="run.py", description="Tubelet: search a video library for moments.")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -85,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--negative", metavar="TEXT", help="push away from this description")
     search.add_argument("-k", type=int, default=10, help="number of moments (default 10)")
     search.add_argument("--min-score", type=float, help="calibrated score below which nothing matches")
+    search.add_argument(
+        "--max-moment",
+        type=float,
+        metavar="S",
+        help=f"longest moment, seconds: windows merge up to this (default {MAX_MOMENT_SECONDS:g})",
+    )
     search.add_argument(
         "--group",
         choices=["clip", "video"],
@@ -348,6 +356,7 @@ def search_request(args):
         min_duration=args.min_duration,
         max_duration=args.max_duration,
         indexed_after=args.indexed_after,
+        max_moment=args.max_moment,
     )
 
 

@@ -55,16 +55,30 @@ def print_no_match(result, options, file=None) -> None:
         )
 
 
+SCORE_NOTE = (
+    "score: calibrated z-score, standard deviations above the library's typical clip for this query "
+    "(0 = typical, higher = closer); [...]: raw cosine similarity per query part"
+)
+
+
 def _moment_line(rank: int, m: Moment) -> str:
     span = f"{format_time(m.start)}-{format_time(m.end)}"
+    peak = f"{format_time(m.peak_start)}-{format_time(m.peak_end)}"
     parts = " ".join(f"{k}={v:.3f}" for k, v in m.scores.items())
-    return f"{rank:3d}. {m.score:6.2f}  {span:>19}  clip {m.clip_id:<6d} {m.path}  [{parts}]"
+    return f"{rank:3d}. {m.score:6.2f}  {span:>19}  {peak:>19}  clip {m.clip_id:<6d} {m.path}  [{parts}]"
+
+
+def _header() -> str:
+    """Column names over `_moment_line`'s columns: the moment, its best window (peak), that window's id."""
+    return f"{'#':>3}  {'score':>6}  {'moment':>19}  {'peak':>19}  {'clip':<12}path"
 
 
 def print_result(result, options) -> None:
     if result.no_match:
         print_no_match(result, options)
         return
+    print(SCORE_NOTE)
+    print(_header())
     if options.group == "video":
         for rank, group in enumerate(result.videos, 1):
             print(f"{rank:3d}. {group.score:6.2f}  {group.path}")

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.moments import MAX_MOMENT_SECONDS
+
 MAX_K = 1000
 MAX_TEXT = 1000  # characters; open_clip tokenizers truncate at 77 tokens anyway
 MAX_GLOB = 1000  # characters; translating an fnmatch pattern is quadratic in its length
@@ -104,9 +106,13 @@ class SearchOptions:
     min_score: float | None = None  # below this fused score: no match
     group: str = "clip"  # "clip": a flat list of moments; "video": moments grouped per video
     weights: dict[str, float] = field(default_factory=dict)  # per query part, over DEFAULT_WEIGHTS
+    max_moment: float = MAX_MOMENT_SECONDS  # seconds: the longest moment merged windows may make
 
     def __post_init__(self):
         require_whole("k", self.k, 1, MAX_K)
+        require_finite("max_moment", self.max_moment, maximum=MAX_SECONDS)
+        if self.max_moment is None or self.max_moment <= 0:
+            raise QueryError(f"max_moment must be more than 0 seconds, got {self.max_moment}")
         require_finite("min_score", self.min_score)
         if self.group not in GROUPS:
             raise QueryError(f"group must be one of {', '.join(GROUPS)}, got {self.group!r}")
@@ -147,11 +153,14 @@ def build_request(
     min_duration: float | None = None,
     max_duration: float | None = None,
     indexed_after: str | None = None,
+    max_moment: float | None = None,
 ) -> SearchRequest:
     """A request from typed field values (`indexed_after` as ISO text), each checked by its record."""
     query = Query(text=text, image=image, video=video, start=start, end=end, like=like, negative=negative)
     filters = Filters(path_prefix, path_glob, min_duration, max_duration, parse_time(indexed_after))
-    return SearchRequest(query, filters, SearchOptions(k, min_score, group, weights or {}))
+    longest = MAX_MOMENT_SECONDS if max_moment is None else max_moment
+    options = SearchOptions(k, min_score, group, weights or {}, longest)
+    return SearchRequest(query, filters, options)
 
 
 def parse_time(text: str | None) -> datetime | None:

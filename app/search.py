@@ -266,8 +266,9 @@ class SearchService:
         result = SearchResult(best_score=best_score, snapshot=state)
         if options.group == "video":
             # Enough moments that k videos are represented, each with its best few.
-            result.videos = group_by_video(self._moments(scored, options.k * MOMENTS_PER_VIDEO))[: options.k]
-        result.moments = self._moments(scored, options.k)
+            moments = self._moments(scored, options.k * MOMENTS_PER_VIDEO, options.max_moment)
+            result.videos = group_by_video(moments)[: options.k]
+        result.moments = self._moments(scored, options.k, options.max_moment)
         return result
 
     def query_parts(self, query: Query, options: SearchOptions, state: Snapshot | None = None) -> list[QueryPart]:
@@ -379,9 +380,9 @@ class SearchService:
             if (c := int(candidates[i])) in rows
         ]
 
-    def _moments(self, scored: list[tuple[ScoredClip, dict]], k: int) -> list[Moment]:
+    def _moments(self, scored: list[tuple[ScoredClip, dict]], k: int, max_length: float) -> list[Moment]:
         raw_of = {c.clip_id: raw for c, raw in scored}
-        groups = merge_moments([c for c, _ in scored], k)
+        groups = merge_moments([c for c, _ in scored], k, max_length)
         rows = self.catalog.clip_rows([best(g).clip_id for g in groups])
         moments = []
         for group in groups:
@@ -400,6 +401,8 @@ class SearchService:
                     tuple(c.clip_id for c in group),
                     raw_of[top.clip_id],
                     str(self.data.root / row.thumbnail) if row.thumbnail else None,
+                    top.start,
+                    top.end,
                 )
             )
         return moments

@@ -21,7 +21,8 @@ import gradio as gr
 from app.cli_output import format_time
 from app.jobs import IndexJobs, JobState
 from app.library import COLUMNS, library_rows, timeline
-from app.media import preview_for
+from app.media import MAX_PREVIEW_SECONDS, preview_for
+from app.moments import MAX_MOMENT_SECONDS
 from app.query import QueryError, SearchRequest, build_request, require_finite
 from app.search import SearchService
 from app.serving import export_url, original_file, preview_url, thumb_url, video_url
@@ -33,7 +34,11 @@ from indexer.settings import DataDir
 
 NO_INDEX = "**No index yet.** Add a folder in the *Index* tab, or run `python run.py index PATH`."
 ASK = "Describe what to find, or upload an example image or clip."
-CSS = ".tubelet-player video { width: 100%; max-height: 60vh; background: #000; }"
+CSS = (
+    ".tubelet-player video { width: 100%; max-height: 60vh; background: #000; }\n"
+    # Gradio cuts a card's caption to one line with an ellipsis: a moment's caption wraps, whole, instead.
+    "#moments .caption-label { white-space: normal; overflow-wrap: anywhere; max-width: 100%; opacity: 0.9; }"
+)
 SEARCH_CONCURRENCY = 8  # Gradio workers per search event; at most HEAVY_ADMITTED of them embed uploads
 HEAVY_RUNNING, HEAVY_ADMITTED = 1, 4
 
@@ -134,23 +139,29 @@ class Handlers:
         same_video = [r for r in rows.values() if r.video_id == row.video_id]
         first, last = min(same_video, key=lambda r: r.start), max(same_video, key=lambda r: r.end)
         start, end = first.start, last.end
+        # The player starts at the clip's own window, the moment's peak; a preview shows a long moment from
+        # its start, so one whose peak lies past that is previewed from the peak.
+        preview_from = start if row.end - start <= MAX_PREVIEW_SECONDS else row.start
         name = Path(row.path).name
         original = original_file(self._catalog(), self.data, row.video_id)  # the same checks as serving it
         if original is None:
             return _player_problem(f"Cannot play {name}: the file is gone or changed since it was indexed.")
         os.close(original.fd)
         try:
-            preview = preview_for(self.data.root / "previews", Path(original.path), start, end)
+            preview = preview_for(self.data.root / "previews", Path(original.path), preview_from, end)
         except OSError as exc:
             return _player_problem(f"Cannot play {name}: {exc.strerror or 'cannot read the file'}")
         except ProbeError as exc:
             return _player_problem(f"Cannot play {name}: {without_server_paths(str(exc), self.data)}")
-        src = f"{preview_url(preview.path)}#t={preview.offset:.3f}"
+        offset = preview.offset + row.start - preview_from  # seconds into the preview where the peak starts
+        src = f"{preview_url(preview.path)}#t={offset:.3f}"
         download = export_url(first.clip_id, last.clip_id)
         return (
             f'<div class="tubelet-player"><video src="{html.escape(src)}" controls autoplay muted playsinline '
-            f'data-offset="{preview.offset:.3f}" data-start="{start:.3f}" data-end="{end:.3f}"></video>'
-            f"<p>{html.escape(name)} · {format_time(start)}–{format_time(end)} · clip {clip_id} · "
+            f'data-offset="{offset:.3f}" data-start="{start:.3f}" data-end="{end:.3f}" '
+            f'data-peak-start="{row.start:.3f}" data-peak-end="{row.end:.3f}"></video>'
+            f"<p>{html.escape(name)} · {format_time(start)}–{format_time(end)} · "
+            f"peak {format_time(row.start)}–{format_time(row.end)} · clip {clip_id} · "
             f'<a href="{html.escape(video_url(row.video_id))}" target="_blank">original file</a> · '
             f'<a href="{html.escape(download)}" download class="tubelet-download">download this moment</a></p></div>'
         )
@@ -217,6 +228,7 @@ class Handlers:
         max_duration: float | None = None,
         indexed_after: str | None = None,
         group: str = "clip",
+        max_moment: float | None = None,
     ) -> list[dict]:
         """Moments as JSON, best first: `run.py search --json`, with each thumbnail as a URL of this server."""
         try:
@@ -238,6 +250,7 @@ class Handlers:
                 max_duration=max_duration,
                 indexed_after=indexed_after,
                 group=group or "clip",
+                max_moment=max_moment,
             )
             if request is None:
                 raise QueryError("nothing to search for: give text, an image, a video or a clip id")
@@ -334,6 +347,7 @@ def form_request(
     max_duration=None,
     indexed_after=None,
     group: str = "clip",
+    max_moment=None,
 ) -> SearchRequest | None:
     """The request behind a search form's values (blank fields mean "not given"; start/end only with a video),
     or None when it asks for nothing."""
@@ -357,11 +371,16 @@ def form_request(
         min_duration=_number(min_duration),
         max_duration=_number(max_duration),
         indexed_after=_text(indexed_after),
+        max_moment=_finite(max_moment, "max_moment"),
     )
 
 
 def _caption(m: Moment) -> str:
-    return f"{Path(m.path).name} · {format_time(m.start)}–{format_time(m.end)} · {m.score:.2f}"
+    """What a card says: the whole file name, the moment, its best window and its score."""
+    return (
+        f"{Path(m.path).name} · {format_time(m.start)}–{format_time(m.end)} · "
+        f"peak {format_time(m.peak_start)}–{format_time(m.peak_end)} · score {m.score:.2f}"
+    )
 
 
 def progress_html(state: JobState) -> str:
@@ -425,6 +444,7 @@ def _search_tab(h: Handlers) -> None:
             max_dur = gr.Number(label="Max video duration (s)", minimum=0)
             k = gr.Slider(1, 100, value=12, step=1, label="Moments")
             min_score = gr.Number(label="Minimum score")
+            max_moment = gr.Number(label="Longest moment (s)", value=MAX_MOMENT_SECONDS, minimum=0)
     go = gr.Button("Search", variant="primary", elem_id="search-button")
     status = gr.Markdown(ASK, elem_id="search-status")
     with gr.Row():
@@ -436,7 +456,9 @@ def _search_tab(h: Handlers) -> None:
             like = gr.Button("More like this", elem_id="more-like-this")
     moments = gr.State([])
     selected = gr.State(None)
-    form = SearchForm(text, negative, image, video, start, end, prefix, glob, min_dur, max_dur, after, k, min_score)
+    form = SearchForm(
+        text, negative, image, video, start, end, prefix, glob, min_dur, max_dur, after, k, min_score, max_moment
+    )
     outputs = [cards, status, moments, player, selected]
     search = _user_errors(lambda values: h.search(form.request(values)), h.data)
     go.click(
@@ -484,6 +506,7 @@ class SearchForm:
     after: gr.Textbox
     k: gr.Slider
     min_score: gr.Number
+    max_moment: gr.Number
 
     def inputs(self, examples: bool = True) -> set:
         """Every widget, or (examples=False, "more like this") all but the example text, image and clip."""
@@ -507,6 +530,7 @@ class SearchForm:
             min_duration=value(self.min_dur),
             max_duration=value(self.max_dur),
             indexed_after=value(self.after),
+            max_moment=value(self.max_moment),
         )
 
 
@@ -561,6 +585,7 @@ def _api(h: Handlers) -> None:
             gr.Number(label="max_duration"),
             gr.Textbox(label="indexed_after"),
             gr.Textbox(label="group", value="clip"),
+            gr.Number(label="max_moment", value=MAX_MOMENT_SECONDS),
         ]
         result = gr.JSON()
         trigger = gr.Button()

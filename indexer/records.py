@@ -142,7 +142,8 @@ class IndexReport:
 
 @dataclass(frozen=True)
 class Moment:
-    """A time range of one video that answers a query: one clip window or several merged."""
+    """A time range of one video that answers a query: one clip window or several merged (app/moments.py),
+    with the best of them, its peak, named by its own times too."""
 
     video_id: int
     path: str
@@ -153,6 +154,8 @@ class Moment:
     clip_ids: tuple[int, ...]  # every merged window, in time order
     scores: dict[str, float]  # the best window's raw cosine similarity per query part
     thumbnail: str | None  # absolute path of the best window's thumbnail
+    peak_start: float  # seconds, start of the best window (where the player starts)
+    peak_end: float  # seconds, end of the best window
 
     def to_json(self) -> dict:
         return {
@@ -161,6 +164,8 @@ class Moment:
             "path": self.path,
             "start": round(self.start, 3),
             "end": round(self.end, 3),
+            "peak_start": round(self.peak_start, 3),
+            "peak_end": round(self.peak_end, 3),
             "score": round(self.score, 4),
             "scores": {k: round(v, 6) for k, v in self.scores.items()},
             "clip_ids": list(self.clip_ids),

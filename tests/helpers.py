@@ -74,6 +74,11 @@ def overlaps(hit: dict, start: float, end: float) -> bool:
     return hit["start"] < end and hit["end"] > start
 
 
+def peak_overlaps(hit: dict, start: float, end: float) -> bool:
+    """The moment's best window shares time with [start, end)."""
+    return hit["peak_start"] < end and hit["peak_end"] > start
+
+
 def settings(data: Path) -> IndexSettings:
     """In-process index settings with the tiny test towers on the CPU in fp32."""
     return IndexSettings(

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SHARED_VIDEOS
-from helpers import ENCODER, ROOT, cli, cli_in_process, index, overlaps, search
+from helpers import ENCODER, ROOT, cli, cli_in_process, index, overlaps, peak_overlaps, search
 
 from app.demo import cut_segment, synthesize_video
 
@@ -67,7 +67,8 @@ def test_segment_cut_from_a_library_video_finds_that_moment(library, tmp_path):
     query = cut_segment(source, tmp_path / "query.mp4", 3.0, 5.5)
     hits = search(data, "--video", query, "-k", "5")
     assert hits[0]["path"] == str(source)
-    assert overlaps(hits[0], 3.0, 5.5)
+    assert overlaps(hits[0], 3.0, 5.5) and peak_overlaps(hits[0], 3.0, 5.5)
+    assert all(h["start"] <= h["peak_start"] < h["peak_end"] <= h["end"] for h in hits)
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
 
 
@@ -77,13 +78,14 @@ def test_segment_of_real_footage_finds_its_source(library, tmp_path):
     if not source.exists():
         pytest.skip("../shared/videos not present")
     hits = search(data, "--video", cut_segment(source, tmp_path / "yoga.mp4", 4.0, 6.5), "-k", "3")
-    assert hits[0]["path"] == str(source) and overlaps(hits[0], 4.0, 6.5)
+    assert hits[0]["path"] == str(source) and overlaps(hits[0], 4.0, 6.5) and peak_overlaps(hits[0], 4.0, 6.5)
 
 
 def test_query_range_of_a_longer_file(library):
     lib, data, _ = library
     hits = search(data, "--video", lib / "scene_04.mp4", "--start", "2.2", "--end", "4.2", "-k", "1")
     assert hits[0]["path"] == str(lib / "scene_04.mp4") and overlaps(hits[0], 2.2, 4.2)
+    assert peak_overlaps(hits[0], 2.2, 4.2)
 
 
 def test_more_like_this_returns_the_clip_first(library):

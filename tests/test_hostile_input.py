@@ -399,6 +399,9 @@ def test_one_file_system_stays_on_the_roots_filesystem(tmp_path, demo_videos):
         (("--text", "x", "--indexed-after", "0001-01-01T00:00:00+01:00"), "--indexed-after takes an ISO date"),
         (("--text", "x", "--min-duration", "nan"), "min_duration must be a finite number, got nan"),
         (("--text", "x", "--max-duration", "inf"), "max_duration must be a finite number, got inf"),
+        (("--text", "x", "--max-moment", "nan"), "max_moment must be a finite number, got nan"),
+        (("--text", "x", "--max-moment", "0"), "max_moment must be more than 0 seconds, got 0.0"),
+        (("--text", "x", "--max-moment", "-5"), "max_moment must be more than 0 seconds, got -5.0"),
     ],
 )
 def test_hostile_numbers_are_clear_errors(tmp_path, args, message):
@@ -412,6 +415,8 @@ def test_query_records_refuse_what_the_api_could_send():
         (lambda: SearchOptions(min_score=float("nan")), "min_score must be a finite number, got nan"),
         (lambda: SearchOptions(k=1.7), "k must be a whole number, got 1.7"),
         (lambda: SearchOptions(k=True), "k must be a whole number, got True"),
+        (lambda: SearchOptions(max_moment=float("inf")), "max_moment must be a finite number, got inf"),
+        (lambda: SearchOptions(max_moment=None), "max_moment must be more than 0 seconds, got None"),
         (lambda: Query(like=1.7), "like must be a whole number, got 1.7"),
         (lambda: Query(video=Path("q.mp4"), start="3"), "start must be a finite number, got 3"),
     ]

@@ -4,6 +4,7 @@ against a real `run.py serve` process on loopback over an index of generated vid
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import urllib.error
 import urllib.request
@@ -55,12 +56,21 @@ def seconds(text: str) -> float:
 
 
 def card_captions(page) -> list[tuple[str, float, float]]:
+    """(file name, start, end) of each card; its peak lies inside the moment and its score is a number."""
     out = []
     for caption in page.locator("#moments .caption-label").all_inner_texts():
-        name, span, _score = caption.split(" · ")
-        start, end = span.split("–")
-        out.append((name, seconds(start), seconds(end)))
+        name, span, peak, score = caption.split(" · ")
+        start, end = (seconds(t) for t in span.split("–"))
+        peak_start, peak_end = (seconds(t) for t in peak.removeprefix("peak ").split("–"))
+        assert peak.startswith("peak ") and start <= peak_start < peak_end <= end
+        assert re.fullmatch(r"score -?\d+\.\d\d", score), caption
+        out.append((name, start, end))
     return out
+
+
+def card_peaks(page) -> list[tuple[float, float]]:
+    captions = page.locator("#moments .caption-label").all_inner_texts()
+    return [tuple(seconds(t) for t in c.split(" · ")[2].removeprefix("peak ").split("–")) for c in captions]
 
 
 def test_text_query_shows_moment_cards(page):
@@ -82,7 +92,8 @@ def test_uploaded_clip_finds_its_source_and_plays_the_moment(page, indexed, tmp_
     page.click("#search-button")
     page.wait_for_selector("#moments .thumbnail-item img", timeout=60_000)
     name, start, end = card_captions(page)[0]
-    assert name == "scene_02.mp4" and start < 5.5 and end > 3.0
+    peak_start, peak_end = card_peaks(page)[0]
+    assert name == "scene_02.mp4" and start < 5.5 and end > 3.0 and peak_start < 5.5 and peak_end > 3.0
 
     page.locator("#moments .thumbnail-item").first.click()
     video = page.wait_for_selector("#player video", timeout=60_000)
@@ -92,11 +103,12 @@ def test_uploaded_clip_finds_its_source_and_plays_the_moment(page, indexed, tmp_
     )
     state = video.evaluate(
         "v => ({t: v.currentTime, offset: +v.dataset.offset, start: +v.dataset.start,"
-        " paused: v.paused, error: v.error && v.error.code})"
+        " peak: +v.dataset.peakStart, paused: v.paused, error: v.error && v.error.code})"
     )
     assert state["error"] is None and not state["paused"]
-    assert state["start"] == pytest.approx(start, abs=0.01)
-    assert state["t"] >= state["offset"] - 0.05  # playback began at the moment's start
+    assert state["start"] == pytest.approx(start, abs=0.01) and state["peak"] == pytest.approx(peak_start, abs=0.01)
+    assert state["offset"] == pytest.approx(min(start, 2.0) + state["peak"] - state["start"], abs=0.002)
+    assert state["t"] >= state["offset"] - 0.05  # playback began at the moment's peak
     page.screenshot(path=str(ARTIFACTS / "ui-playing-moment.png"), full_page=True)
 
 
@@ -295,9 +307,13 @@ def test_ui_form_and_cli_build_the_same_request(tmp_path):
             "2026-11-01",
             "--min-duration",
             "2",
+            "--max-moment",
+            "12.5",
         ]
     )
-    expected = build_request(text="a dog", k=12, path_glob="*.mp4", indexed_after="2026-11-01", min_duration=2.0)
+    expected = build_request(
+        text="a dog", k=12, path_glob="*.mp4", indexed_after="2026-11-01", min_duration=2.0, max_moment=12.5
+    )
     assert run.search_request(args) == expected
     # Blank widgets are not given, and start/end apply only with an example clip.
     assert (
@@ -311,15 +327,16 @@ def test_ui_form_and_cli_build_the_same_request(tmp_path):
             path_glob="*.mp4",
             min_duration=2,
             indexed_after="2026-11-01 ",
+            max_moment=12.5,
         )
         == expected
     )
     assert form_request(text="  ", negative="night", k=12) is None  # nothing to search for yet
 
     with gr.Blocks():
-        form = SearchForm(*(gr.Textbox() for _ in range(13)))
+        form = SearchForm(*(gr.Textbox() for _ in range(14)))
     values = {form.text: "ignored", form.negative: "night", form.k: 12.0, form.min_score: None}
     request = form.request({w: v for w, v in values.items() if w in form.inputs(examples=False)}, like=7)
     assert request == build_request(like=7, negative="night", k=12)
     assert form.inputs(examples=False).isdisjoint({form.text, form.image, form.video, form.start, form.end})
-    assert len(form.inputs()) == 13
+    assert len(form.inputs()) == 14
