@@ -52,7 +52,6 @@ class Watch:
         self.on_report = on_report
         self.on_busy = on_busy
         self.ready: set[Path] = set()  # settled, not yet indexed (the lock was held, or a batch is on)
-        self.batches = 0  # index runs finished (for status lines and tests)
 
     def run(self, stop: threading.Event) -> None:
         data = self.settings().data
@@ -86,7 +85,6 @@ class Watch:
                 busy = False
                 if not report.cancelled:
                     self.ready.difference_update(batch)
-                self.batches += 1
                 self.on_report(report, batch)
             stop.wait(self.watch.tick)
 
