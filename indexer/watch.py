@@ -19,7 +19,7 @@ from indexer.incremental import changed_paths, index_paths
 from indexer.lock import LockHeld
 from indexer.records import IndexReport
 from indexer.scan import RootError
-from indexer.settings import IndexSettings
+from indexer.settings import DataDir, IndexSettings
 from indexer.settle import SettleTracker
 from indexer.watcher import FolderWatcher, observer_for
 
@@ -52,6 +52,7 @@ class Watch:
         self.on_report = on_report
         self.on_busy = on_busy
         self.ready: set[Path] = set()  # settled, not yet indexed (the lock was held, or a batch is on)
+        self._busy = False  # the last try found the lock held (said once per busy spell)
 
     def run(self, stop: threading.Event) -> None:
         data = self.settings().data
@@ -63,10 +64,8 @@ class Watch:
         finally:
             watcher.stop()
 
-    def _loop(self, stop: threading.Event, tracker: SettleTracker, data) -> None:
-        next_scan = time.monotonic()
-        retry_at = 0.0
-        busy = False
+    def _loop(self, stop: threading.Event, tracker: SettleTracker, data: DataDir) -> None:
+        next_scan, retry_at = time.monotonic(), 0.0
         while not stop.is_set():
             if time.monotonic() >= next_scan:
                 for path in changed_paths(data, list(self.watch.roots)):
@@ -74,19 +73,24 @@ class Watch:
                 next_scan = time.monotonic() + self.watch.rescan
             self.ready.update(tracker.take_settled())
             if self.ready and time.monotonic() >= retry_at:
-                batch = sorted(self.ready)
-                try:
-                    report = index_paths(self.settings(), batch, stop.is_set)
-                except LockHeld as exc:
-                    if not busy:
-                        self.on_busy(str(exc), len(batch))
-                    busy, retry_at = True, time.monotonic() + self.watch.retry
-                    continue
-                busy = False
-                if not report.cancelled:
-                    self.ready.difference_update(batch)
-                self.on_report(report, batch)
+                retry_at = self._index_ready(stop)
             stop.wait(self.watch.tick)
+
+    def _index_ready(self, stop: threading.Event) -> float:
+        """Index the settled paths in one run; returns when to try again if the lock was held, else 0."""
+        batch = sorted(self.ready)
+        try:
+            report = index_paths(self.settings(), batch, stop.is_set)
+        except LockHeld as exc:
+            if not self._busy:
+                self.on_busy(str(exc), len(batch))
+            self._busy = True
+            return time.monotonic() + self.watch.retry
+        self._busy = False
+        if not report.cancelled:  # a cancelled run's unfinished files are found again by the next start's scan
+            self.ready.difference_update(batch)
+        self.on_report(report, batch)
+        return 0.0
 
 
 def watch_roots(paths: list[Path]) -> tuple[Path, ...]:

@@ -24,7 +24,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from indexer.scan import NON_MEDIA_EXTENSIONS
+from indexer.scan import NON_MEDIA_EXTENSIONS, RootError
 from indexer.settle import SettleTracker
 
 FILE_EVENTS = {EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_CLOSED, EVENT_TYPE_DELETED, EVENT_TYPE_MOVED}
@@ -45,9 +45,15 @@ class FolderWatcher:
 
     def start(self) -> FolderWatcher:
         handler = _Handler(self._changed)
-        for root in self.roots:
-            self.observer.schedule(handler, str(root), recursive=True)
-        self.observer.start()
+        try:
+            for root in self.roots:
+                self.observer.schedule(handler, str(root), recursive=True)
+            self.observer.start()
+        except OSError as exc:  # e.g. inotify's watch limit on a large library
+            raise RootError(
+                f"cannot watch {', '.join(map(str, self.roots))}: {exc.strerror or exc}; use --poll S, "
+                "or raise the limit (Linux: sysctl fs.inotify.max_user_watches)"
+            ) from exc
         return self
 
     def stop(self) -> None:
