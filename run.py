@@ -332,10 +332,12 @@ def cmd_watch(args) -> int:
     import threading
 
     from app.cli_output import print_watch_busy, print_watch_report
+    from indexer.towers import resolve_towers
     from indexer.watch import Watch, watch_roots
 
     roots = watch_roots(args.paths)
     settings = index_settings(args)
+    resolve_towers(settings)  # bad weights are refused now, not when the first file arrives
     stop = threading.Event()
 
     def on_signal(signum, frame):
