@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexer.catalog import Catalog
 from indexer.incremental import changed_paths, index_paths
 from indexer.lock import LockHeld
 from indexer.records import IndexReport
@@ -56,6 +57,7 @@ class Watch:
 
     def run(self, stop: threading.Event) -> None:
         data = self.settings().data
+        create_catalog(data)
         tracker = SettleTracker(self.watch.settle)
         watcher = FolderWatcher(list(self.watch.roots), tracker, observer_for(self.watch.poll), ignored=[data.root])
         watcher.start()  # before the catch-up scan, so nothing changes unseen in between
@@ -91,6 +93,15 @@ class Watch:
             self.ready.difference_update(batch)
         self.on_report(report, batch)
         return 0.0
+
+
+def create_catalog(data: DataDir) -> None:
+    """Make a new data dir's catalog before anything else can open it: two connections creating one new
+    SQLite catalog at the same moment can fail (one sees the other's half-made schema), and with a watch
+    the first batch would race the server's UI, or an `index` started beside it."""
+    if data.catalog_url is None and not (data.root / "catalog.db").exists():
+        data.root.mkdir(parents=True, exist_ok=True)
+        Catalog(data.catalog).open().close()
 
 
 def watch_roots(paths: list[Path]) -> tuple[Path, ...]:

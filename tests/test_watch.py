@@ -89,8 +89,8 @@ def watching(lib: Path, data: Path, settle: float = 1.0, poll: float | None = No
 
 
 def folders(tmp_path: Path) -> tuple[Path, Path]:
-    """An empty library and a data dir with an empty catalog. Made here, not by the watch's first batch:
-    two connections creating one SQLite catalog at once can race (see the report of issue 13)."""
+    """An empty library and a data dir with an empty catalog, made before the test's own catalog reads
+    start: two connections creating one new SQLite catalog at the same moment can fail."""
     lib, data = tmp_path / "lib", tmp_path / "data"
     lib.mkdir()
     data.mkdir()
