@@ -182,13 +182,18 @@ def test_index_works_while_a_watch_is_idle_and_a_busy_lock_only_delays_the_watch
 
 
 @pytest.mark.slow
-def test_polling_mode_indexes_new_files(tmp_path, clips):
+def test_polling_mode_indexes_new_and_replaced_files(tmp_path, clips):
     lib, data = folders(tmp_path)
+    target = lib / "share" / "b.mp4"
     with watching(lib, data, poll=0.5) as running:
-        (lib / "share").mkdir()
-        shutil.copy(clips[1], lib / "share" / "b.mp4")
-        wait_until(lambda: str(lib / "share" / "b.mp4") in known(data), "the polled file")
-        assert running.watch.watch.poll == 0.5
+        target.parent.mkdir()
+        shutil.copy(clips[1], target)
+        first = wait_until(lambda: known(data).get(str(target)), "the polled file")
+        shutil.copy(clips[2], target.with_name(".b.mp4.part"))  # a copier's temporary name: hidden, ignored
+        os.replace(target.with_name(".b.mp4.part"), target)
+        wait_until(lambda: known(data)[str(target)].fingerprint != first.fingerprint, "the replaced file")
+    assert sum(r["files"]["changed"] for r, _ in running.reports) == 1
+    assert all(paths == [str(target)] for _, paths in running.reports)  # never the hidden .part file
 
 
 @pytest.mark.slow
