@@ -27,7 +27,7 @@ from app.query import QueryError
 from app.search import SearchService
 from indexer.records import VIDEO_SET
 from indexer.settings import DataDir, EncoderSettings, ImageTextSettings, IndexSettings
-from indexer.watch import Watch, WatchSettings
+from indexer.watch import Watch, WatchSettings, create_catalog
 
 
 def write_like_a_camera(source: Path, target: Path, chunks: int = 20, pause: float = 0.5) -> None:
@@ -69,6 +69,7 @@ def main() -> None:
             EncoderSettings(args.encoder, args.weights, "cpu", "fp32"),
             ImageTextSettings(True, args.image_text_model, args.image_text_weights),
         )
+        create_catalog(data)  # before two threads could both create it (see create_catalog)
         stop = threading.Event()
         watch = threading.Thread(target=Watch(WatchSettings((lib,)), lambda: settings).run, args=(stop,))
         watch.start()
