@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     index.add_argument("--json", action="store_true", help="print one JSON report")
 
+    watch = _command(sub, "watch", cmd_watch, "keep indexing new and changed videos under PATHs as they arrive")
+    watch.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    _encoder_options(watch)
+    _watch_options(watch)
+
     search = _command(sub, "search", cmd_search, "find moments by text, image, clip or clip id")
     search.add_argument("--text", help="describe what to find")
     search.add_argument("--image", type=Path, help="an example image")
@@ -144,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--root", type=Path, action="append", default=[], help="a folder the UI may index (repeatable); off when none"
     )
     serve.add_argument("--max-upload-mb", type=positive_int, default=500, help="largest upload accepted")
+    serve.add_argument(
+        "--watch",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="keep indexing new footage under these folders (default: the --root folders)",
+    )
+    _watch_options(serve)
     _runtime_options(serve)
 
     demo = _command(sub, "demo", cmd_demo, "index a folder (default: a generated library) and search it")
@@ -228,6 +241,43 @@ def _encoder_options(parser: argparse.ArgumentParser) -> None:
     _runtime_options(parser)
 
 
+def _watch_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--settle", type=seconds, default=5.0, metavar="S", help="index a file once unchanged this long (default 5)"
+    )
+    parser.add_argument(
+        "--poll",
+        type=positive_seconds,
+        metavar="S",
+        help="look for changes every S seconds instead of file-system events (network shares)",
+    )
+    parser.add_argument(
+        "--rescan",
+        type=positive_seconds,
+        default=600.0,
+        metavar="S",
+        help="compare the folders with the index this often, in case an event was missed (default 600)",
+    )
+
+
+def seconds(text: str) -> float:
+    """argparse type: a duration, 0 or more seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    value = seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
 def positive_int(text: str) -> int:
     """argparse type: 1 or more (a zero or negative frame count, batch or size has no meaning)."""
     try:
@@ -302,6 +352,42 @@ def cmd_index(args) -> int:
     else:
         print_index_report(report)
     return EXIT_SOME_FAILED if report.failures else EXIT_OK
+
+
+def cmd_watch(args) -> int:
+    """Runs until Ctrl+C (or SIGTERM): the first one stops after the video being indexed, a second abandons it."""
+    import signal
+    import threading
+
+    from app.cli_output import print_watch_busy, print_watch_report
+    from indexer.towers import resolve_towers
+    from indexer.watch import Watch, watch_roots
+
+    roots = watch_roots(args.paths)
+    settings = index_settings(args)
+    resolve_towers(settings)  # bad weights are refused now, not when the first file arrives
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        print("stopping after the current video (Ctrl+C again to abandon it)", file=sys.stderr, flush=True)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    engine = f"polling every {args.poll:g} s" if args.poll is not None else "file-system events"
+    print(f"watching {', '.join(map(str, roots))} ({engine}; a file is indexed once unchanged for {args.settle:g} s)")
+    print("Ctrl+C to stop", flush=True)
+    Watch(watch_settings(args, roots), lambda: settings, print_watch_report, print_watch_busy).run(stop)
+    print("stopped watching; every indexed video is saved", flush=True)
+    return EXIT_OK
+
+
+def watch_settings(args, roots):
+    from indexer.watch import WatchSettings
+
+    return WatchSettings(roots, args.settle, args.poll, args.rescan)
 
 
 def run_index(settings, paths: list[Path]):
@@ -414,6 +500,14 @@ def cmd_serve(args) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    watch = None
+    if args.watch is not None:
+        from indexer.scan import RootError
+        from indexer.watch import watch_roots
+
+        if not (args.watch or args.root):
+            raise RootError("serve --watch needs folders: --watch PATH ..., or --root DIR to watch the roots")
+        watch = watch_settings(args, watch_roots(args.watch or args.root))
     serve(
         ServeSettings(
             data_dir(args),
@@ -424,6 +518,7 @@ def cmd_serve(args) -> int:
             args.max_upload_mb,
             args.device,
             args.precision,
+            watch,
         )
     )
     return EXIT_OK

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from indexer.records import IndexReport, Moment
 
@@ -124,3 +125,14 @@ def print_check(report) -> None:
         if report.ok
         else "Problems found: `python run.py status --repair` rebuilds what derives from the catalog."
     )
+
+
+def print_watch_report(report: IndexReport, paths) -> None:
+    """One batch of a watch: when, how many paths went quiet, and the usual index summary."""
+    print(f"{time.strftime('%H:%M:%S')} {len(paths)} changed path(s) settled: ", end="")
+    print_index_report(report)
+    sys.stdout.flush()
+
+
+def print_watch_busy(message: str, waiting: int) -> None:
+    print(f"busy: {message}; {waiting} changed path(s) wait and are retried", file=sys.stderr, flush=True)

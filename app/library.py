@@ -10,11 +10,13 @@ from indexer.catalog import Catalog, IndexedPath, TimelineClip
 __all__ = [
     "COLUMNS",
     "MAX_ROWS",
+    "RECENT_COLUMNS",
     "IndexedPath",
     "LibraryRow",
     "TimelineClip",
     "indexed_paths",
     "library_rows",
+    "recent_rows",
     "timeline",
 ]
 
@@ -51,6 +53,22 @@ def library_rows(catalog: Catalog, folder: str | None = None, limit: int = MAX_R
             LibraryRow(video.video_id, video.path, status, video.clips, video.duration, stamp, video.error or "")
         )
     return out
+
+
+RECENT_COLUMNS = ["indexed at (UTC)", "path", "clips", "duration s"]
+
+
+def recent_rows(catalog: Catalog, limit: int = 10) -> list[list]:
+    """The videos indexed most recently (by `index`, the Index tab or a watch), newest first."""
+    return [
+        [
+            video.indexed_at.strftime("%Y-%m-%d %H:%M:%S") if video.indexed_at else "",
+            video.path,
+            video.clips,
+            f"{video.duration:.1f}" if video.duration else "",
+        ]
+        for video in catalog.recently_indexed(limit)
+    ]
 
 
 def timeline(catalog: Catalog, video_id: int) -> list[TimelineClip]:

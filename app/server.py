@@ -23,8 +23,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from indexer.settings import DataDir
+
+if TYPE_CHECKING:
+    from indexer.watch import WatchSettings
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,7 @@ class ServeSettings:
     max_upload_mb: int = 500
     device: str = "auto"
     precision: str = "auto"
+    watch: WatchSettings | None = None  # serve --watch: keep indexing new footage under these folders
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:
@@ -269,15 +274,36 @@ def serve(settings: ServeSettings) -> None:
         )
     demo, launch, _ = build_app(settings)
     alias = Path(os.environ["GRADIO_TEMP_DIR"])
+    watch = None
     signal.signal(signal.SIGTERM, _exit_cleanly)  # so the alias is removed on `kill` too
     try:
         # quiet: Gradio's own banner suggests `share=True` (a public tunnel), which Tubelet never opens.
         demo.launch(**launch, quiet=True, prevent_thread_lock=True)
         print(f"Tubelet is serving on {demo.local_url} (Ctrl+C to stop)", flush=True)
+        watch = start_watch(settings)
         demo.block_thread()
     finally:
+        if watch is not None:
+            watch.stop(timeout=5.0)  # finish the video being indexed if it is quick, else abandon it
         if alias.is_symlink():
             shutil.rmtree(alias.parent, ignore_errors=True)  # the private folder and its link; uploads stay
+
+
+def start_watch(settings: ServeSettings):
+    """The background watch of `serve --watch`, indexing with the data dir's own encoders; None without it."""
+    if settings.watch is None:
+        return None
+    from app.watching import BackgroundWatch
+    from indexer.towers import index_settings_from_catalog
+
+    roots = ", ".join(map(str, settings.watch.roots))
+    print(
+        f"watching {roots}: new and changed videos are indexed once unchanged for {settings.watch.settle:g} s",
+        flush=True,
+    )
+    return BackgroundWatch(
+        settings.watch, lambda: index_settings_from_catalog(settings.data, settings.device, settings.precision)
+    ).start()
 
 
 def _exit_cleanly(signum, frame):

@@ -20,7 +20,7 @@ import gradio as gr
 
 from app.cli_output import format_time
 from app.jobs import IndexJobs, JobState
-from app.library import COLUMNS, library_rows, timeline
+from app.library import COLUMNS, RECENT_COLUMNS, library_rows, recent_rows, timeline
 from app.media import MAX_PREVIEW_SECONDS, preview_for
 from app.moments import MAX_MOMENT_SECONDS
 from app.query import QueryError, SearchRequest, build_request, require_finite
@@ -191,6 +191,10 @@ class Handlers:
 
     def _catalog(self):
         return open_catalog(self.service, self.data)
+
+    def recent(self) -> list[list]:
+        catalog = self._catalog()
+        return recent_rows(catalog) if catalog is not None else []
 
     # -- indexing -------------------------------------------------------------------------------
     def start_index(self, folder: str) -> str:
@@ -564,6 +568,14 @@ def _index_tab(h: Handlers) -> None:
     start.click(h.start_index, [folder], [progress], api_visibility="private")
     cancel.click(h.cancel_index, None, [progress], api_visibility="private")
     gr.Timer(1.0).tick(h.tick, None, [progress], api_visibility="private", show_progress="hidden")
+    _recent_list(h)
+
+
+def _recent_list(h: Handlers) -> None:
+    """What was indexed lately, from the catalog: a running watch (serve --watch) fills it as footage arrives."""
+    gr.Markdown("### Recently indexed")
+    recent = gr.Dataframe(headers=RECENT_COLUMNS, value=h.recent, interactive=False, wrap=True, elem_id="recent")
+    gr.Timer(5.0).tick(h.recent, None, [recent], api_visibility="private", show_progress="hidden")
 
 
 def _api(h: Handlers) -> None:

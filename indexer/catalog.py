@@ -497,6 +497,28 @@ class Catalog:
         with self.session() as s:
             return [VideoSummary(*row) for row in s.execute(query.limit(limit))]
 
+    def recently_indexed(self, limit: int = 10) -> list[VideoSummary]:
+        """Indexed videos (first path of each), the most recently indexed first."""
+        clip_counts = select(Clip.video_id, func.count().label("n")).group_by(Clip.video_id).subquery()
+        query = (
+            select(
+                Video.id,
+                func.min(VideoPath.path),
+                Video.status,
+                func.coalesce(clip_counts.c.n, 0),
+                Video.duration,
+                Video.indexed_at,
+                Video.error,
+            )
+            .join(VideoPath)
+            .outerjoin(clip_counts, clip_counts.c.video_id == Video.id)
+            .where(Video.status == "indexed")
+            .group_by(Video.id, clip_counts.c.n)
+            .order_by(Video.indexed_at.desc(), Video.id.desc())
+        )
+        with self.session() as s:
+            return [VideoSummary(*row) for row in s.execute(query.limit(limit))]
+
     def timeline(self, video_id: int) -> list[TimelineClip]:
         """A video's clips in window order."""
         query = select(Clip.id, Clip.start, Clip.end, Clip.thumbnail).where(Clip.video_id == video_id)

@@ -56,7 +56,8 @@ def plan_changes(
     """`known`: path -> KnownPath; `videos`: fingerprint -> (video id, status)."""
     plan = Plan()
     present = {str(f.path) for f in scanned}
-    missing = {p for p in known if p not in present and _under(p, roots)}
+    inside = under_roots(roots)
+    missing = {p for p in known if p not in present and inside(p)}
     paths_of: dict[int, set[str]] = {}
     for p, k in known.items():
         paths_of.setdefault(k.video_id, set()).add(p)
@@ -102,6 +103,13 @@ def _classify_known_content(
         plan.copies.append((f, video_id))
 
 
-def _under(path: str, roots: list[Path]) -> bool:
-    p = Path(path)
-    return any(p == r or r in p.parents for r in roots)
+def under_roots(roots: list[Path]) -> Callable[[str], bool]:
+    """A test for "this path is one of `roots` or lies under one": a set look-up per ancestor, so checking
+    every known path against many roots (a watch indexes a batch of single files) stays linear."""
+    names = {str(r) for r in roots}
+
+    def inside(path: str) -> bool:
+        p = Path(path)
+        return str(p) in names or any(str(parent) in names for parent in p.parents)
+
+    return inside
