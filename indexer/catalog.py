@@ -144,6 +144,13 @@ class VideoFiles:
     paths: tuple[str, ...]  # every path, existing or not, in the order they were recorded
 
 
+def _schema_row(conn) -> None:
+    """A new catalog's first row, its schema version, written with its tables (indexer.engine); under the
+    write lock, so another opener that made the schema first is seen here."""
+    if conn.scalar(select(Meta.value).where(Meta.key == "schema_version")) is None:
+        conn.execute(insert(Meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+
+
 def identity_key(identity: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -161,7 +168,7 @@ class Catalog:
     def open(self) -> Catalog:
         """Connect; create the schema if needed. A SQLite file that cannot be written (read-only
         file system or permissions, full disk) is opened read-only, so searching still works."""
-        engine, self.read_only_reason = open_engine(self.url, Base.metadata)
+        engine, self.read_only_reason = open_engine(self.url, Base.metadata, _schema_row)
         self.read_only = bool(self.read_only_reason)
         self._engine, self._sessions = engine, sessionmaker(engine, expire_on_commit=False)
         self._check_schema_version()

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from sqlalchemy import MetaData, create_engine, event, make_url
-from sqlalchemy.engine import Engine
+from sqlalchemy import MetaData, create_engine, event, inspect, make_url
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from indexer.catalog_errors import CatalogDamaged
@@ -26,11 +27,14 @@ from indexer.files import inode_key
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # primary result codes of a damaged database file
 
 
-def open_engine(url: str, metadata: MetaData) -> tuple[Engine, str]:
+def open_engine(
+    url: str, metadata: MetaData, first_rows: Callable[[Connection], None] | None = None
+) -> tuple[Engine, str]:
     """(engine with the tables of `metadata` created, why it is read-only or "" when it can write).
 
-    A SQLite file that cannot be written (read-only file system or permissions), or whose schema
-    cannot be created (e.g. a full disk: no room for the WAL index), is opened read-only."""
+    A new database gets its tables and `first_rows` in one transaction (see `_create_schema`). A SQLite
+    file that cannot be written (read-only file system or permissions), or whose schema cannot be created
+    (e.g. a full disk: no room for the WAL index), is opened read-only."""
     sqlite_file = _sqlite_file(url)
     if sqlite_file is not None and not _writable(sqlite_file):
         return _read_only_engine(url, sqlite_file), "it is read-only"
@@ -39,13 +43,35 @@ def open_engine(url: str, metadata: MetaData) -> tuple[Engine, str]:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
-        metadata.create_all(engine)
+        _create_schema(engine, metadata, first_rows)
     except OperationalError as exc:
         if sqlite_file is None or not sqlite_file.exists():
             raise
         engine.dispose()  # reading still works
         return _read_only_engine(url, sqlite_file), str(exc.orig) or "it cannot be written"
     return engine, ""
+
+
+def _create_schema(engine: Engine, metadata: MetaData, first_rows: Callable[[Connection], None] | None) -> None:
+    """Create what is missing of `metadata` and run `first_rows`, in one write transaction.
+
+    Two processes (say `index` and `serve`) may open a catalog that does not exist yet at the same
+    moment. Each checking for tables and then creating them would collide ("no such table", a unique
+    row inserted twice), so on SQLite the transaction starts with BEGIN IMMEDIATE: it takes the write
+    lock before reading anything, and the second opener waits (busy_timeout) and finds the schema made.
+    A catalog that already has every table is left alone, without taking the lock; `first_rows` must
+    check what is there, as it runs after another opener's commit too."""
+    with engine.connect() as conn:
+        existing = set(inspect(conn).get_table_names())
+        conn.rollback()
+        if existing >= set(metadata.tables):
+            return
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        metadata.create_all(conn)
+        if first_rows is not None:
+            first_rows(conn)
+        conn.commit()
 
 
 def describe_url(url: str) -> str:
@@ -182,10 +208,23 @@ def _raise_if_damaged(where: str):
     return hook
 
 
+def _switch_to_wal(cursor, attempts: int = 250) -> None:
+    """PRAGMA journal_mode=WAL, retried: on a new file that another connection is switching at the same
+    moment, SQLite answers "database is locked" at once, without waiting for busy_timeout."""
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the indexer, nor it them
+    cursor.execute("PRAGMA busy_timeout=30000")
+    _switch_to_wal(cursor)  # readers never block the indexer, nor it them
     cursor.execute("PRAGMA synchronous=FULL")  # a committed video survives power loss
     cursor.execute("PRAGMA foreign_keys=ON")  # clip and vector rows cascade with their video
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
