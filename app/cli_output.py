@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from indexer.recorded import local_text
 from indexer.records import IndexReport, Moment
 
 
@@ -58,7 +59,8 @@ def print_no_match(result, options, file=None) -> None:
 def _moment_line(rank: int, m: Moment) -> str:
     span = f"{format_time(m.start)}-{format_time(m.end)}"
     parts = " ".join(f"{k}={v:.3f}" for k, v in m.scores.items())
-    return f"{rank:3d}. {m.score:6.2f}  {span:>19}  clip {m.clip_id:<6d} {m.path}  [{parts}]"
+    when = f"{local_text(m.recorded.at)}  " if m.recorded else ""  # wall clock, this machine's local time
+    return f"{rank:3d}. {m.score:6.2f}  {span:>19}  clip {m.clip_id:<6d} {when}{m.path}  [{parts}]"
 
 
 def print_result(result, options) -> None:

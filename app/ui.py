@@ -28,6 +28,7 @@ from app.serving import original_file, preview_url, thumb_url, video_url
 from app.status import library_status
 from indexer.catalog import Catalog
 from indexer.decode import ProbeError
+from indexer.recorded import local_text
 from indexer.records import Moment
 from indexer.settings import DataDir
 
@@ -213,6 +214,9 @@ class Handlers:
         max_duration: float | None = None,
         indexed_after: str | None = None,
         group: str = "clip",
+        recorded_after: str | None = None,
+        recorded_before: str | None = None,
+        sort: str = "score",
     ) -> list[dict]:
         """Moments as JSON, best first: `run.py search --json`, with each thumbnail as a URL of this server."""
         try:
@@ -234,6 +238,9 @@ class Handlers:
                 max_duration=max_duration,
                 indexed_after=indexed_after,
                 group=group or "clip",
+                recorded_after=recorded_after,
+                recorded_before=recorded_before,
+                sort=sort or "score",
             )
             if request is None:
                 raise QueryError("nothing to search for: give text, an image, a video or a clip id")
@@ -330,6 +337,9 @@ def form_request(
     max_duration=None,
     indexed_after=None,
     group: str = "clip",
+    recorded_after=None,
+    recorded_before=None,
+    sort: str = "score",
 ) -> SearchRequest | None:
     """The request behind a search form's values (blank fields mean "not given"; start/end only with a video),
     or None when it asks for nothing."""
@@ -353,11 +363,15 @@ def form_request(
         min_duration=_number(min_duration),
         max_duration=_number(max_duration),
         indexed_after=_text(indexed_after),
+        recorded_after=_text(recorded_after),
+        recorded_before=_text(recorded_before),
+        sort=sort,
     )
 
 
 def _caption(m: Moment) -> str:
-    return f"{Path(m.path).name} · {format_time(m.start)}–{format_time(m.end)} · {m.score:.2f}"
+    caption = f"{Path(m.path).name} · {format_time(m.start)}–{format_time(m.end)} · {m.score:.2f}"
+    return f"{caption} · {local_text(m.recorded.at)}" if m.recorded else caption  # the server's local time
 
 
 def progress_html(state: JobState) -> str:
@@ -421,6 +435,14 @@ def _search_tab(h: Handlers) -> None:
             max_dur = gr.Number(label="Max video duration (s)", minimum=0)
             k = gr.Slider(1, 100, value=12, step=1, label="Moments")
             min_score = gr.Number(label="Minimum score")
+        with gr.Row():
+            recorded_after = gr.Textbox(label="Recorded from", placeholder="2024-01-01 or 2024-01-01T08:00")
+            recorded_before = gr.Textbox(label="Recorded before", placeholder="2024-02-01")
+            sort = gr.Radio(["score", "time"], value="score", label="Order moments by")
+        gr.Markdown(
+            "Recording times come from each file's tags or camera-style name, in the server's local time; "
+            "a recording-time range leaves out videos whose recording time is unknown."
+        )
     go = gr.Button("Search", variant="primary", elem_id="search-button")
     status = gr.Markdown(ASK, elem_id="search-status")
     with gr.Row():
@@ -432,7 +454,24 @@ def _search_tab(h: Handlers) -> None:
             like = gr.Button("More like this", elem_id="more-like-this")
     moments = gr.State([])
     selected = gr.State(None)
-    form = SearchForm(text, negative, image, video, start, end, prefix, glob, min_dur, max_dur, after, k, min_score)
+    form = SearchForm(
+        text,
+        negative,
+        image,
+        video,
+        start,
+        end,
+        prefix,
+        glob,
+        min_dur,
+        max_dur,
+        after,
+        k,
+        min_score,
+        recorded_after,
+        recorded_before,
+        sort,
+    )
     outputs = [cards, status, moments, player, selected]
     search = _user_errors(lambda values: h.search(form.request(values)), h.data)
     go.click(
@@ -480,6 +519,9 @@ class SearchForm:
     after: gr.Textbox
     k: gr.Slider
     min_score: gr.Number
+    recorded_after: gr.Textbox
+    recorded_before: gr.Textbox
+    sort: gr.Radio
 
     def inputs(self, examples: bool = True) -> set:
         """Every widget, or (examples=False, "more like this") all but the example text, image and clip."""
@@ -503,6 +545,9 @@ class SearchForm:
             min_duration=value(self.min_dur),
             max_duration=value(self.max_dur),
             indexed_after=value(self.after),
+            recorded_after=value(self.recorded_after),
+            recorded_before=value(self.recorded_before),
+            sort=value(self.sort) or "score",
         )
 
 
@@ -557,6 +602,9 @@ def _api(h: Handlers) -> None:
             gr.Number(label="max_duration"),
             gr.Textbox(label="indexed_after"),
             gr.Textbox(label="group", value="clip"),
+            gr.Textbox(label="recorded_after"),
+            gr.Textbox(label="recorded_before"),
+            gr.Textbox(label="sort", value="score"),
         ]
         result = gr.JSON()
         trigger = gr.Button()

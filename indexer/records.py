@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.recorded import Recorded
+
 
 # Names of the vector sets (one per tower), as the catalog and the index files know them.
 def folder_prefix(folder: str) -> str:
@@ -44,6 +46,7 @@ class VideoInfo:
     duration: float | None  # seconds, if the container or stream states it
     rotation: int  # degrees counter-clockwise to apply for display
     container: str  # demuxer name
+    recorded: Recorded | None = None  # recording start (indexer/recorded.py), when tags or the file name say
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,7 @@ class Moment:
     clip_ids: tuple[int, ...]  # every merged window, in time order
     scores: dict[str, float]  # the best window's raw cosine similarity per query part
     thumbnail: str | None  # absolute path of the best window's thumbnail
+    recorded: Recorded | None = None  # wall-clock time of the moment's start, when the video's is known
 
     def to_json(self) -> dict:
         return {
@@ -165,4 +169,6 @@ class Moment:
             "scores": {k: round(v, 6) for k, v in self.scores.items()},
             "clip_ids": list(self.clip_ids),
             "thumbnail": self.thumbnail,
+            "recorded_at": self.recorded.to_json() if self.recorded else None,  # ISO 8601 UTC
+            "recorded_source": self.recorded.source if self.recorded else None,
         }
