@@ -317,9 +317,9 @@ def test_ui_form_and_cli_build_the_same_request(tmp_path):
     assert form_request(text="  ", negative="night", k=12) is None  # nothing to search for yet
 
     with gr.Blocks():
-        form = SearchForm(*(gr.Textbox() for _ in range(13)))
+        form = SearchForm(*(gr.Textbox() for _ in range(16)))
     values = {form.text: "ignored", form.negative: "night", form.k: 12.0, form.min_score: None}
     request = form.request({w: v for w, v in values.items() if w in form.inputs(examples=False)}, like=7)
     assert request == build_request(like=7, negative="night", k=12)
     assert form.inputs(examples=False).isdisjoint({form.text, form.image, form.video, form.start, form.end})
-    assert len(form.inputs()) == 13
+    assert len(form.inputs()) == 16
