@@ -104,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--max-duration", type=float, help="only videos at most this long (s)")
     search.add_argument("--indexed-after", help="only videos indexed at or after (ISO date/time)")
     recorded = (
-        "moments recorded (video's recording start + moment start) %s this ISO date/time, local time "
-        "unless it has an offset; excludes videos whose recording time is unknown"
+        "only clips recorded (video's recording start + clip start) %s this ISO date or date-time, local "
+        "time unless it has an offset; excludes videos whose recording time is unknown"
     )
     search.add_argument("--recorded-after", metavar="WHEN", help=recorded % "at or after")
     search.add_argument("--recorded-before", metavar="WHEN", help=recorded % "before")
