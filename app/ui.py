@@ -436,9 +436,11 @@ def _search_tab(h: Handlers) -> None:
             k = gr.Slider(1, 100, value=12, step=1, label="Moments")
             min_score = gr.Number(label="Minimum score")
         with gr.Row():
-            recorded_after = gr.Textbox(label="Recorded from", placeholder="2024-01-01 or 2024-01-01T08:00")
-            recorded_before = gr.Textbox(label="Recorded before", placeholder="2024-02-01")
-            sort = gr.Radio(["score", "time"], value="score", label="Order moments by")
+            recorded_after = gr.Textbox(
+                label="Recorded from", placeholder="2024-01-01 or 2024-01-01T08:00", elem_id="recorded-after"
+            )
+            recorded_before = gr.Textbox(label="Recorded before", placeholder="2024-02-01", elem_id="recorded-before")
+            sort = gr.Radio(["score", "time"], value="score", label="Order moments by", elem_id="sort")
         gr.Markdown(
             "Recording times come from each file's tags or camera-style name, in the server's local time; "
             "a recording-time range leaves out videos whose recording time is unknown."
