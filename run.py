@@ -116,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--min-duration", type=float, help="only videos at least this long (s)")
     search.add_argument("--max-duration", type=float, help="only videos at most this long (s)")
     search.add_argument("--indexed-after", help="only videos indexed at or after (ISO date/time)")
+    recorded = (
+        "only clips recorded (video's recording start + clip start) %s this ISO date or date-time, local "
+        "time unless it has an offset; excludes videos whose recording time is unknown"
+    )
+    search.add_argument("--recorded-after", metavar="WHEN", help=recorded % "at or after")
+    search.add_argument("--recorded-before", metavar="WHEN", help=recorded % "before")
+    search.add_argument(
+        "--sort",
+        choices=["score", "time"],
+        default="score",
+        help="order of the moments kept (best k by score): by score (default) or by recording time, unknown last",
+    )
     _runtime_options(search)
     search.add_argument("--json", action="store_true", help="print moments as JSON, best first")
 
@@ -443,6 +455,9 @@ def search_request(args):
         max_duration=args.max_duration,
         indexed_after=args.indexed_after,
         max_moment=args.max_moment,
+        recorded_after=args.recorded_after,
+        recorded_before=args.recorded_before,
+        sort=args.sort,
     )
 
 

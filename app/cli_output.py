@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
+from indexer.recorded import local_text
 from indexer.records import IndexReport, Moment
 
 
@@ -62,32 +63,44 @@ SCORE_NOTE = (
 )
 
 
-def _moment_line(rank: int, m: Moment) -> str:
+def _moment_line(rank: int, m: Moment, dated: bool = False) -> str:
     span = f"{format_time(m.start)}-{format_time(m.end)}"
     peak = f"{format_time(m.peak_start)}-{format_time(m.peak_end)}"
     parts = " ".join(f"{k}={v:.3f}" for k, v in m.scores.items())
-    return f"{rank:3d}. {m.score:6.2f}  {span:>19}  {peak:>19}  clip {m.clip_id:<6d} {m.path}  [{parts}]"
+    return (
+        f"{rank:3d}. {m.score:6.2f}  {span:>19}  {peak:>19}  clip {m.clip_id:<6d} {_when(m, dated)}{m.path}  [{parts}]"
+    )
 
 
-def _header() -> str:
+def _when(m: Moment, dated: bool) -> str:
+    """The recorded column (wall clock, this machine's local time), when the result has one."""
+    if not dated:
+        return ""
+    return f"{local_text(m.recorded.at) if m.recorded else '':<19}  "
+
+
+def _header(dated: bool) -> str:
     """Column names over `_moment_line`'s columns: the moment, its best window (peak), that window's id."""
-    return f"{'#':>3}  {'score':>6}  {'moment':>19}  {'peak':>19}  {'clip':<12}path"
+    recorded = f"{'recorded':<19}  " if dated else ""
+    return f"{'#':>3}  {'score':>6}  {'moment':>19}  {'peak':>19}  {'clip':<12}{recorded}path"
 
 
 def print_result(result, options) -> None:
     if result.no_match:
         print_no_match(result, options)
         return
+    moments = [m for group in result.videos for m in group.moments[:3]] if options.group == "video" else result.moments
+    dated = any(m.recorded for m in moments)
     print(SCORE_NOTE)
-    print(_header())
+    print(_header(dated))
     if options.group == "video":
         for rank, group in enumerate(result.videos, 1):
             print(f"{rank:3d}. {group.score:6.2f}  {group.path}")
             for m in group.moments[:3]:
-                print("     " + _moment_line(0, m)[5:])
+                print("     " + _moment_line(0, m, dated)[5:])
         return
     for rank, moment in enumerate(result.moments, 1):
-        print(_moment_line(rank, moment))
+        print(_moment_line(rank, moment, dated))
 
 
 def print_status(status: dict) -> None:

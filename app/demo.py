@@ -62,10 +62,12 @@ def render_frame(scene: Scene, t: float, width: int, height: int) -> np.ndarray:
     return (np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
-def write_video(path: Path, frames, fps: int = 30, crf: int = 20) -> Path:
-    """Encode RGB frames (an iterable of (H, W, 3) uint8) to H.264 in an MP4/MKV container."""
+def write_video(path: Path, frames, fps: int = 30, crf: int = 20, metadata: dict[str, str] | None = None) -> Path:
+    """Encode RGB frames (an iterable of (H, W, 3) uint8) to H.264 in an MP4/MKV container, with `metadata`
+    as container tags (e.g. {"creation_time": "2024-01-01T12:00:00Z"})."""
     path = Path(path)
     with atomic_write(path, suffix=path.suffix) as tmp, av.open(str(tmp), mode="w") as container:
+        container.metadata.update(metadata or {})
         stream = None
         for image in frames:
             if stream is None:
@@ -80,11 +82,18 @@ def write_video(path: Path, frames, fps: int = 30, crf: int = 20) -> Path:
 
 
 def synthesize_video(
-    path: Path, seed: int, seconds: float = 8.0, fps: int = 30, width: int = 320, height: int = 240
+    path: Path,
+    seed: int,
+    seconds: float = 8.0,
+    fps: int = 30,
+    width: int = 320,
+    height: int = 240,
+    metadata: dict[str, str] | None = None,
 ) -> Path:
     scene = Scene.from_seed(seed)
     count = round(seconds * fps)
-    return write_video(path, (render_frame(scene, i / fps, width, height) for i in range(count)), fps)
+    frames = (render_frame(scene, i / fps, width, height) for i in range(count))
+    return write_video(path, frames, fps, metadata=metadata)
 
 
 def generate_demo_library(folder: Path, count: int = 6, seconds: float = 8.0) -> list[Path]:

@@ -18,6 +18,7 @@ MAX_PREFIX = 4096  # characters, PATH_MAX
 CLIP_ID_RANGE = (-(2**63), 2**63 - 1)  # SQLite's INTEGER: ids outside it cannot exist
 MAX_SECONDS = 1e9  # start/end of a query range and durations (31 years): far past any footage, and in int64 PTS
 GROUPS = ("clip", "video")
+SORTS = ("score", "time")  # "time": the moments kept by score, in order of their recording time
 DEFAULT_WEIGHTS = {"video": 1.0, "appearance": 1.0, "text": 1.0, "image": 1.0, "negative": 1.0}
 
 
@@ -85,6 +86,10 @@ class Filters:
     min_duration: float | None = None  # seconds, video duration
     max_duration: float | None = None
     indexed_after: datetime | None = None  # video indexed at or after (UTC)
+    # A clip recorded (video's recording start + clip start, naive UTC) at or after / strictly before. A video
+    # whose recording start is unknown has no clip in any such range.
+    recorded_after: datetime | None = None
+    recorded_before: datetime | None = None
 
     def active(self) -> bool:
         return any(v is not None for v in vars(self).values())
@@ -98,6 +103,9 @@ class Filters:
                 raise QueryError(f"{name} must be at most {limit} characters, got {len(value)}")
         if self.min_duration is not None and self.max_duration is not None and self.max_duration < self.min_duration:
             raise QueryError("max duration must not be below min duration")
+        after, before = self.recorded_after, self.recorded_before
+        if after is not None and before is not None and before <= after:
+            raise QueryError(f"recorded before ({before} UTC) must be later than recorded after ({after} UTC)")
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,7 @@ class SearchOptions:
     group: str = "clip"  # "clip": a flat list of moments; "video": moments grouped per video
     weights: dict[str, float] = field(default_factory=dict)  # per query part, over DEFAULT_WEIGHTS
     max_moment: float = MAX_MOMENT_SECONDS  # seconds: the longest moment merged windows may make
+    sort: str = "score"  # one of SORTS; applied after the score cut-off (k, min_score)
 
     def __post_init__(self):
         require_whole("k", self.k, 1, MAX_K)
@@ -116,6 +125,8 @@ class SearchOptions:
         require_finite("min_score", self.min_score)
         if self.group not in GROUPS:
             raise QueryError(f"group must be one of {', '.join(GROUPS)}, got {self.group!r}")
+        if self.sort not in SORTS:
+            raise QueryError(f"sort must be one of {', '.join(SORTS)}, got {self.sort!r}")
         unknown = set(self.weights) - set(DEFAULT_WEIGHTS)
         if unknown:
             raise QueryError(f"unknown weight {', '.join(sorted(unknown))}; valid: {', '.join(DEFAULT_WEIGHTS)}")
@@ -154,22 +165,32 @@ def build_request(
     max_duration: float | None = None,
     indexed_after: str | None = None,
     max_moment: float | None = None,
+    recorded_after: str | None = None,
+    recorded_before: str | None = None,
+    sort: str = "score",
 ) -> SearchRequest:
-    """A request from typed field values (`indexed_after` as ISO text), each checked by its record."""
+    """A request from typed field values (times as ISO text), each checked by its record."""
     query = Query(text=text, image=image, video=video, start=start, end=end, like=like, negative=negative)
-    filters = Filters(path_prefix, path_glob, min_duration, max_duration, parse_time(indexed_after))
+    filters = Filters(
+        path_prefix,
+        path_glob,
+        min_duration,
+        max_duration,
+        parse_time(indexed_after),
+        parse_time(recorded_after, "--recorded-after"),
+        parse_time(recorded_before, "--recorded-before"),
+    )
     longest = MAX_MOMENT_SECONDS if max_moment is None else max_moment
-    options = SearchOptions(k, min_score, group, weights or {}, longest)
+    options = SearchOptions(k, min_score, group, weights or {}, max_moment=longest, sort=sort)
     return SearchRequest(query, filters, options)
 
 
-def parse_time(text: str | None) -> datetime | None:
-    """ISO date or date-time (local time unless it says otherwise) -> naive UTC, as stored."""
+def parse_time(text: str | None, name: str = "--indexed-after") -> datetime | None:
+    """ISO date or date-time (local time unless it says otherwise; a date is its midnight) -> naive UTC, as
+    stored."""
     if text is None:
         return None
     try:
         return datetime.fromisoformat(text).astimezone(UTC).replace(tzinfo=None)
     except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00+01:00 is before year 1 in UTC
-        raise QueryError(
-            f"--indexed-after takes an ISO date such as 2026-11-01 or 2026-11-01T08:00, got {text!r}"
-        ) from None
+        raise QueryError(f"{name} takes an ISO date such as 2026-11-01 or 2026-11-01T08:00, got {text!r}") from None

@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 
@@ -88,7 +89,7 @@ class SearchResult:
 
 
 class FilterRows:
-    """The catalog's video rows and clip -> video map behind filters, read once per snapshot, on its first
+    """The catalog's video rows and clip -> (video, start) map behind filters, read once per snapshot, on its first
     filtered search (an unfiltered server never pays for them). Safe to share between threads."""
 
     def __init__(self, catalog: Catalog):
@@ -99,7 +100,7 @@ class FilterRows:
     def get(self) -> tuple:
         with self._lock:
             if self._rows is None:
-                self._rows = (self._catalog.video_rows(), *self._catalog.clip_video_ids())
+                self._rows = (self._catalog.video_rows(), *self._catalog.clip_times())
             return self._rows
 
 
@@ -269,6 +270,9 @@ class SearchService:
             moments = self._moments(scored, options.k * MOMENTS_PER_VIDEO, options.max_moment)
             result.videos = group_by_video(moments)[: options.k]
         result.moments = self._moments(scored, options.k, options.max_moment)
+        if options.sort == "time":
+            result.moments = by_recording_time(result.moments)
+            result.videos = videos_by_recording_time(result.videos)
         return result
 
     def query_parts(self, query: Query, options: SearchOptions, state: Snapshot | None = None) -> list[QueryPart]:
@@ -403,6 +407,7 @@ class SearchService:
                     str(self.data.root / row.thumbnail) if row.thumbnail else None,
                     top.start,
                     top.end,
+                    recorded=row.recorded.shifted(group[0].start) if row.recorded else None,
                 )
             )
         return moments
@@ -412,10 +417,13 @@ class SearchService:
         """Clip ids passing the filters (None = no filter), decided from the catalog."""
         if not filters.active():
             return None
-        videos, clip_ids, clip_videos = (state or self.snapshot).filter_rows.get()
+        videos, clip_ids, clip_videos, clip_starts = (state or self.snapshot).filter_rows.get()
         glob = path_glob_matcher(filters.path_glob)  # compiled once per search, not once per path
         keep = [v.video_id for v in videos if _video_passes(v, filters, glob)]
-        return clip_ids[np.isin(clip_videos, keep)]
+        passing = np.isin(clip_videos, keep)
+        if filters.recorded_after is not None or filters.recorded_before is not None:
+            passing &= recorded_in_range(videos, clip_videos, clip_starts, filters)
+        return clip_ids[passing]
 
 
 def _image_text_tower(state: Snapshot, part: str) -> TextTower:
@@ -448,6 +456,43 @@ def _video_passes(video, filters: Filters, glob: re.Pattern | None = None) -> bo
     return not (
         filters.indexed_after is not None and (video.indexed_at is None or video.indexed_at < filters.indexed_after)
     )
+
+
+EPOCH = datetime(1970, 1, 1)  # naive UTC, as the catalog's times
+
+
+def recorded_in_range(videos, clip_videos: np.ndarray, clip_starts: np.ndarray, filters: Filters) -> np.ndarray:
+    """Per clip: its wall-clock start (its video's recording start + the clip's start) is at or after
+    `recorded_after` and before `recorded_before`. False for the clips of videos whose recording start is unknown."""
+    start_of = np.full(int(clip_videos.max(initial=0)) + 1, np.nan)  # seconds since EPOCH, by video id
+    for video in videos:
+        if video.recorded_at is not None and video.video_id < len(start_of):
+            start_of[video.video_id] = _epoch_seconds(video.recorded_at)
+    wall = start_of[clip_videos] + clip_starts
+    inside = ~np.isnan(wall)
+    if filters.recorded_after is not None:
+        inside &= wall >= _epoch_seconds(filters.recorded_after)
+    if filters.recorded_before is not None:
+        inside &= wall < _epoch_seconds(filters.recorded_before)
+    return inside
+
+
+def _epoch_seconds(at: datetime) -> float:
+    return (at - EPOCH).total_seconds()
+
+
+def by_recording_time(moments: list[Moment]) -> list[Moment]:
+    """Moments in order of their wall-clock time; those of unknown time last, in their given (score) order."""
+    known = sorted((m for m in moments if m.recorded), key=lambda m: m.recorded.at)
+    return known + [m for m in moments if m.recorded is None]
+
+
+def videos_by_recording_time(groups: list[VideoGroup]) -> list[VideoGroup]:
+    """Each video's moments by time, then the videos by their earliest moment; videos of unknown time last."""
+    for group in groups:
+        group.moments = by_recording_time(group.moments)
+    known = sorted((g for g in groups if g.moments[0].recorded), key=lambda g: g.moments[0].recorded.at)
+    return known + [g for g in groups if g.moments[0].recorded is None]
 
 
 def group_by_video(moments: list[Moment]) -> list[VideoGroup]:

@@ -29,6 +29,7 @@ from app.serving import export_url, original_file, preview_url, thumb_url, video
 from app.status import library_status
 from indexer.catalog import Catalog
 from indexer.decode import ProbeError
+from indexer.recorded import local_text
 from indexer.records import Moment
 from indexer.settings import DataDir
 
@@ -233,6 +234,9 @@ class Handlers:
         indexed_after: str | None = None,
         group: str = "clip",
         max_moment: float | None = None,
+        recorded_after: str | None = None,
+        recorded_before: str | None = None,
+        sort: str = "score",
     ) -> list[dict]:
         """Moments as JSON, best first: `run.py search --json`, with each thumbnail as a URL of this server."""
         try:
@@ -255,6 +259,9 @@ class Handlers:
                 indexed_after=indexed_after,
                 group=group or "clip",
                 max_moment=max_moment,
+                recorded_after=recorded_after,
+                recorded_before=recorded_before,
+                sort=sort or "score",
             )
             if request is None:
                 raise QueryError("nothing to search for: give text, an image, a video or a clip id")
@@ -352,6 +359,9 @@ def form_request(
     indexed_after=None,
     group: str = "clip",
     max_moment=None,
+    recorded_after=None,
+    recorded_before=None,
+    sort: str = "score",
 ) -> SearchRequest | None:
     """The request behind a search form's values (blank fields mean "not given"; start/end only with a video),
     or None when it asks for nothing."""
@@ -376,15 +386,20 @@ def form_request(
         max_duration=_number(max_duration),
         indexed_after=_text(indexed_after),
         max_moment=_finite(max_moment, "max_moment"),
+        recorded_after=_text(recorded_after),
+        recorded_before=_text(recorded_before),
+        sort=sort,
     )
 
 
 def _caption(m: Moment) -> str:
-    """What a card says: the whole file name, the moment, its best window and its score."""
-    return (
+    """What a card says: the whole file name, the moment, its best window, its score and, when known, the
+    wall-clock time it was recorded (the server's local time)."""
+    caption = (
         f"{Path(m.path).name} · {format_time(m.start)}–{format_time(m.end)} · "
         f"peak {format_time(m.peak_start)}–{format_time(m.peak_end)} · score {m.score:.2f}"
     )
+    return f"{caption} · {local_text(m.recorded.at)}" if m.recorded else caption
 
 
 def progress_html(state: JobState) -> str:
@@ -449,6 +464,16 @@ def _search_tab(h: Handlers) -> None:
             k = gr.Slider(1, 100, value=12, step=1, label="Moments")
             min_score = gr.Number(label="Minimum score")
             max_moment = gr.Number(label="Longest moment (s)", value=MAX_MOMENT_SECONDS, minimum=0)
+        with gr.Row():
+            recorded_after = gr.Textbox(
+                label="Recorded from", placeholder="2024-01-01 or 2024-01-01T08:00", elem_id="recorded-after"
+            )
+            recorded_before = gr.Textbox(label="Recorded before", placeholder="2024-02-01", elem_id="recorded-before")
+            sort = gr.Radio(["score", "time"], value="score", label="Order moments by", elem_id="sort")
+        gr.Markdown(
+            "Recording times come from each file's tags or camera-style name, in the server's local time; "
+            "a recording-time range leaves out videos whose recording time is unknown."
+        )
     go = gr.Button("Search", variant="primary", elem_id="search-button")
     status = gr.Markdown(ASK, elem_id="search-status")
     with gr.Row():
@@ -461,7 +486,23 @@ def _search_tab(h: Handlers) -> None:
     moments = gr.State([])
     selected = gr.State(None)
     form = SearchForm(
-        text, negative, image, video, start, end, prefix, glob, min_dur, max_dur, after, k, min_score, max_moment
+        text,
+        negative,
+        image,
+        video,
+        start,
+        end,
+        prefix,
+        glob,
+        min_dur,
+        max_dur,
+        after,
+        k,
+        min_score,
+        max_moment,
+        recorded_after,
+        recorded_before,
+        sort,
     )
     outputs = [cards, status, moments, player, selected]
     search = _user_errors(lambda values: h.search(form.request(values)), h.data)
@@ -511,6 +552,9 @@ class SearchForm:
     k: gr.Slider
     min_score: gr.Number
     max_moment: gr.Number
+    recorded_after: gr.Textbox
+    recorded_before: gr.Textbox
+    sort: gr.Radio
 
     def inputs(self, examples: bool = True) -> set:
         """Every widget, or (examples=False, "more like this") all but the example text, image and clip."""
@@ -535,6 +579,9 @@ class SearchForm:
             max_duration=value(self.max_dur),
             indexed_after=value(self.after),
             max_moment=value(self.max_moment),
+            recorded_after=value(self.recorded_after),
+            recorded_before=value(self.recorded_before),
+            sort=value(self.sort) or "score",
         )
 
 
@@ -598,6 +645,9 @@ def _api(h: Handlers) -> None:
             gr.Textbox(label="indexed_after"),
             gr.Textbox(label="group", value="clip"),
             gr.Number(label="max_moment", value=MAX_MOMENT_SECONDS),
+            gr.Textbox(label="recorded_after"),
+            gr.Textbox(label="recorded_before"),
+            gr.Textbox(label="sort", value="score"),
         ]
         result = gr.JSON()
         trigger = gr.Button()

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from indexer.catalog_errors import CatalogBackendError, CatalogDamaged, CatalogError, DataDirError
 from indexer.engine import FileIdentity, companions_kept, describe_url, file_identity, open_engine
+from indexer.recorded import Recorded
 from indexer.records import ClipWindow, Failure, ScannedFile, VideoInfo, folder_prefix
 from indexer.schema import (
     SCHEMA_VERSION,
@@ -91,6 +92,7 @@ class ClipRow:
     start: float
     end: float
     thumbnail: str | None  # relative to the data dir
+    recorded: Recorded | None = None  # the video's recording start, when known
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class VideoRow:
     paths: tuple[str, ...]
     duration: float | None
     indexed_at: datetime | None
+    recorded_at: datetime | None = None  # recording start, naive UTC
 
 
 @dataclass(frozen=True)
@@ -213,11 +216,13 @@ class Catalog:
             if not row.value.isdigit():
                 raise CatalogDamaged(self._where(), f"its schema version is {row.value!r}")
             version = int(row.value)
-        if version == 3 and not self.read_only:
-            self._migrate_from_3()
-        elif version == 3:
+        if version in (3, 4) and not self.read_only:
+            if version == 3:
+                self._migrate_from_3()
+            self._migrate_from_4()
+        elif version in (3, 4):
             raise CatalogError(
-                f"catalog {self._where()} has schema 3 and is read-only; open it once with write "
+                f"catalog {self._where()} has schema {version} and is read-only; open it once with write "
                 f"access (e.g. `run.py status`) to upgrade it to schema {SCHEMA_VERSION}"
             )
         elif version != SCHEMA_VERSION:
@@ -233,7 +238,16 @@ class Catalog:
                 s.execute(text("ALTER TABLE vector_sets ADD COLUMN generation VARCHAR(32) NOT NULL DEFAULT ''"))
             for set_id in s.scalars(select(VectorSet.id)).all():
                 s.execute(update(VectorSet).where(VectorSet.id == set_id).values(generation=new_generation()))
-            s.merge(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+            s.merge(Meta(key="schema_version", value="4"))
+
+    def _migrate_from_4(self) -> None:
+        """Schema 4 -> 5: videos get recorded_at/recorded_source, empty (not looked yet), in one transaction.
+        Clips and vectors stay: the next index run fills them from each file's tags and name, without
+        decoding or embedding (indexer/pipeline.py)."""
+        with self.session() as s, s.begin():
+            for column in (Video.__table__.c.recorded_at, Video.__table__.c.recorded_source):
+                _add_missing_column(s, column)
+            s.merge(Meta(key="schema_version", value="5"))
 
     def get_meta(self, key: str) -> str | None:
         with self.session() as s:
@@ -389,6 +403,24 @@ class Catalog:
                 found.setdefault(vid, (vid, fp, ScannedFile(Path(path), size, mtime, Path(root))))
         return list(found.values())
 
+    def videos_without_recorded(self) -> list[tuple[int, str]]:
+        """Indexed videos whose recording start was never looked for (indexed before schema 5): (id, a path)."""
+        query = (
+            select(Video.id, func.min(VideoPath.path))
+            .join(VideoPath)
+            .where(Video.status == "indexed", Video.recorded_source.is_(None))
+            .group_by(Video.id)
+            .order_by(Video.id)
+        )
+        with self.session() as s:
+            return [(vid, path) for vid, path in s.execute(query)]
+
+    def set_recorded(self, found: dict[int, Recorded | None]) -> None:
+        """Store recording starts by video id (None: looked, unknown), in one transaction."""
+        with self.session() as s, s.begin():
+            for video_id, recorded in found.items():
+                s.execute(update(Video).where(Video.id == video_id).values(**_recorded_fields(recorded)))
+
     def set_thumbnail(self, video_id: int, ordinal: int, relative: str) -> None:
         with self.session() as s, s.begin():
             s.execute(update(Clip).where(Clip.video_id == video_id, Clip.ordinal == ordinal).values(thumbnail=relative))
@@ -431,34 +463,51 @@ class Catalog:
             select(VideoPath.video_id, func.min(VideoPath.path).label("path")).group_by(VideoPath.video_id).subquery()
         )
         query = (
-            select(Clip.id, Clip.video_id, first_path.c.path, Clip.start, Clip.end, Clip.thumbnail)
+            select(
+                Clip.id,
+                Clip.video_id,
+                first_path.c.path,
+                Clip.start,
+                Clip.end,
+                Clip.thumbnail,
+                Video.recorded_at,
+                Video.recorded_source,
+            )
             .join(first_path, first_path.c.video_id == Clip.video_id)
+            .join(Video, Video.id == Clip.video_id)
             .where(Clip.id.in_(clip_ids))
         )
         with self.session() as s:
-            return {row[0]: ClipRow(*row) for row in s.execute(query)}
+            return {row[0]: ClipRow(*row[:6], _recorded(row[6], row[7])) for row in s.execute(query)}
 
     def video_rows(self) -> list[VideoRow]:
         query = (
-            select(Video.id, Video.duration, Video.indexed_at, VideoPath.path)
+            select(Video.id, Video.duration, Video.indexed_at, Video.recorded_at, VideoPath.path)
             .join(VideoPath)
             .where(Video.status == "indexed")
             .order_by(Video.id, VideoPath.path)
         )
         rows: dict[int, VideoRow] = {}
         with self.session() as s:
-            for vid, duration, indexed_at, path in s.execute(query):
+            for vid, duration, indexed_at, recorded_at, path in s.execute(query):
                 row = rows.get(vid)
                 paths = (row.paths if row else ()) + (path,)
-                rows[vid] = VideoRow(vid, paths, duration, indexed_at)
+                rows[vid] = VideoRow(vid, paths, duration, indexed_at, recorded_at)
         return list(rows.values())
 
     def clip_video_ids(self) -> tuple[np.ndarray, np.ndarray]:
         """(clip ids, their video ids) as int64 arrays, for turning video filters into clip ids."""
+        ids, videos, _ = self.clip_times()
+        return ids, videos
+
+    def clip_times(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(clip ids, their video ids, their start seconds) as int64, int64 and float64 arrays, in one read: video
+        filters and recording-time filters (video's recording start + clip start) become clip ids."""
         with self.session() as s:
-            rows = s.execute(select(Clip.id, Clip.video_id).order_by(Clip.id)).all()
-        pairs = np.array(rows, dtype=np.int64).reshape(-1, 2)
-        return pairs[:, 0], pairs[:, 1]
+            rows = s.execute(select(Clip.id, Clip.video_id, Clip.start).order_by(Clip.id)).all()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        videos = np.array([r[1] for r in rows], dtype=np.int64)
+        return ids, videos, np.array([r[2] for r in rows], dtype=np.float64)
 
     def stats(self) -> dict:
         with self.session() as s:
@@ -642,7 +691,27 @@ def _video_fields(info: VideoInfo, stats: dict) -> dict:
         "duration": stats.get("duration") or info.duration,
         "frames": stats.get("frames"),
         "error": stats.get("warning"),
+        **_recorded_fields(info.recorded),
     }
+
+
+def _recorded_fields(recorded: Recorded | None) -> dict:
+    if recorded is None:
+        return {"recorded_at": None, "recorded_source": "unknown"}
+    return {"recorded_at": recorded.at, "recorded_source": recorded.source}
+
+
+def _recorded(at: datetime | None, source: str | None) -> Recorded | None:
+    return Recorded(at, source) if at is not None and source is not None else None
+
+
+def _add_missing_column(s: Session, column) -> None:
+    """ALTER TABLE ... ADD COLUMN for a model column the table lacks (nullable, no default), in the
+    backend's own type name."""
+    table = column.table.name
+    if column.name not in {c["name"] for c in inspect(s.connection()).get_columns(table)}:
+        kind = column.type.compile(dialect=s.get_bind().dialect)
+        s.execute(text(f"ALTER TABLE {table} ADD COLUMN {column.name} {kind}"))
 
 
 def _upsert_path(s: Session, f: ScannedFile, video_id: int) -> None:

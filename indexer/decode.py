@@ -25,6 +25,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from indexer.recorded import Recorded, recording_start
 from indexer.records import ClipSampling, DecodedClip, VideoInfo
 from indexer.windows import AssembledWindow, WindowAssembler
 
@@ -132,7 +133,19 @@ def probe(path: Path) -> VideoInfo:
             duration=_stated_duration(container, stream),
             rotation=rotation,
             container=container.format.name,
+            recorded=_recorded(container, path),
         )
+
+
+def read_recorded(path: Path) -> Recorded | None:
+    """The recording start from the file's tags or name, without decoding (for videos indexed before schema 5)."""
+    with _open(path) as container:
+        return _recorded(container, path)
+
+
+def _recorded(container, path: Path) -> Recorded | None:
+    tags = [container.metadata, *(stream.metadata for stream in container.streams)]
+    return recording_start(tags, path.name)
 
 
 def _first_frame(container, stream):

@@ -18,6 +18,7 @@ from typing import Protocol
 from encoder.weights import remove_stale_temp_files
 from indexer import store, thumbnails
 from indexer.catalog import Catalog, CatalogBackendError, DataDirError, VectorSetInfo
+from indexer.decode import ProbeError, read_recorded
 from indexer.embedding import EmbeddedVideo, Job, embed_videos
 from indexer.fingerprint import content_fingerprint
 from indexer.lock import IndexLock
@@ -79,6 +80,7 @@ class Indexer:
             try:
                 plan = self._plan(roots, report)
                 deleted = self._apply_path_changes(plan, report)
+                self._backfill_recorded()
                 backfill = self._backfill_tasks(sets, skip={str(t.file.path) for t in plan.embed})
                 jobs = [Job(t.file, tuple(sets), t.fingerprint, t) for t in plan.embed]
                 jobs += [Job(f, tuple(names), None, video_id) for video_id, _, f, names in backfill]
@@ -162,6 +164,18 @@ class Indexer:
                 if str(f.path) not in skip:
                     missing.setdefault(video_id, (video_id, fingerprint, f, []))[3].append(name)
         return list(missing.values())
+
+    def _backfill_recorded(self) -> None:
+        """Recording starts of videos indexed before schema 5, from their tags and names: no decoding, and
+        no clip or vector is touched. A file unreadable now is looked at again by the next run."""
+        found = {}
+        for video_id, path in self.catalog.videos_without_recorded():
+            try:
+                found[video_id] = read_recorded(Path(path))
+            except ProbeError:
+                continue
+        if found:
+            self.catalog.set_recorded(found)
 
     # -- storing ------------------------------------------------------------------------------
     def _store(self, video: EmbeddedVideo, sets: dict[str, VectorSetInfo], report: IndexReport) -> None:

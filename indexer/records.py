@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.recorded import Recorded
+
 
 # Names of the vector sets (one per tower), as the catalog and the index files know them.
 def folder_prefix(folder: str) -> str:
@@ -44,6 +46,7 @@ class VideoInfo:
     duration: float | None  # seconds, if the container or stream states it
     rotation: int  # degrees counter-clockwise to apply for display
     container: str  # demuxer name
+    recorded: Recorded | None = None  # recording start (indexer/recorded.py), when tags or the file name say
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,7 @@ class Moment:
     thumbnail: str | None  # absolute path of the best window's thumbnail
     peak_start: float  # seconds, start of the best window (where the player starts)
     peak_end: float  # seconds, end of the best window
+    recorded: Recorded | None = None  # wall-clock time of the moment's start, when the video's is known
 
     def to_json(self) -> dict:
         return {
@@ -170,4 +174,6 @@ class Moment:
             "scores": {k: round(v, 6) for k, v in self.scores.items()},
             "clip_ids": list(self.clip_ids),
             "thumbnail": self.thumbnail,
+            "recorded_at": self.recorded.to_json() if self.recorded else None,  # ISO 8601 UTC
+            "recorded_source": self.recorded.source if self.recorded else None,
         }

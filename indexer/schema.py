@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 4  # 4: vector_sets.generation (catalog.py migrates schema 3)
+SCHEMA_VERSION = 5  # 4: vector_sets.generation; 5: videos.recorded_at/recorded_source (catalog.py migrates 3, 4)
 
 
 def new_generation() -> str:
@@ -45,6 +45,10 @@ class Video(Base):
     duration: Mapped[float | None] = mapped_column(Float)  # seconds, from decoding when indexed
     frames: Mapped[int | None] = mapped_column(Integer)  # frames decoded
     indexed_at: Mapped[datetime | None] = mapped_column()
+    recorded_at: Mapped[datetime | None] = mapped_column()  # recording start, naive UTC (indexer/recorded.py)
+    # "metadata" | "filename" (where recorded_at came from), "unknown" (looked, found none), or None: not looked
+    # yet (a video indexed before schema 5; the next index run reads its tags and name).
+    recorded_source: Mapped[str | None] = mapped_column(String(16))
 
     paths: Mapped[list[VideoPath]] = relationship(back_populates="video", cascade="all, delete-orphan")
 

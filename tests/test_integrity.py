@@ -139,7 +139,7 @@ def test_a_schema_3_catalog_is_migrated_on_open(copy):
         conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     catalog = Catalog(DataDir(data).catalog).open()
     generations = [catalog.vector_set(name).generation for name in (VIDEO_SET, IMAGE_SET)]
-    assert catalog.get_meta("schema_version") == "4" and all(len(g) == 12 for g in generations)
+    assert catalog.get_meta("schema_version") == "5" and all(len(g) == 12 for g in generations)
     catalog.close()
     assert cli_in_process("search", "--data", data, "--text", "x", "--json").returncode == 0
 

@@ -84,6 +84,25 @@ def test_text_query_shows_moment_cards(page):
     page.screenshot(path=str(ARTIFACTS / "ui-search-results.png"), full_page=True)
 
 
+def test_a_recording_time_range_restricts_the_search(page):
+    """The demo videos state no recording time: a range leaves them all out, ordering by time keeps them."""
+    page.fill("#query-text textarea", "a yellow disc on blue stripes")
+    page.get_by_text("Filters").click()
+    # Opening the accordion sets its blank number fields to 0 (max duration 0: nothing would pass); blank them.
+    for label in ("Min video duration (s)", "Max video duration (s)", "Minimum score"):
+        page.get_by_label(label).fill("")
+    page.locator("#sort").get_by_text("time").click()
+    page.click("#search-button")
+    page.wait_for_selector("#moments .thumbnail-item img", timeout=60_000)
+    assert len(card_captions(page)) >= 3
+    page.fill("#recorded-after textarea", "2000-01-01")
+    page.click("#search-button")
+    page.wait_for_function(
+        "() => document.querySelector('#search-status').innerText.includes('nothing indexed passes the filters')",
+        timeout=60_000,
+    )
+
+
 def test_uploaded_clip_finds_its_source_and_plays_the_moment(page, indexed, tmp_path):
     _root, lib, _data = indexed
     query = cut_segment(lib / "scene_02.mp4", tmp_path / "query clip.mp4", 3.0, 5.5)
@@ -334,9 +353,9 @@ def test_ui_form_and_cli_build_the_same_request(tmp_path):
     assert form_request(text="  ", negative="night", k=12) is None  # nothing to search for yet
 
     with gr.Blocks():
-        form = SearchForm(*(gr.Textbox() for _ in range(14)))
+        form = SearchForm(*(gr.Textbox() for _ in range(17)))
     values = {form.text: "ignored", form.negative: "night", form.k: 12.0, form.min_score: None}
     request = form.request({w: v for w, v in values.items() if w in form.inputs(examples=False)}, like=7)
     assert request == build_request(like=7, negative="night", k=12)
     assert form.inputs(examples=False).isdisjoint({form.text, form.image, form.video, form.start, form.end})
-    assert len(form.inputs()) == 14
+    assert len(form.inputs()) == 17
