@@ -282,7 +282,7 @@ def test_recorded_in_range_per_clip_and_unknown_excluded():
 
 def _moment(clip_id: int, score: float, at: datetime | None) -> Moment:
     recorded = Recorded(at, "metadata") if at else None
-    return Moment(1, "/a.mp4", 0.0, 1.0, score, clip_id, (clip_id,), {}, None, recorded)
+    return Moment(1, "/a.mp4", 0.0, 1.0, score, clip_id, (clip_id,), {}, None, 0.0, 1.0, recorded)
 
 
 def test_sort_by_time_puts_unknown_times_last_in_score_order():
