@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
+from gradio import route_utils
 
 from app.cli_output import format_time
 from app.jobs import IndexJobs, JobState
@@ -86,8 +87,10 @@ class Handlers:
         self.slots = slots or QuerySlots()
 
     # -- search ---------------------------------------------------------------------------------
-    def search(self, request: SearchRequest | None):
-        """Moment cards for a request from the Search tab (None: the form asks nothing yet)."""
+    def search(self, request: SearchRequest | None, root_url: str = ""):
+        """Moment cards for a request from the Search tab (None: the form asks nothing yet). Each card's image is
+        the URL of its clip's thumbnail on this server (`root_url`, see page_root): the browser fetches it by id,
+        instead of Gradio hashing and copying every thumbnail into its cache on each search."""
         try:
             service = self.service.ensure_ready()
         except QueryError:
@@ -106,14 +109,14 @@ class Handlers:
                 else "**No match**: nothing indexed passes the filters."
             )
             return [], message, [], "", None
-        cards = [(m.thumbnail, _caption(m)) for m in result.moments]
+        cards = [(_card_image(m, root_url), _caption(m)) for m in result.moments]
         return cards, f"{len(result.moments)} moments, best first.", [m.to_json() for m in result.moments], "", None
 
-    def more_like(self, request: SearchRequest | None):
+    def more_like(self, request: SearchRequest | None, root_url: str = ""):
         """The Search tab's request for clips like the selected moment (its clip id in `request.query.like`)."""
         if request is None or request.query.like is None:
             raise gr.Error("Select a moment first.")
-        return self.search(request)
+        return self.search(request, root_url)
 
     def select(self, moments: list[dict], evt: gr.SelectData):
         if not isinstance(evt.index, int) or not 0 <= evt.index < len(moments):
@@ -356,6 +359,20 @@ def form_request(
     )
 
 
+def page_root(request: gr.Request | None) -> str:
+    """This server's URL as the page that sent `request` reaches it (proxy headers and root path included), the
+    way Gradio resolves its own file URLs; "" without a request (a handler called directly)."""
+    raw = getattr(request, "request", None)
+    if raw is None:
+        return ""
+    return route_utils.get_root_url(raw, route_utils.get_api_call_path(raw), raw.app.root_path)
+
+
+def _card_image(m: Moment, root_url: str) -> str | None:
+    """An absolute URL (Gradio hands http URLs to the browser untouched; a path it would copy into its cache)."""
+    return f"{root_url}/{thumb_url(m.clip_id)}" if m.thumbnail else None
+
+
 def _caption(m: Moment) -> str:
     return f"{Path(m.path).name} · {format_time(m.start)}–{format_time(m.end)} · {m.score:.2f}"
 
@@ -434,7 +451,11 @@ def _search_tab(h: Handlers) -> None:
     selected = gr.State(None)
     form = SearchForm(text, negative, image, video, start, end, prefix, glob, min_dur, max_dur, after, k, min_score)
     outputs = [cards, status, moments, player, selected]
-    search = _user_errors(lambda values: h.search(form.request(values)), h.data)
+
+    def ui_search(values: dict, request: gr.Request):
+        return h.search(form.request(values), page_root(request))
+
+    search = _user_errors(ui_search, h.data)
     go.click(
         search,
         form.inputs(),
@@ -452,7 +473,11 @@ def _search_tab(h: Handlers) -> None:
         concurrency_limit=SEARCH_CONCURRENCY,
     )
     cards.select(_user_errors(h.select, h.data), [moments], [player, selected], api_visibility="private")
-    more_like = _user_errors(lambda values: h.more_like(form.request(values, like=values[selected])), h.data)
+
+    def ui_more_like(values: dict, request: gr.Request):
+        return h.more_like(form.request(values, like=values[selected]), page_root(request))
+
+    more_like = _user_errors(ui_more_like, h.data)
     like.click(
         more_like,
         form.inputs(examples=False) | {selected},

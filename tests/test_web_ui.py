@@ -323,3 +323,23 @@ def test_ui_form_and_cli_build_the_same_request(tmp_path):
     assert request == build_request(like=7, negative="night", k=12)
     assert form.inputs(examples=False).isdisjoint({form.text, form.image, form.video, form.start, form.end})
     assert len(form.inputs()) == 13
+
+
+def test_cards_show_thumbnails_by_clip_id_from_one_backend_call(page, server):
+    """A UI text search (issue 13: 9.9 s in the browser against 0.53 s through the API) is one event whose
+    cards name thumbnails by clip id on this server: Gradio no longer hashes and copies each one into its cache."""
+    from gradio_client import Client
+
+    sent = []  # events the page sends with the query in them (the Index tab's timer sends its own every second)
+    page.on("request", lambda r: sent.append(r.url) if "a blue circle" in (r.post_data or "") else None)
+    page.fill("#query-text textarea", "a blue circle")
+    page.click("#search-button")
+    page.wait_for_function(
+        "() => { const imgs = [...document.querySelectorAll('#moments .thumbnail-item img')];"
+        " return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0); }",
+        timeout=60_000,
+    )
+    sources = page.eval_on_selector_all("#moments .thumbnail-item img", "imgs => imgs.map(i => i.src)")
+    hits = Client(server, verbose=False, download_files=False).predict(text="a blue circle", k=12, api_name="/search")
+    assert sources == [f"{server}tubelet/thumb/{h['clip_id']}" for h in hits]  # the API's moments, in its order
+    assert [url.split("?")[0].removeprefix(server) for url in sent] == ["gradio_api/queue/join"]
