@@ -4,6 +4,7 @@ against a real `run.py serve` process on loopback over an index of generated vid
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import urllib.error
 import urllib.request
@@ -343,3 +344,31 @@ def test_cards_show_thumbnails_by_clip_id_from_one_backend_call(page, server):
     hits = Client(server, verbose=False, download_files=False).predict(text="a blue circle", k=12, api_name="/search")
     assert sources == [f"{server}tubelet/thumb/{h['clip_id']}" for h in hits]  # the API's moments, in its order
     assert [url.split("?")[0].removeprefix(server) for url in sent] == ["gradio_api/queue/join"]
+
+
+def test_serve_loads_the_encoders_as_it_starts(indexed, monkeypatch):
+    """The first search of a fresh server must not wait seconds for the models: `serve` loads them in the
+    background as it starts (issue 13, UI latency)."""
+    import threading
+
+    from gradio.routes import App
+    from starlette.testclient import TestClient
+
+    from app.search import SearchService
+    from app.server import ServeSettings, build_app
+    from indexer.settings import DataDir
+
+    _root, _lib, data = indexed
+    warmed = []
+    warm_up = SearchService.warm_up
+    monkeypatch.setattr(SearchService, "warm_up", lambda self: warmed.append(self) or warm_up(self))
+    monkeypatch.setenv("GRADIO_TEMP_DIR", "")  # build_app sets it: restored after the test
+    demo, launch, _ = build_app(ServeSettings(DataDir(data), precision="fp32"))
+    try:
+        with TestClient(App.create_app(demo, app_kwargs=launch["app_kwargs"])):  # runs the server's start-up
+            for thread in [t for t in threading.enumerate() if t.name == "tubelet-warm-up"]:
+                thread.join(120)
+    finally:
+        shutil.rmtree(Path(os.environ["GRADIO_TEMP_DIR"]).parent, ignore_errors=True)  # the alias build_app made
+    (service,) = warmed
+    assert service.towers is not None and all(service.towers.is_loaded(name) for name in ("video", "image"))
