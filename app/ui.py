@@ -25,7 +25,7 @@ from app.library import COLUMNS, library_rows, timeline
 from app.media import preview_for
 from app.query import QueryError, SearchRequest, build_request, require_finite
 from app.search import SearchService
-from app.serving import original_file, preview_url, thumb_url, video_url
+from app.serving import cached_thumb_url, original_file, preview_url, thumb_url, video_url
 from app.status import library_status
 from indexer.catalog import Catalog
 from indexer.decode import ProbeError
@@ -370,7 +370,7 @@ def page_root(request: gr.Request | None) -> str:
 
 def _card_image(m: Moment, root_url: str) -> str | None:
     """An absolute URL (Gradio hands http URLs to the browser untouched; a path it would copy into its cache)."""
-    return f"{root_url}/{thumb_url(m.clip_id)}" if m.thumbnail else None
+    return f"{root_url}/{cached_thumb_url(m.clip_id, m.thumbnail)}" if m.thumbnail else None
 
 
 def _caption(m: Moment) -> str:

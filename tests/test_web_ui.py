@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import urllib.error
 import urllib.request
@@ -328,7 +329,8 @@ def test_ui_form_and_cli_build_the_same_request(tmp_path):
 
 def test_cards_show_thumbnails_by_clip_id_from_one_backend_call(page, server):
     """A UI text search (issue 13: 9.9 s in the browser against 0.53 s through the API) is one event whose
-    cards name thumbnails by clip id on this server: Gradio no longer hashes and copies each one into its cache."""
+    cards name thumbnails by clip id on this server (Gradio no longer hashes and copies each one into its cache per
+    search), versioned so that the browser keeps those it has seen."""
     from gradio_client import Client
 
     sent = []  # events the page sends with the query in them (the Index tab's timer sends its own every second)
@@ -342,7 +344,16 @@ def test_cards_show_thumbnails_by_clip_id_from_one_backend_call(page, server):
     )
     sources = page.eval_on_selector_all("#moments .thumbnail-item img", "imgs => imgs.map(i => i.src)")
     hits = Client(server, verbose=False, download_files=False).predict(text="a blue circle", k=12, api_name="/search")
-    assert sources == [f"{server}tubelet/thumb/{h['clip_id']}" for h in hits]  # the API's moments, in its order
+    assert [src.split("?")[0] for src in sources] == [f"{server}tubelet/thumb/{h['clip_id']}" for h in hits]
+    # Versioned by content, so the browser may keep them; the bare URL (the API's) is never cached.
+    assert all(re.fullmatch(r".*\?v=[0-9a-f]{16}-[0-9]{5}", src) for src in sources)
+    with (
+        urllib.request.urlopen(sources[0], timeout=10) as versioned,
+        urllib.request.urlopen(sources[0].split("?")[0], timeout=10) as bare,
+    ):
+        assert versioned.headers["Cache-Control"] == "private, max-age=86400, immutable"
+        assert bare.headers["Cache-Control"] == "private, no-store" and bare.read() == versioned.read()
+    assert status_of(sources[0].replace("?v=", "?v=0")) == 200  # another version: served, not cacheable
     assert [url.split("?")[0].removeprefix(server) for url in sent] == ["gradio_api/queue/join"]
 
 
