@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import math
@@ -19,6 +20,7 @@ import shutil
 import signal
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -218,6 +220,31 @@ def upload_alias(uploads: Path) -> Path:
     return alias
 
 
+def warm_up_lifespan(service):
+    """A server lifespan that loads the index and encoders in a background thread as the server starts (it listens
+    at once), so the first search does not wait seconds for the models to load; a search sent meanwhile waits
+    for the same one load. No index yet is no error; weights that cannot load are logged here and said again by
+    the first search."""
+
+    def load() -> None:
+        from app.errors import USER_ERRORS
+        from app.query import QueryError
+
+        try:
+            service.warm_up()
+        except QueryError as exc:
+            log.info("nothing to load before the first search: %s", exc)  # no index yet
+        except USER_ERRORS as exc:
+            log.warning("the encoders did not load (the first search will say so again): %s", exc)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        threading.Thread(target=load, name="tubelet-warm-up", daemon=True).start()
+        yield
+
+    return lifespan
+
+
 def build_app(settings: ServeSettings):
     """The Blocks app and its launch arguments (separate so tests can launch it themselves)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -248,6 +275,7 @@ def build_app(settings: ServeSettings):
         ),
         "openapi_url": None,  # Gradio serves its own, behind the login
         "middleware": [Middleware(LoginThrottle, limiter=LoginLimiter()), Middleware(UploadSweep, uploads=uploads)],
+        "lifespan": warm_up_lifespan(service),
     }
     auth = password_check(*settings.auth) if settings.auth else None
     launch = dict(

@@ -21,7 +21,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -36,6 +36,8 @@ from indexer.settings import DataDir
 PREVIEW_NAME = re.compile(r"[0-9a-f]{24}\.mp4")  # app/media.py names previews by a hash
 CHUNK = 1 << 20
 HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"}
+# A thumbnail asked for by its version (thumb_version) never changes under that URL: the browser may keep it.
+CACHED = "private, max-age=86400, immutable"
 
 
 def video_url(video_id: int) -> str:
@@ -54,12 +56,25 @@ def export_url(first: int, last: int) -> str:
     return f"tubelet/export/{first}" + (f"?through={last}" if last != first else "")
 
 
+def thumb_version(thumbnail: str | Path) -> str:
+    """A name for a thumbnail's content: its file is named by its video's content fingerprint and window number
+    (indexer/thumbnails.py), so another video under a reused clip id has another version."""
+    path = Path(thumbnail)
+    return f"{path.parent.name[:16]}-{path.stem}"
+
+
+def cached_thumb_url(clip_id: int, thumbnail: str | Path) -> str:
+    """The thumbnail's URL with its version: served cacheable, so cards seen before load from the browser's cache."""
+    return f"{thumb_url(clip_id)}?v={thumb_version(thumbnail)}"
+
+
 @dataclass(frozen=True)
 class OpenedFile:
     path: str  # the name it was opened by (resolved)
     fd: int
     size: int
     content_type: str
+    cache_control: str = HEADERS["Cache-Control"]
 
 
 def not_found() -> Response:
@@ -146,6 +161,7 @@ def file_response(opened: OpenedFile, request: Request, download_name: str | Non
     status, headers = 200, {**HEADERS, "Accept-Ranges": "bytes", "Content-Type": opened.content_type}
     if download_name is not None:
         headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(download_name)}"
+    headers["Cache-Control"] = opened.cache_control
     wanted = _byte_range(request.headers.get("range"), opened.size)
     if wanted == "unsatisfiable":
         os.close(opened.fd)
@@ -238,9 +254,12 @@ def media_routes(data: DataDir, catalog: Callable[[], Catalog | None], exports: 
         relative = Path(row.thumbnail)
         if relative.is_absolute() or not relative.parts or relative.parts[0] != "thumbs":
             return None
-        return made_file(
+        opened = made_file(
             data.root / "thumbs", str(Path(*relative.parts[1:])), _protected_identities(data), "image/jpeg"
         )
+        if opened is not None and request.query_params.get("v") == thumb_version(relative):
+            return replace(opened, cache_control=CACHED)
+        return opened
 
     def download(request: Request) -> Response:
         if not signed_in(request):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
+from gradio import route_utils
 
 from app.cli_output import format_time
 from app.jobs import IndexJobs, JobState
@@ -25,7 +26,7 @@ from app.media import MAX_PREVIEW_SECONDS, preview_for
 from app.moments import MAX_MOMENT_SECONDS
 from app.query import QueryError, SearchRequest, build_request, require_finite
 from app.search import SearchService
-from app.serving import export_url, original_file, preview_url, thumb_url, video_url
+from app.serving import cached_thumb_url, export_url, original_file, preview_url, thumb_url, video_url
 from app.status import library_status
 from indexer.catalog import Catalog
 from indexer.decode import ProbeError
@@ -92,8 +93,10 @@ class Handlers:
         self.slots = slots or QuerySlots()
 
     # -- search ---------------------------------------------------------------------------------
-    def search(self, request: SearchRequest | None):
-        """Moment cards for a request from the Search tab (None: the form asks nothing yet)."""
+    def search(self, request: SearchRequest | None, root_url: str = ""):
+        """Moment cards for a request from the Search tab (None: the form asks nothing yet). Each card's image is
+        the URL of its clip's thumbnail on this server (`root_url`, see page_root): the browser fetches it by id,
+        instead of Gradio hashing and copying every thumbnail into its cache on each search."""
         try:
             service = self.service.ensure_ready()
         except QueryError:
@@ -112,14 +115,14 @@ class Handlers:
                 else "**No match**: nothing indexed passes the filters."
             )
             return [], message, [], "", None
-        cards = [(m.thumbnail, _caption(m)) for m in result.moments]
+        cards = [(_card_image(m, root_url), _caption(m)) for m in result.moments]
         return cards, f"{len(result.moments)} moments, best first.", [m.to_json() for m in result.moments], "", None
 
-    def more_like(self, request: SearchRequest | None):
+    def more_like(self, request: SearchRequest | None, root_url: str = ""):
         """The Search tab's request for clips like the selected moment (its clip id in `request.query.like`)."""
         if request is None or request.query.like is None:
             raise gr.Error("Select a moment first.")
-        return self.search(request)
+        return self.search(request, root_url)
 
     def select(self, moments: list[dict], evt: gr.SelectData):
         if not isinstance(evt.index, int) or not 0 <= evt.index < len(moments):
@@ -392,6 +395,20 @@ def form_request(
     )
 
 
+def page_root(request: gr.Request | None) -> str:
+    """This server's URL as the page that sent `request` reaches it (proxy headers and root path included), the
+    way Gradio resolves its own file URLs; "" without a request (a handler called directly)."""
+    raw = getattr(request, "request", None)
+    if raw is None:
+        return ""
+    return route_utils.get_root_url(raw, route_utils.get_api_call_path(raw), raw.app.root_path)
+
+
+def _card_image(m: Moment, root_url: str) -> str | None:
+    """An absolute URL (Gradio hands http URLs to the browser untouched; a path it would copy into its cache)."""
+    return f"{root_url}/{cached_thumb_url(m.clip_id, m.thumbnail)}" if m.thumbnail else None
+
+
 def _caption(m: Moment) -> str:
     """What a card says: the whole file name, the moment, its best window, its score and, when known, the
     wall-clock time it was recorded (the server's local time)."""
@@ -505,7 +522,11 @@ def _search_tab(h: Handlers) -> None:
         sort,
     )
     outputs = [cards, status, moments, player, selected]
-    search = _user_errors(lambda values: h.search(form.request(values)), h.data)
+
+    def ui_search(values: dict, request: gr.Request):
+        return h.search(form.request(values), page_root(request))
+
+    search = _user_errors(ui_search, h.data)
     go.click(
         search,
         form.inputs(),
@@ -523,7 +544,11 @@ def _search_tab(h: Handlers) -> None:
         concurrency_limit=SEARCH_CONCURRENCY,
     )
     cards.select(_user_errors(h.select, h.data), [moments], [player, selected], api_visibility="private")
-    more_like = _user_errors(lambda values: h.more_like(form.request(values, like=values[selected])), h.data)
+
+    def ui_more_like(values: dict, request: gr.Request):
+        return h.more_like(form.request(values, like=values[selected]), page_root(request))
+
+    more_like = _user_errors(ui_more_like, h.data)
     like.click(
         more_like,
         form.inputs(examples=False) | {selected},

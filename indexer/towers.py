@@ -81,6 +81,9 @@ class Towers:
             deadline=deadline,
         )
 
+    def is_loaded(self, name: str) -> bool:
+        return name in self._loaded
+
     def encoder(self, name: str) -> Tower:
         """The loaded encoder of a tower; loads on first use (the explicit, costly step), once: concurrent
         first searches wait for the one load instead of each loading the model."""

@@ -4,6 +4,7 @@ against a real `run.py serve` process on loopback over an index of generated vid
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import urllib.error
@@ -359,3 +360,61 @@ def test_ui_form_and_cli_build_the_same_request(tmp_path):
     assert request == build_request(like=7, negative="night", k=12)
     assert form.inputs(examples=False).isdisjoint({form.text, form.image, form.video, form.start, form.end})
     assert len(form.inputs()) == 17
+
+
+def test_cards_show_thumbnails_by_clip_id_from_one_backend_call(page, server):
+    """A UI text search (issue 13: 9.9 s in the browser against 0.53 s through the API) is one event whose
+    cards name thumbnails by clip id on this server (Gradio no longer hashes and copies each one into its cache per
+    search), versioned so that the browser keeps those it has seen."""
+    from gradio_client import Client
+
+    sent = []  # events the page sends with the query in them (the Index tab's timer sends its own every second)
+    page.on("request", lambda r: sent.append(r.url) if "a blue circle" in (r.post_data or "") else None)
+    page.fill("#query-text textarea", "a blue circle")
+    page.click("#search-button")
+    page.wait_for_function(
+        "() => { const imgs = [...document.querySelectorAll('#moments .thumbnail-item img')];"
+        " return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0); }",
+        timeout=60_000,
+    )
+    sources = page.eval_on_selector_all("#moments .thumbnail-item img", "imgs => imgs.map(i => i.src)")
+    hits = Client(server, verbose=False, download_files=False).predict(text="a blue circle", k=12, api_name="/search")
+    assert [src.split("?")[0] for src in sources] == [f"{server}tubelet/thumb/{h['clip_id']}" for h in hits]
+    # Versioned by content, so the browser may keep them; the bare URL (the API's) is never cached.
+    assert all(re.fullmatch(r".*\?v=[0-9a-f]{16}-[0-9]{5}", src) for src in sources)
+    with (
+        urllib.request.urlopen(sources[0], timeout=10) as versioned,
+        urllib.request.urlopen(sources[0].split("?")[0], timeout=10) as bare,
+    ):
+        assert versioned.headers["Cache-Control"] == "private, max-age=86400, immutable"
+        assert bare.headers["Cache-Control"] == "private, no-store" and bare.read() == versioned.read()
+    assert status_of(sources[0].replace("?v=", "?v=0")) == 200  # another version: served, not cacheable
+    assert [url.split("?")[0].removeprefix(server) for url in sent] == ["gradio_api/queue/join"]
+
+
+def test_serve_loads_the_encoders_as_it_starts(indexed, monkeypatch):
+    """The first search of a fresh server must not wait seconds for the models: `serve` loads them in the
+    background as it starts (issue 13, UI latency)."""
+    import threading
+
+    from gradio.routes import App
+    from starlette.testclient import TestClient
+
+    from app.search import SearchService
+    from app.server import ServeSettings, build_app
+    from indexer.settings import DataDir
+
+    _root, _lib, data = indexed
+    warmed = []
+    warm_up = SearchService.warm_up
+    monkeypatch.setattr(SearchService, "warm_up", lambda self: warmed.append(self) or warm_up(self))
+    monkeypatch.setenv("GRADIO_TEMP_DIR", "")  # build_app sets it: restored after the test
+    demo, launch, _ = build_app(ServeSettings(DataDir(data), precision="fp32"))
+    try:
+        with TestClient(App.create_app(demo, app_kwargs=launch["app_kwargs"])):  # runs the server's start-up
+            for thread in [t for t in threading.enumerate() if t.name == "tubelet-warm-up"]:
+                thread.join(120)
+    finally:
+        shutil.rmtree(Path(os.environ["GRADIO_TEMP_DIR"]).parent, ignore_errors=True)  # the alias build_app made
+    (service,) = warmed
+    assert service.towers is not None and all(service.towers.is_loaded(name) for name in ("video", "image"))
