@@ -22,6 +22,7 @@ from app.cli_output import format_time
 from app.jobs import IndexJobs, JobState
 from app.library import COLUMNS, library_rows, timeline
 from app.media import preview_for
+from app.progress_text import progress_text
 from app.query import QueryError, SearchRequest, build_request, require_finite
 from app.search import SearchService
 from app.serving import original_file, preview_url, thumb_url, video_url
@@ -363,13 +364,12 @@ def _caption(m: Moment) -> str:
 def progress_html(state: JobState) -> str:
     if state.status == "idle":
         return "<p>No index run yet.</p>"
-    eta = state.eta_seconds()
-    eta_text = f" · ETA {format_time(eta)}" if eta is not None else ""
-    detail = html.escape(state.current or "")
+    text = progress_text(state.progress, state.status)  # the same line as the CLI's
+    current = f" · {html.escape(state.current)}" if state.current and state.status == "running" else ""
     lines = [
         f'<progress max="1" value="{state.fraction:.3f}" style="width:100%"></progress>',
         f'<p data-status="{state.status}"><b>{state.status}</b> {html.escape(state.folder or "")} · '
-        f"{state.fraction:.0%}{eta_text} {detail}</p>",
+        f"{html.escape(text)}{current}</p>",
     ]
     if state.error:
         lines.append(f"<p>Error: {html.escape(state.error)}</p>")
