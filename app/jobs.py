@@ -10,7 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.query import QueryError
@@ -23,7 +23,7 @@ from indexer.settings import IndexSettings
 class JobState:
     status: str = "idle"  # idle | running | done | cancelled | failed
     folder: str | None = None
-    progress: ProgressSnapshot = ProgressSnapshot()  # seconds of video embedded, of those planned
+    progress: ProgressSnapshot = field(default_factory=ProgressSnapshot)  # seconds of video embedded, of planned
     started: float | None = None  # time.monotonic()
     error: str | None = None
     report: dict | None = None

@@ -23,7 +23,7 @@ from app.jobs import IndexJobs, JobState
 from app.library import COLUMNS, library_rows, timeline
 from app.media import preview_for
 from app.progress_text import progress_text
-from app.query import QueryError, SearchRequest, build_request, require_finite
+from app.query import DEFAULT_MIN_SCORE, QueryError, SearchRequest, build_request, require_finite
 from app.search import SearchService
 from app.serving import original_file, preview_url, thumb_url, video_url
 from app.status import library_status
@@ -32,7 +32,7 @@ from indexer.decode import ProbeError
 from indexer.records import Moment
 from indexer.settings import DataDir
 
-NO_INDEX = "**No index yet.** Add a folder in the *Index* tab, or run `python run.py index PATH`."
+NO_INDEX = "**No index yet.** Add a folder in the *Index* tab, or run `python run.py index PATH`."  # with --root
 ASK = "Describe what to find, or upload an example image or clip."
 CSS = ".tubelet-player video { width: 100%; max-height: 60vh; background: #000; }"
 SEARCH_CONCURRENCY = 8  # Gradio workers per search event; at most HEAVY_ADMITTED of them embed uploads
@@ -92,7 +92,7 @@ class Handlers:
         try:
             service = self.service.ensure_ready()
         except QueryError:
-            return [], NO_INDEX, [], "", None
+            return [], no_index_message(self.jobs), [], "", None
         if request is None:
             return [], ASK, [], "", None
         options = request.options
@@ -262,6 +262,29 @@ def open_catalog(service: SearchService, data: DataDir) -> Catalog | None:
     return service.catalog
 
 
+def no_index_message(jobs: IndexJobs | None) -> str:
+    """The empty state: the Index tab offers folders only when `serve` was given --root."""
+    if jobs is not None and jobs.allowed_roots:
+        return NO_INDEX
+    return (
+        "**No index yet.** Run `python run.py index PATH --data DIR` with this server's data dir, then search "
+        "again. To index from this page, start `python run.py serve` with `--root DIR`."
+    )
+
+
+def index_tab_text(jobs: IndexJobs | None) -> str:
+    if jobs is None or not jobs.allowed_roots:
+        return (
+            "Indexing from this page is off: start `python run.py serve` with `--root DIR` to index folders "
+            "inside DIR here, or run `python run.py index PATH` with this server's data dir."
+        )
+    roots = ", ".join(str(r) for r in jobs.allowed_roots)
+    return (
+        f"Index a folder inside the allowed library roots ({roots}). Searching keeps working "
+        "meanwhile and sees each video once it is committed."
+    )
+
+
 def _public(item: dict) -> dict:
     """A result for a client: thumbnails as URLs of this server, never paths in the data dir."""
     if "moments" in item:
@@ -384,6 +407,12 @@ def progress_html(state: JobState) -> str:
     return "\n".join(lines)
 
 
+def status_translations() -> gr.I18n:
+    """Gradio's English strings lack "common.complete", which its status tracker announces (in a screen-reader
+    region that is part of the page text) when an event ends, so the raw key showed; launch(i18n=...) adds it."""
+    return gr.I18n(en={"common.complete": "Done"})
+
+
 def build_ui(service: SearchService, jobs: IndexJobs | None, data: DataDir, uploads=None) -> gr.Blocks:
     h = Handlers(service, jobs, data, uploads)
     with gr.Blocks(title="Tubelet", analytics_enabled=False) as demo:
@@ -420,7 +449,9 @@ def _search_tab(h: Handlers) -> None:
             min_dur = gr.Number(label="Min video duration (s)", minimum=0)
             max_dur = gr.Number(label="Max video duration (s)", minimum=0)
             k = gr.Slider(1, 100, value=12, step=1, label="Moments")
-            min_score = gr.Number(label="Minimum score")
+            min_score = gr.Number(
+                label="Minimum score", value=DEFAULT_MIN_SCORE, placeholder="none: every match", elem_id="min-score"
+            )
     go = gr.Button("Search", variant="primary", elem_id="search-button")
     status = gr.Markdown(ASK, elem_id="search-status")
     with gr.Row():
@@ -523,18 +554,15 @@ def _library_tab(h: Handlers) -> tuple[gr.Textbox, gr.Dataframe]:
 
 
 def _index_tab(h: Handlers) -> None:
-    roots = ", ".join(str(r) for r in h.jobs.allowed_roots) if h.jobs and h.jobs.allowed_roots else "none"
-    gr.Markdown(
-        f"Index a folder inside the allowed library roots ({roots}). Searching keeps working "
-        "meanwhile and sees each video once it is committed."
-    )
+    gr.Markdown(index_tab_text(h.jobs))
     with gr.Row():
         folder = gr.Textbox(label="Folder", scale=3, elem_id="index-folder")
         start = gr.Button("Index", variant="primary", scale=1, elem_id="index-start")
         cancel = gr.Button("Cancel", scale=1, elem_id="index-cancel")
     progress = gr.HTML(h.tick(), elem_id="index-progress")
-    start.click(h.start_index, [folder], [progress], api_visibility="private")
-    cancel.click(h.cancel_index, None, [progress], api_visibility="private")
+    # the bar is the progress: no Gradio timer overlay on it
+    start.click(h.start_index, [folder], [progress], api_visibility="private", show_progress="hidden")
+    cancel.click(h.cancel_index, None, [progress], api_visibility="private", show_progress="hidden")
     gr.Timer(1.0).tick(h.tick, None, [progress], api_visibility="private", show_progress="hidden")
 
 
