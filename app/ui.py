@@ -449,8 +449,12 @@ def _search_tab(h: Handlers) -> None:
             min_dur = gr.Number(label="Min video duration (s)", minimum=0)
             max_dur = gr.Number(label="Max video duration (s)", minimum=0)
             k = gr.Slider(1, 100, value=12, step=1, label="Moments")
-            min_score = gr.Number(
-                label="Minimum score", value=DEFAULT_MIN_SCORE, placeholder="none: every match", elem_id="min-score"
+            # a Textbox: an empty gr.Number shows and sends 0, which is a score cut-off the CLI does not make
+            min_score = gr.Textbox(
+                label="Minimum score",
+                value="" if DEFAULT_MIN_SCORE is None else f"{DEFAULT_MIN_SCORE:g}",
+                placeholder="none: every match",
+                elem_id="min-score",
             )
     go = gr.Button("Search", variant="primary", elem_id="search-button")
     status = gr.Markdown(ASK, elem_id="search-status")
@@ -510,7 +514,7 @@ class SearchForm:
     max_dur: gr.Number
     after: gr.Textbox
     k: gr.Slider
-    min_score: gr.Number
+    min_score: gr.Textbox
 
     def inputs(self, examples: bool = True) -> set:
         """Every widget, or (examples=False, "more like this") all but the example text, image and clip."""
@@ -528,11 +532,12 @@ class SearchForm:
             end=value(self.end),
             like=like,
             k=int(value(self.k) or 10),
-            min_score=value(self.min_score),
+            min_score=_text(value(self.min_score)),
             path_prefix=value(self.prefix),
             path_glob=value(self.glob),
-            min_duration=value(self.min_dur),
-            max_duration=value(self.max_dur),
+            # an empty gr.Number sends 0 once shown: a duration bound of 0 means none (max 0 would match nothing)
+            min_duration=value(self.min_dur) or None,
+            max_duration=value(self.max_dur) or None,
             indexed_after=value(self.after),
         )
 

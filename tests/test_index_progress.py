@@ -173,16 +173,22 @@ def test_ui_min_score_starts_where_the_cli_does(tmp_path):
 
     import run
     from app.search import SearchService
-    from app.ui import build_ui
+    from app.ui import SearchForm, build_ui
     from indexer.settings import DataDir
 
-    cli_default = run.build_parser().parse_args(["search", "--text", "x"]).min_score
+    cli = run.search_request(run.build_parser().parse_args(["search", "--text", "a dog", "-k", "12"]))
     demo = build_ui(SearchService(DataDir(tmp_path), "cpu", "fp32"), None, DataDir(tmp_path))
-    (widget,) = [b for b in demo.blocks.values() if isinstance(b, gr.Number) and b.label == "Minimum score"]
-    assert widget.value == cli_default
-    assert widget.value is not None or widget.placeholder  # an empty field, not a "0" that is not applied
+    (widget,) = [b for b in demo.blocks.values() if getattr(b, "label", None) == "Minimum score"]
+    # Gradio's frontend shows and sends 0 for a Number left empty: that would be a cut-off the CLI does not make
+    assert not (isinstance(widget, gr.Number) and widget.value is None)
+    assert (float(widget.value) if widget.value not in (None, "") else None) == cli.options.min_score
     (table,) = [b for b in demo.blocks.values() if isinstance(b, gr.Dataframe)]
     assert table.interactive is False  # selectable (timeline), never editable
+
+    with gr.Blocks():
+        form = SearchForm(*(gr.Textbox() for _ in range(13)))
+    untouched = {form.text: "a dog", form.k: 12, form.min_score: widget.value, form.min_dur: 0, form.max_dur: 0}
+    assert form.request(untouched) == cli  # the UI's untouched filters ask what the CLI's defaults ask
 
 
 def test_empty_state_says_what_the_index_tab_offers(tmp_path):
