@@ -107,8 +107,20 @@ def test_library_table_is_selectable_not_editable(page):
 
 def test_opening_the_filters_changes_no_search(page):
     page.get_by_text("Filters").click()  # shows the filter widgets (Gradio then sends 0 for empty numbers)
+    page.fill("#query-text textarea", "anything")
+    page.click("#search-button")
+    page.wait_for_function(
+        "() => /moments, best first|No match|No good match/.test(document.querySelector('#search-status').innerText)",
+        timeout=60_000,
+    )
+    assert "moments, best first" in page.inner_text("#search-status")
     field = page.locator("#min-score input, #min-score textarea").first
     assert field.input_value() == "" and field.get_attribute("placeholder") == "none: every match"
+
+
+def test_no_raw_gradio_keys_in_the_page(page):
     page.fill("#query-text textarea", "anything")
     page.click("#search-button")
     page.wait_for_selector("#search-status >> text=moments, best first", timeout=60_000)
+    page.wait_for_function("() => window.__said.some(t => t !== 'Loading')", timeout=30_000)  # the search ended
+    assert [t for t in page.evaluate("() => window.__said") if t != "Loading"] == ["Done"]
