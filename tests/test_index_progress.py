@@ -105,6 +105,7 @@ def test_texts_of_each_stage_of_a_run():
     )
 
 
+@pytest.mark.slow  # two index runs
 def test_pipeline_plans_seconds_of_video_and_advances_per_window(footage, tmp_path):
     bars: list[Recorder] = []
 
@@ -125,6 +126,7 @@ def test_pipeline_plans_seconds_of_video_and_advances_per_window(footage, tmp_pa
     assert rerun.files.unchanged == 2 and bars[0].total == 0 and bars[0].updates == []
 
 
+@pytest.mark.slow  # two index runs
 def test_a_no_op_ui_run_ends_done_at_100_percent(footage, tmp_path):
     from app.jobs import IndexJobs
     from app.ui import progress_html
