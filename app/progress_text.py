@@ -39,5 +39,5 @@ def progress_text(snapshot: ProgressSnapshot, status: str = "running") -> str:
     if snapshot.fraction >= 1:
         return f"100% · {amount} · saving the index"
     eta = snapshot.eta_seconds()
-    left = f"about {format_duration(eta)} left" if eta is not None else "estimating time left"
+    left = f"about {format_duration(max(eta, 1.0))} left" if eta is not None else "estimating time left"
     return f"{percent}% · {amount} · {left}"
