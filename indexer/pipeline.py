@@ -87,11 +87,11 @@ class Indexer:
         seconds = VideoSeconds({_key(job): _planned_seconds(job) for job in jobs}, bar)
 
         def on_embedded(job: Job, end_s: float) -> None:
+            bar.set_postfix_str(job.file.path.name[-40:])
             seconds.reached(_key(job), end_s)
 
         data_root, batch_size = self.settings.data.root, self.settings.batch_size
         for video in embed_videos(jobs, towers, data_root, batch_size, self.should_stop, on_embedded):
-            bar.set_postfix_str(video.job.file.path.name[-40:])
             self._store(video, sets, report)
             seconds.finished(_key(video.job))  # stored, failed or shorter than it said: all of it is done
 

@@ -45,7 +45,7 @@ class ProgressSnapshot:
     total_s: float | None = None
     done_s: float = 0.0
     elapsed_s: float = 0.0  # since embedding started
-    current: str = ""  # the file last embedded
+    current: str = ""  # the file being embedded
 
     @property
     def planned(self) -> bool:
