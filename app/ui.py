@@ -32,7 +32,7 @@ from indexer.decode import ProbeError
 from indexer.records import Moment
 from indexer.settings import DataDir
 
-NO_INDEX = "**No index yet.** Add a folder in the *Index* tab, or run `python run.py index PATH`."  # with --root
+NO_INDEX = "**No index yet.** Add a folder in the *Index* tab, or run `python run.py index PATH`."
 ASK = "Describe what to find, or upload an example image or clip."
 CSS = ".tubelet-player video { width: 100%; max-height: 60vh; background: #000; }"
 SEARCH_CONCURRENCY = 8  # Gradio workers per search event; at most HEAVY_ADMITTED of them embed uploads
@@ -320,7 +320,10 @@ def _whole(value, name: str) -> int | None:
 
 
 def _finite(value, name: str) -> float | None:
-    number = _number(value)
+    try:
+        number = _number(value)
+    except ValueError as exc:  # typed into a text field (the UI's minimum score)
+        raise QueryError(f"{name} must be a number, got {value!r}") from exc
     require_finite(name, number)  # the records' own check, before int() or rounding could hide it
     return number
 

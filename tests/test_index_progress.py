@@ -176,6 +176,7 @@ def test_ui_min_score_starts_where_the_cli_does(tmp_path):
     import gradio as gr
 
     import run
+    from app.query import QueryError
     from app.search import SearchService
     from app.ui import SearchForm, build_ui
     from indexer.settings import DataDir
@@ -193,6 +194,8 @@ def test_ui_min_score_starts_where_the_cli_does(tmp_path):
         form = SearchForm(*(gr.Textbox() for _ in range(13)))
     untouched = {form.text: "a dog", form.k: 12, form.min_score: widget.value, form.min_dur: 0, form.max_dur: 0}
     assert form.request(untouched) == cli  # the UI's untouched filters ask what the CLI's defaults ask
+    with pytest.raises(QueryError, match="min_score must be a number, got 'high'"):
+        form.request({**untouched, form.min_score: "high"})
 
 
 def test_empty_state_says_what_the_index_tab_offers(tmp_path):
