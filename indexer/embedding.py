@@ -2,7 +2,10 @@
 encoders, which batch clips across videos; each video is committed once all its clips are embedded.
 
     decode thread:  probe -> ClipDecoder -> thumbnails -> queue (bounded: memory stays flat)
-    caller thread:  queue -> batches per tower set -> towers.embed -> commit finished videos
+    caller thread:  queue -> batches per tower set -> towers.embed -> on_embedded (progress)
+                    -> commit finished videos
+
+A job probed beforehand (the pipeline does, to plan progress in seconds of video) is not probed again.
 
 FFmpeg decodes while torch multiplies; on a GPU, the GPU works while the CPU decodes. The queue
 holds at most `QUEUE_CLIPS` clips (each about 3 MB at 256 px; the uncropped frames kept for
