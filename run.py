@@ -59,6 +59,7 @@ def _silence_stdout() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from app.moments import MAX_MOMENT_SECONDS  # a constant in a module of pure functions: no heavy import
+    from app.query import DEFAULT_MIN_SCORE  # light (standard library only): the UI's default too
 
     parser = argparse.ArgumentParser(prog="run.py", description="Tubelet: search a video library for moments.")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -91,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--like", type=int, metavar="CLIP_ID", help="more like this indexed clip")
     search.add_argument("--negative", metavar="TEXT", help="push away from this description")
     search.add_argument("-k", type=int, default=10, help="number of moments (default 10)")
-    search.add_argument("--min-score", type=float, help="calibrated score below which nothing matches")
+    search.add_argument(
+        "--min-score", type=float, default=DEFAULT_MIN_SCORE, help="calibrated score below which nothing matches"
+    )
     search.add_argument(
         "--max-moment",
         type=float,

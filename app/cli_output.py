@@ -2,27 +2,54 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 
+from app.progress_text import progress_text
+from indexer.progress import ProgressCounter
 from indexer.recorded import local_text
 from indexer.records import IndexReport, Moment
 
 
-def progress_bar(total_bytes: int):
-    """A progress bar with ETA on a terminal, silent otherwise."""
-    from tqdm import tqdm
+def progress_bar(total_s: float, stream=None) -> TerminalProgress:
+    """The index run's progress line (app/progress_text.py) on a terminal's stderr, silent otherwise."""
+    stream = stream or sys.stderr
+    return TerminalProgress(ProgressCounter(total_s), stream, enabled=stream.isatty() and total_s > 0)
 
-    return tqdm(
-        total=total_bytes,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        desc="indexing",
-        disable=not sys.stderr.isatty() or total_bytes == 0,
-        file=sys.stderr,
-        leave=False,
-    )
+
+class TerminalProgress:
+    """Redraws one line in place, at most every `interval_s`; the counter keeps the numbers."""
+
+    def __init__(self, counter: ProgressCounter, stream, enabled: bool = True, interval_s: float = 0.5):
+        self.counter, self.stream, self.enabled, self.interval_s = counter, stream, enabled, interval_s
+        self._drawn_at: float | None = None
+
+    def update(self, n: float) -> None:
+        self.counter.update(n)
+        self._draw()
+
+    def set_postfix_str(self, s: str) -> None:
+        self.counter.set_postfix_str(s)
+
+    def close(self) -> None:
+        if self.enabled and self._drawn_at is not None:
+            self.stream.write("\r\x1b[K")  # the report printed next replaces the line
+            self.stream.flush()
+
+    def line(self) -> str:
+        snapshot = self.counter.snapshot()
+        current = f" · {snapshot.current}" if snapshot.current else ""
+        return f"indexing: {progress_text(snapshot)}{current}"
+
+    def _draw(self) -> None:
+        now = time.monotonic()
+        if not self.enabled or (self._drawn_at is not None and now - self._drawn_at < self.interval_s):
+            return
+        self._drawn_at = now
+        width = shutil.get_terminal_size().columns - 1
+        self.stream.write("\r" + self.line()[:width] + "\x1b[K")
+        self.stream.flush()
 
 
 def format_time(seconds: float) -> str:

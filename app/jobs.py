@@ -10,11 +10,12 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.query import QueryError
 from indexer.pipeline import run_index
+from indexer.progress import ProgressCounter, ProgressSnapshot
 from indexer.settings import IndexSettings
 
 
@@ -22,22 +23,21 @@ from indexer.settings import IndexSettings
 class JobState:
     status: str = "idle"  # idle | running | done | cancelled | failed
     folder: str | None = None
-    total_bytes: int = 0
-    done_bytes: float = 0.0
-    current: str = ""  # file being indexed
+    progress: ProgressSnapshot = field(default_factory=ProgressSnapshot)  # seconds of video embedded, of planned
     started: float | None = None  # time.monotonic()
     error: str | None = None
     report: dict | None = None
 
     @property
+    def current(self) -> str:  # the file being indexed
+        return self.progress.current
+
+    @property
     def fraction(self) -> float:
-        return min(1.0, self.done_bytes / self.total_bytes) if self.total_bytes else 0.0
+        return 1.0 if self.status == "done" else self.progress.fraction
 
     def eta_seconds(self) -> float | None:
-        if self.status != "running" or not self.started or self.fraction <= 0.01:
-            return None
-        elapsed = time.monotonic() - self.started
-        return elapsed * (1 - self.fraction) / self.fraction
+        return self.progress.eta_seconds() if self.status == "running" else None
 
 
 def inside(folder: Path, roots: list[Path]) -> bool:
@@ -55,10 +55,12 @@ class IndexJobs:
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
+        self._counter: ProgressCounter | None = None  # the running run's, once it has planned
 
     def state(self) -> JobState:
         with self._lock:
-            return self._state
+            state, counter = self._state, self._counter
+        return replace(state, progress=counter.snapshot()) if counter else state
 
     def start(self, folder: str) -> JobState:
         path = Path(folder.strip()).expanduser() if folder and folder.strip() else None
@@ -75,6 +77,7 @@ class IndexJobs:
             if self._state.status == "running":
                 raise QueryError(f"already indexing {self._state.folder}; wait or cancel it first")
             self._cancel.clear()
+            self._counter = None
             self._state = JobState("running", str(path), started=time.monotonic())
         self._thread = threading.Thread(target=self._run, args=(path,), name="tubelet-index", daemon=True)
         self._thread.start()
@@ -93,32 +96,19 @@ class IndexJobs:
         try:
             report = run_index(self._settings(), [path], self._progress, self._cancel.is_set)
             status = "cancelled" if report.cancelled else "done"
-            self._update(status=status, report=report.to_json(), current="")
+            self._finish(status=status, report=report.to_json())
         except Exception as exc:  # shown in the UI; the catalog keeps every finished video
-            self._update(status="failed", error=f"{type(exc).__name__}: {exc}", current="")
+            self._finish(status="failed", error=f"{type(exc).__name__}: {exc}")
 
-    def _update(self, **changes) -> None:
+    def _finish(self, **changes) -> None:
+        """The final state keeps the run's last progress (its elapsed time stops here)."""
         with self._lock:
-            self._state = replace(self._state, **changes)
+            progress = self._counter.snapshot() if self._counter else self._state.progress
+            self._state = replace(self._state, progress=replace(progress, current=""), **changes)
+            self._counter = None
 
-    def _progress(self, total: int) -> _JobProgress:
-        self._update(total_bytes=total)
-        return _JobProgress(self)
-
-
-class _JobProgress:
-    """The Indexer's progress interface, recording into the job state."""
-
-    def __init__(self, jobs: IndexJobs):
-        self.jobs = jobs
-
-    def update(self, n: float) -> None:
-        with self.jobs._lock:
-            state = self.jobs._state
-            self.jobs._state = replace(state, done_bytes=state.done_bytes + n)
-
-    def set_postfix_str(self, s: str) -> None:
-        self.jobs._update(current=s)
-
-    def close(self) -> None:
-        pass
+    def _progress(self, total_s: float) -> ProgressCounter:
+        counter = ProgressCounter(total_s)
+        with self._lock:
+            self._counter = counter
+        return counter

@@ -108,10 +108,15 @@ class Filters:
             raise QueryError(f"recorded before ({before} UTC) must be later than recorded after ({after} UTC)")
 
 
+# No cut-off by default: the best k moments, however weak (scores are z-scores, so any fixed cut depends on the
+# library). The CLI's --min-score and the UI's "Minimum score" both start from this.
+DEFAULT_MIN_SCORE: float | None = None
+
+
 @dataclass(frozen=True)
 class SearchOptions:
     k: int = 10  # moments (or videos with --group video) to return
-    min_score: float | None = None  # below this fused score: no match
+    min_score: float | None = DEFAULT_MIN_SCORE  # below this fused score: no match
     group: str = "clip"  # "clip": a flat list of moments; "video": moments grouped per video
     weights: dict[str, float] = field(default_factory=dict)  # per query part, over DEFAULT_WEIGHTS
     max_moment: float = MAX_MOMENT_SECONDS  # seconds: the longest moment merged windows may make
@@ -156,7 +161,7 @@ def build_request(
     end: float | None = None,
     like: int | None = None,
     k: int = 10,
-    min_score: float | None = None,
+    min_score: float | None = DEFAULT_MIN_SCORE,
     group: str = "clip",
     weights: dict[str, float] | None = None,
     path_prefix: str | None = None,

@@ -259,7 +259,7 @@ def build_app(settings: ServeSettings):
     from app.jobs import IndexJobs
     from app.search import SearchService
     from app.serving import media_routes
-    from app.ui import CSS, build_ui, open_catalog
+    from app.ui import CSS, build_ui, open_catalog, status_translations
     from indexer.towers import index_settings_from_catalog
 
     service = SearchService(settings.data, settings.device, settings.precision)
@@ -288,6 +288,7 @@ def build_app(settings: ServeSettings):
         ssr_mode=False,
         show_error=True,
         css=CSS,
+        i18n=status_translations(),
         footer_links=["api"],
         app_kwargs=app_kwargs,
     )

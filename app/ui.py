@@ -24,7 +24,8 @@ from app.jobs import IndexJobs, JobState
 from app.library import COLUMNS, RECENT_COLUMNS, library_rows, recent_rows, timeline
 from app.media import MAX_PREVIEW_SECONDS, preview_for
 from app.moments import MAX_MOMENT_SECONDS
-from app.query import QueryError, SearchRequest, build_request, require_finite
+from app.progress_text import progress_text
+from app.query import DEFAULT_MIN_SCORE, QueryError, SearchRequest, build_request, require_finite
 from app.search import SearchService
 from app.serving import cached_thumb_url, export_url, original_file, preview_url, thumb_url, video_url
 from app.status import library_status
@@ -100,7 +101,7 @@ class Handlers:
         try:
             service = self.service.ensure_ready()
         except QueryError:
-            return [], NO_INDEX, [], "", None
+            return [], no_index_message(self.jobs), [], "", None
         if request is None:
             return [], ASK, [], "", None
         options = request.options
@@ -292,6 +293,29 @@ def open_catalog(service: SearchService, data: DataDir) -> Catalog | None:
     return service.catalog
 
 
+def no_index_message(jobs: IndexJobs | None) -> str:
+    """The empty state: the Index tab offers folders only when `serve` was given --root."""
+    if jobs is not None and jobs.allowed_roots:
+        return NO_INDEX
+    return (
+        "**No index yet.** Run `python run.py index PATH --data DIR` with this server's data dir, then search "
+        "again. To index from this page, start `python run.py serve` with `--root DIR`."
+    )
+
+
+def index_tab_text(jobs: IndexJobs | None) -> str:
+    if jobs is None or not jobs.allowed_roots:
+        return (
+            "Indexing from this page is off: start `python run.py serve` with `--root DIR` to index folders "
+            "inside DIR here, or run `python run.py index PATH` with this server's data dir."
+        )
+    roots = ", ".join(str(r) for r in jobs.allowed_roots)
+    return (
+        f"Index a folder inside the allowed library roots ({roots}). Searching keeps working "
+        "meanwhile and sees each video once it is committed."
+    )
+
+
 def _public(item: dict) -> dict:
     """A result for a client: thumbnails as URLs of this server, never paths in the data dir."""
     if "moments" in item:
@@ -327,7 +351,10 @@ def _whole(value, name: str) -> int | None:
 
 
 def _finite(value, name: str) -> float | None:
-    number = _number(value)
+    try:
+        number = _number(value)
+    except ValueError as exc:  # typed into a text field (the UI's minimum score)
+        raise QueryError(f"{name} must be a number, got {value!r}") from exc
     require_finite(name, number)  # the records' own check, before int() or rounding could hide it
     return number
 
@@ -422,13 +449,12 @@ def _caption(m: Moment) -> str:
 def progress_html(state: JobState) -> str:
     if state.status == "idle":
         return "<p>No index run yet.</p>"
-    eta = state.eta_seconds()
-    eta_text = f" · ETA {format_time(eta)}" if eta is not None else ""
-    detail = html.escape(state.current or "")
+    text = progress_text(state.progress, state.status)  # the same line as the CLI's
+    current = f" · {html.escape(state.current)}" if state.current and state.status == "running" else ""
     lines = [
         f'<progress max="1" value="{state.fraction:.3f}" style="width:100%"></progress>',
         f'<p data-status="{state.status}"><b>{state.status}</b> {html.escape(state.folder or "")} · '
-        f"{state.fraction:.0%}{eta_text} {detail}</p>",
+        f"{html.escape(text)}{current}</p>",
     ]
     if state.error:
         lines.append(f"<p>Error: {html.escape(state.error)}</p>")
@@ -441,6 +467,12 @@ def progress_html(state: JobState) -> str:
         for failure in state.report["failures"][:20]:
             lines.append(f"<p>failed: {html.escape(failure['path'])}: {html.escape(failure['error'])}</p>")
     return "\n".join(lines)
+
+
+def status_translations() -> gr.I18n:
+    """Gradio's English strings lack "common.complete", which its status tracker announces (in a screen-reader
+    region that is part of the page text) when an event ends, so the raw key showed; launch(i18n=...) adds it."""
+    return gr.I18n(en={"common.complete": "Done"})
 
 
 def build_ui(service: SearchService, jobs: IndexJobs | None, data: DataDir, uploads=None) -> gr.Blocks:
@@ -479,7 +511,13 @@ def _search_tab(h: Handlers) -> None:
             min_dur = gr.Number(label="Min video duration (s)", minimum=0)
             max_dur = gr.Number(label="Max video duration (s)", minimum=0)
             k = gr.Slider(1, 100, value=12, step=1, label="Moments")
-            min_score = gr.Number(label="Minimum score")
+            # a Textbox: an empty gr.Number shows and sends 0, which is a score cut-off the CLI does not make
+            min_score = gr.Textbox(
+                label="Minimum score",
+                value="" if DEFAULT_MIN_SCORE is None else f"{DEFAULT_MIN_SCORE:g}",
+                placeholder="none: every match",
+                elem_id="min-score",
+            )
             max_moment = gr.Number(label="Longest moment (s)", value=MAX_MOMENT_SECONDS, minimum=0)
         with gr.Row():
             recorded_after = gr.Textbox(
@@ -575,7 +613,7 @@ class SearchForm:
     max_dur: gr.Number
     after: gr.Textbox
     k: gr.Slider
-    min_score: gr.Number
+    min_score: gr.Textbox
     max_moment: gr.Number
     recorded_after: gr.Textbox
     recorded_before: gr.Textbox
@@ -597,11 +635,12 @@ class SearchForm:
             end=value(self.end),
             like=like,
             k=int(value(self.k) or 10),
-            min_score=value(self.min_score),
+            min_score=_text(value(self.min_score)),
             path_prefix=value(self.prefix),
             path_glob=value(self.glob),
-            min_duration=value(self.min_dur),
-            max_duration=value(self.max_dur),
+            # an empty gr.Number sends 0 once shown: a duration bound of 0 means none (max 0 would match nothing)
+            min_duration=value(self.min_dur) or None,
+            max_duration=value(self.max_dur) or None,
             indexed_after=value(self.after),
             max_moment=value(self.max_moment),
             recorded_after=value(self.recorded_after),
@@ -627,18 +666,15 @@ def _library_tab(h: Handlers) -> tuple[gr.Textbox, gr.Dataframe]:
 
 
 def _index_tab(h: Handlers) -> None:
-    roots = ", ".join(str(r) for r in h.jobs.allowed_roots) if h.jobs and h.jobs.allowed_roots else "none"
-    gr.Markdown(
-        f"Index a folder inside the allowed library roots ({roots}). Searching keeps working "
-        "meanwhile and sees each video once it is committed."
-    )
+    gr.Markdown(index_tab_text(h.jobs))
     with gr.Row():
         folder = gr.Textbox(label="Folder", scale=3, elem_id="index-folder")
         start = gr.Button("Index", variant="primary", scale=1, elem_id="index-start")
         cancel = gr.Button("Cancel", scale=1, elem_id="index-cancel")
     progress = gr.HTML(h.tick(), elem_id="index-progress")
-    start.click(h.start_index, [folder], [progress], api_visibility="private")
-    cancel.click(h.cancel_index, None, [progress], api_visibility="private")
+    # the bar is the progress: no Gradio timer overlay on it
+    start.click(h.start_index, [folder], [progress], api_visibility="private", show_progress="hidden")
+    cancel.click(h.cancel_index, None, [progress], api_visibility="private", show_progress="hidden")
     gr.Timer(1.0).tick(h.tick, None, [progress], api_visibility="private", show_progress="hidden")
     _recent_list(h)
 

@@ -2,7 +2,10 @@
 encoders, which batch clips across videos; each video is committed once all its clips are embedded.
 
     decode thread:  probe -> ClipDecoder -> thumbnails -> queue (bounded: memory stays flat)
-    caller thread:  queue -> batches per tower set -> towers.embed -> commit finished videos
+    caller thread:  queue -> batches per tower set -> towers.embed -> on_embedded (progress)
+                    -> commit finished videos
+
+A job probed beforehand (the pipeline does, to plan progress in seconds of video) is not probed again.
 
 FFmpeg decodes while torch multiplies; on a GPU, the GPU works while the CPU decodes. The queue
 holds at most `QUEUE_CLIPS` clips (each about 3 MB at 256 px; the uncropped frames kept for
@@ -37,6 +40,7 @@ class Job:
     towers: tuple[str, ...]  # which towers' vectors to compute
     fingerprint: str | None  # set for new content: thumbnails are written
     payload: object = None  # the caller's own record (plan task, backfill entry)
+    info: VideoInfo | None = None  # probed already (to plan progress): not probed again
 
 
 @dataclass
@@ -68,11 +72,10 @@ class DecodeThread(threading.Thread):
         data_root: Path,
         out: queue.Queue,
         should_stop: Callable[[], bool],
-        on_bytes: Callable[[float], None],
     ):
         super().__init__(name="tubelet-decode", daemon=True)
         self.jobs, self.towers, self.data_root, self.out = list(jobs), towers, data_root, out
-        self.should_stop, self.on_bytes = should_stop, on_bytes
+        self.should_stop = should_stop
         self.abort = threading.Event()  # set by the consumer when it fails
 
     def run(self) -> None:
@@ -87,9 +90,8 @@ class DecodeThread(threading.Thread):
 
     def _decode(self, job: Job) -> None:
         video = EmbeddedVideo(job, vectors={name: [] for name in job.towers})
-        reported = 0.0
         try:
-            video.info = probe(job.file.path)
+            video.info = job.info or probe(job.file.path)
             decoder = self.towers.clip_decoder(job.file.path, video.info, job.towers)
             for clip in decoder.clips():
                 if self.abort.is_set():
@@ -100,17 +102,11 @@ class DecodeThread(threading.Thread):
                     else None
                 )
                 self._put((_CLIP, video, (replace(clip, full_frames=[]), thumb)))  # thumbnail done: drop them
-                if video.info.duration:
-                    done = min(1.0, clip.window.end / video.info.duration) * job.file.size
-                    self.on_bytes(done - reported)
-                    reported = done
             video.stats = decoder_stats(decoder)
             if decoder.summary.frames == 0:
                 raise ProbeError(decoder.summary.error or "no decodable video frames")
         except ProbeError as exc:
             video.error = exc
-        finally:
-            self.on_bytes(job.file.size - reported)
         self._put((_END, video, None))
 
     def _put(self, item) -> None:
@@ -128,15 +124,17 @@ def embed_videos(
     data_root: Path,
     batch_size: int,
     should_stop: Callable[[], bool] = lambda: False,
-    on_bytes: Callable[[float], None] = lambda n: None,
+    on_embedded: Callable[[Job, float], None] = lambda job, end_s: None,
 ) -> Iterator[EmbeddedVideo]:
     """Yield each video once all its clips are embedded (or its decoding failed).
+
+    `on_embedded(job, end_s)` is told, after each batch, the end of a clip window just embedded.
 
     Batches fill across videos; a video that has ended waits for the batch holding its last
     clips, and everything left is flushed when decoding is over.
     """
     channel: queue.Queue = queue.Queue(maxsize=QUEUE_CLIPS)
-    worker = DecodeThread(jobs, towers, data_root, channel, should_stop, on_bytes)
+    worker = DecodeThread(jobs, towers, data_root, channel, should_stop)
     batches: dict[tuple[str, ...], list[tuple[EmbeddedVideo, DecodedClip]]] = {}
     waiting: list[EmbeddedVideo] = []  # ended, some clips not embedded yet
     worker.start()
@@ -147,7 +145,7 @@ def embed_videos(
                 raise payload
             if kind == _END and video is None:  # the decode thread is done
                 for names in list(batches):
-                    _embed_batch(batches.pop(names), towers)
+                    _embed_batch(batches.pop(names), towers, on_embedded)
                 yield from waiting
                 return
             if kind == _CLIP:
@@ -158,7 +156,7 @@ def embed_videos(
                 batch = batches.setdefault(video.job.towers, [])
                 batch.append((video, clip))
                 if len(batch) == batch_size:
-                    _embed_batch(batches.pop(video.job.towers), towers)
+                    _embed_batch(batches.pop(video.job.towers), towers, on_embedded)
             else:
                 video.ended = True
                 waiting.append(video)
@@ -170,13 +168,16 @@ def embed_videos(
         worker.join(timeout=30)
 
 
-def _embed_batch(batch: list[tuple[EmbeddedVideo, DecodedClip]], towers: Towers) -> None:
+def _embed_batch(
+    batch: list[tuple[EmbeddedVideo, DecodedClip]], towers: Towers, on_embedded: Callable[[Job, float], None]
+) -> None:
     names = list(batch[0][0].job.towers)
     vectors = towers.embed(names, stack_by_size([clip for _, clip in batch]))
-    for row, (video, _) in enumerate(batch):
+    for row, (video, clip) in enumerate(batch):
         for name in names:
             video.vectors[name].append(vectors[name][row])
         video.pending -= 1
+        on_embedded(video.job, clip.window.end)
     batch.clear()  # drop the frames now, then hand their pages back: memory stays flat over hours
     release_free_memory()
 

@@ -12,41 +12,22 @@ import errno
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
 
 from encoder.weights import remove_stale_temp_files
 from indexer import store, thumbnails
 from indexer.catalog import Catalog, CatalogBackendError, DataDirError, VectorSetInfo
-from indexer.decode import ProbeError, read_recorded
+from indexer.decode import ProbeError, probe, read_recorded
 from indexer.embedding import EmbeddedVideo, Job, embed_videos
 from indexer.fingerprint import content_fingerprint
 from indexer.lock import IndexLock
 from indexer.plan import EmbedTask, Plan, plan_changes
+from indexer.progress import NoProgress, Progress, ProgressFactory, VideoSeconds
 from indexer.records import Failure, IndexReport, ScannedFile
 from indexer.scan import scan_roots
 from indexer.settings import IndexSettings
 from indexer.towers import resolve_towers
-
-
-class Progress(Protocol):
-    def update(self, n: float) -> None: ...
-    def set_postfix_str(self, s: str) -> None: ...
-    def close(self) -> None: ...
-
-
-class _NoProgress:
-    def update(self, n: float) -> None:
-        pass
-
-    def set_postfix_str(self, s: str) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-ProgressFactory = Callable[[int], Progress]  # total bytes to process -> progress bar
 
 
 class Indexer:
@@ -56,7 +37,7 @@ class Indexer:
         self,
         settings: IndexSettings,
         catalog: Catalog,
-        progress: ProgressFactory = lambda total: _NoProgress(),
+        progress: ProgressFactory = lambda total: NoProgress(),
         should_stop: Callable[[], bool] = lambda: False,
     ):
         self.settings = settings
@@ -84,13 +65,10 @@ class Indexer:
                 backfill = self._backfill_tasks(sets, skip={str(t.file.path) for t in plan.embed})
                 jobs = [Job(t.file, tuple(sets), t.fingerprint, t) for t in plan.embed]
                 jobs += [Job(f, tuple(names), None, video_id) for video_id, _, f, names in backfill]
-                bar = self.progress(sum(job.file.size for job in jobs))
+                jobs = self._probed(jobs)
+                bar = self.progress(sum(_planned_seconds(job) for job in jobs))
                 try:
-                    for video in embed_videos(
-                        jobs, towers, self.settings.data.root, self.settings.batch_size, self.should_stop, bar.update
-                    ):
-                        bar.set_postfix_str(video.job.file.path.name[-40:])
-                        self._store(video, sets, report)
+                    self._embed(jobs, towers, sets, report, bar)
                 finally:
                     bar.close()
                 report.cancelled = self.should_stop()
@@ -105,6 +83,33 @@ class Indexer:
             report.seconds = time.monotonic() - started
             self.catalog.finish_run(run_id, "cancelled" if report.cancelled else "done", report.to_json())
             return report
+
+    def _embed(self, jobs: list[Job], towers, sets: dict[str, VectorSetInfo], report: IndexReport, bar: Progress):
+        seconds = VideoSeconds({_key(job): _planned_seconds(job) for job in jobs}, bar)
+
+        def on_embedded(job: Job, end_s: float) -> None:
+            bar.set_postfix_str(job.file.path.name[-40:])
+            seconds.reached(_key(job), end_s)
+
+        data_root, batch_size = self.settings.data.root, self.settings.batch_size
+        for video in embed_videos(jobs, towers, data_root, batch_size, self.should_stop, on_embedded):
+            self._store(video, sets, report)
+            seconds.finished(_key(video.job))  # stored, failed or shorter than it said: all of it is done
+
+    def _probed(self, jobs: list[Job]) -> list[Job]:
+        """Each job with its probe, so progress is planned in seconds of video before embedding starts.
+
+        A file that fails to probe keeps info=None: the decode thread probes it again and reports why.
+        """
+        probed = []
+        for job in jobs:
+            if self.should_stop():
+                return probed + jobs[len(probed) :]
+            try:
+                probed.append(replace(job, info=probe(job.file.path)))
+            except ProbeError:
+                probed.append(job)
+        return probed
 
     # -- planning -------------------------------------------------------------------------------
     def _plan(self, roots: list[Path], report: IndexReport) -> Plan:
@@ -250,7 +255,7 @@ WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 def run_index(
     settings: IndexSettings,
     roots: list[Path],
-    progress: ProgressFactory = lambda t: _NoProgress(),
+    progress: ProgressFactory = lambda t: NoProgress(),
     should_stop: Callable[[], bool] = lambda: False,
 ) -> IndexReport:
     """Open the catalog, run one index over `roots`, close it.
@@ -288,6 +293,15 @@ def _data_dir_error(root: Path, exc: BaseException) -> DataDirError:
         "or use another --data; the index as of the last finished video is intact and "
         "searchable, and the next run resumes from there"
     )
+
+
+def _key(job: Job) -> str:
+    return str(job.file.path)  # one job per path in a run: backfill skips the paths being embedded
+
+
+def _planned_seconds(job: Job) -> float:
+    """Seconds of video the job will embed: the duration the file states (0 when it states none)."""
+    return (job.info.duration or 0.0) if job.info else 0.0
 
 
 def _unchanged_since_scan(f: ScannedFile) -> bool:
