@@ -187,11 +187,12 @@ def test_ui_min_score_starts_where_the_cli_does(tmp_path):
     # Gradio's frontend shows and sends 0 for a Number left empty: that would be a cut-off the CLI does not make
     assert not (isinstance(widget, gr.Number) and widget.value is None)
     assert (float(widget.value) if widget.value not in (None, "") else None) == cli.options.min_score
-    (table,) = [b for b in demo.blocks.values() if isinstance(b, gr.Dataframe)]
-    assert table.interactive is False  # selectable (timeline), never editable
+    tables = [b for b in demo.blocks.values() if isinstance(b, gr.Dataframe)]
+    assert [t.elem_id for t in tables] == ["library", "recent"]
+    assert [t.interactive for t in tables] == [False, False]  # selectable (timeline), never editable
 
     with gr.Blocks():
-        form = SearchForm(*(gr.Textbox() for _ in range(13)))
+        form = SearchForm(*(gr.Textbox() for _ in range(17)))
     untouched = {form.text: "a dog", form.k: 12, form.min_score: widget.value, form.min_dur: 0, form.max_dur: 0}
     assert form.request(untouched) == cli  # the UI's untouched filters ask what the CLI's defaults ask
     with pytest.raises(QueryError, match="min_score must be a number, got 'high'"):
