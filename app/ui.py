@@ -137,7 +137,7 @@ class Handlers:
         download link of that moment; an id the catalog lacks is refused, naming no path, and a moment that
         cannot be played gets a player that says why."""
         ids = sorted({clip_id, *(span or [])})
-        rows = self._catalog().clip_rows(ids) if _catalog_exists(self.data) else {}
+        rows = self._catalog().clip_rows(ids) if self.data.has_catalog else {}
         row = rows.get(clip_id)
         if row is None:
             raise gr.Error(f"No clip {clip_id} in the library.")
@@ -173,7 +173,7 @@ class Handlers:
 
     # -- library --------------------------------------------------------------------------------
     def library(self, folder: str):
-        if not _catalog_exists(self.data):
+        if not self.data.has_catalog:
             return []
         return [row.as_list() for row in library_rows(self._catalog(), _text(folder))]
 
@@ -183,7 +183,7 @@ class Handlers:
         if not isinstance(row, int) or not 0 <= row < len(rows):
             return [], []
         video_id = _whole(rows.iloc[row, 0] if hasattr(rows, "iloc") else rows[row][0], "video id")
-        if video_id is None or not _catalog_exists(self.data):
+        if video_id is None or not self.data.has_catalog:
             return [], []
         clips = [c for c in timeline(self._catalog(), video_id) if c.thumbnail]
         items = [(str(self.data.root / c.thumbnail), f"{format_time(c.start)}–{format_time(c.end)}") for c in clips]
@@ -286,7 +286,7 @@ class Handlers:
 
 def open_catalog(service: SearchService, data: DataDir) -> Catalog | None:
     """The server's one catalog connection (opened on first use), or None before anything is indexed."""
-    if not _catalog_exists(data):
+    if not data.has_catalog:
         return None
     if not service.catalog.is_open:
         service.catalog.open()
@@ -357,10 +357,6 @@ def _finite(value, name: str) -> float | None:
         raise QueryError(f"{name} must be a number, got {value!r}") from exc
     require_finite(name, number)  # the records' own check, before int() or rounding could hide it
     return number
-
-
-def _catalog_exists(data: DataDir) -> bool:
-    return data.catalog_url is not None or (data.root / "catalog.db").is_file()
 
 
 def _text(value) -> str | None:
