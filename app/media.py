@@ -18,7 +18,7 @@ import av
 from av.video.reformatter import VideoReformatter
 
 from indexer.atomic import atomic_write
-from indexer.decode import ProbeError, convert_frame
+from indexer.decode import DisplayClock, ProbeError, convert_frame
 
 PREVIEW_SHORT_SIDE = 360
 CONTEXT_SECONDS = 2.0  # shown before and after the moment
@@ -95,28 +95,6 @@ def frames_between(inp, stream, begin: float, finish: float) -> Iterator[tuple[F
             break
         last = t
         yield t, frame
-
-
-class DisplayClock:
-    """A frame's display timestamp, as FFmpeg's best-effort timestamp guesses it: its pts, unless pts have
-    gone backwards more often than dts. AVI files with packed B-frames (MPEG-4 ASP from old cameras) give
-    decoded frames in display order but pts in decode order: 47, 49, 48, ...; their dts run 47, 48, 49."""
-
-    def __init__(self) -> None:
-        self.last_pts = self.last_dts = None
-        self.faulty_pts = self.faulty_dts = 0
-
-    def timestamp(self, frame) -> int | None:
-        pts, dts = frame.pts, frame.dts
-        if pts is not None:
-            self.faulty_pts += self.last_pts is not None and pts <= self.last_pts
-            self.last_pts = pts
-        if dts is not None:
-            self.faulty_dts += self.last_dts is not None and dts <= self.last_dts
-            self.last_dts = dts
-        if pts is not None and (self.faulty_pts <= self.faulty_dts or dts is None):
-            return pts
-        return dts
 
 
 class H264Writer:
