@@ -17,6 +17,7 @@ from pathlib import Path
 import av
 from av.video.reformatter import VideoReformatter
 
+from app.made_files import MadeFiles
 from indexer.atomic import atomic_write
 from indexer.decode import DisplayClock, ProbeError, convert_frame
 
@@ -37,15 +38,16 @@ class Preview:
     length: float  # seconds of the moment inside the preview
 
 
-def preview_for(previews_dir: Path, source: Path, start: float, end: float) -> Preview:
-    """The cached preview of [start, end) of `source`, encoding it first if needed."""
+def preview_for(previews: Path | MadeFiles, source: Path, start: float, end: float) -> Preview:
+    """The cached preview of [start, end) of `source`, encoding it first if needed. A server passes its one
+    MadeFiles of DATA/previews (one encode per preview at a time, size-capped); a bare folder is neither."""
+    made = previews if isinstance(previews, MadeFiles) else MadeFiles(previews)
     stat = source.stat()
     begin = max(0.0, start - CONTEXT_SECONDS)
     finish = min(end, start + MAX_PREVIEW_SECONDS) + CONTEXT_SECONDS
     key = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{begin:.3f}|{finish:.3f}"
-    path = previews_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.mp4"
-    if not path.is_file():
-        encode_preview(source, path, begin, finish)
+    name = f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.mp4"
+    path = made.get(name, lambda target: encode_preview(source, target, begin, finish))
     return Preview(path, start - begin, min(end, finish) - start)
 
 

@@ -22,6 +22,7 @@ from gradio import route_utils
 from app.cli_output import format_time
 from app.jobs import IndexJobs, JobState
 from app.library import COLUMNS, RECENT_COLUMNS, library_rows, recent_rows, timeline
+from app.made_files import MadeFiles
 from app.media import MAX_PREVIEW_SECONDS, preview_for
 from app.moments import MAX_MOMENT_SECONDS
 from app.progress_text import progress_text
@@ -88,10 +89,12 @@ class Handlers:
         data: DataDir,
         uploads=None,
         slots: QuerySlots | None = None,
+        previews: MadeFiles | None = None,
     ):
         self.service, self.jobs, self.data = service, jobs, data
         self.uploads = uploads  # app.server.UploadFolder, or None (no cleanup)
         self.slots = slots or QuerySlots()
+        self.previews = previews or MadeFiles(data.root / "previews")  # the server's is size-capped
 
     # -- search ---------------------------------------------------------------------------------
     def search(self, request: SearchRequest | None, root_url: str = ""):
@@ -153,7 +156,7 @@ class Handlers:
             return _player_problem(f"Cannot play {name}: the file is gone or changed since it was indexed.")
         os.close(original.fd)
         try:
-            preview = preview_for(self.data.root / "previews", Path(original.path), preview_from, end)
+            preview = preview_for(self.previews, Path(original.path), preview_from, end)
         except OSError as exc:
             return _player_problem(f"Cannot play {name}: {exc.strerror or 'cannot read the file'}")
         except ProbeError as exc:
@@ -471,8 +474,10 @@ def status_translations() -> gr.I18n:
     return gr.I18n(en={"common.complete": "Done"})
 
 
-def build_ui(service: SearchService, jobs: IndexJobs | None, data: DataDir, uploads=None) -> gr.Blocks:
-    h = Handlers(service, jobs, data, uploads)
+def build_ui(
+    service: SearchService, jobs: IndexJobs | None, data: DataDir, uploads=None, previews: MadeFiles | None = None
+) -> gr.Blocks:
+    h = Handlers(service, jobs, data, uploads, previews=previews)
     with gr.Blocks(title="Tubelet", analytics_enabled=False) as demo:
         gr.Markdown("# Tubelet\nSearch your video library for moments.")
         with gr.Tab("Search"):
