@@ -180,8 +180,9 @@ class Handlers:
             return []
         return [row.as_list() for row in library_rows(self._catalog(), _text(folder))]
 
-    def timeline(self, rows, evt: gr.SelectData):
-        """Clip strip of the selected row's video: only the row's id is read (the table comes from the client)."""
+    def timeline(self, rows, evt: gr.SelectData, root_url: str = ""):
+        """Clip strip of the selected row's video: only the row's id is read (the table comes from the client).
+        Its images are thumbnail URLs on this server, as the search cards' are (see `search`)."""
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) and evt.index else None
         if not isinstance(row, int) or not 0 <= row < len(rows):
             return [], []
@@ -189,7 +190,10 @@ class Handlers:
         if video_id is None or not self.data.has_catalog:
             return [], []
         clips = [c for c in timeline(self._catalog(), video_id) if c.thumbnail]
-        items = [(str(self.data.root / c.thumbnail), f"{format_time(c.start)}–{format_time(c.end)}") for c in clips]
+        items = [
+            (f"{root_url}/{cached_thumb_url(c.clip_id, c.thumbnail)}", f"{format_time(c.start)}–{format_time(c.end)}")
+            for c in clips
+        ]
         return items, [c.clip_id for c in clips]
 
     def play_timeline(self, clip_ids: list[int], evt: gr.SelectData) -> str:
@@ -661,7 +665,11 @@ def _library_tab(h: Handlers) -> tuple[gr.Textbox, gr.Dataframe]:
     player = gr.HTML(elem_id="timeline-player")
     refresh.click(h.library, [folder], [table], api_visibility="private")
     folder.submit(h.library, [folder], [table], api_visibility="private")
-    table.select(_user_errors(h.timeline, h.data), [table], [strip, strip_state], api_visibility="private")
+
+    def ui_timeline(rows, evt: gr.SelectData, request: gr.Request):
+        return h.timeline(rows, evt, page_root(request))
+
+    table.select(_user_errors(ui_timeline, h.data), [table], [strip, strip_state], api_visibility="private")
     strip.select(_user_errors(h.play_timeline, h.data), [strip_state], [player], api_visibility="private")
     return folder, table
 
