@@ -188,6 +188,19 @@ def test_a_zero_weight_on_every_searched_part_says_what_weights_allow(service):
     assert hits.moments  # a zero weight on another part only leaves that part out
 
 
+def test_one_rule_says_whether_a_data_dir_has_a_catalog(tmp_path):
+    from app.ui import Handlers
+
+    data = DataDir(tmp_path)
+    (tmp_path / "catalog.db").mkdir()  # a folder by that name is no catalog
+    assert not data.has_catalog and Handlers(SearchService(data, "cpu", "fp32"), None, data).library("") == []
+    with pytest.raises(QueryError, match="no index at"):
+        SearchService(data, "cpu", "fp32").load()
+    assert DataDir(
+        tmp_path, "postgresql://db.example/tubelet"
+    ).has_catalog  # a server database is asked, not looked for
+
+
 # -- finding 10: FIFOs, devices -------------------------------------------------------------------
 
 
