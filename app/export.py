@@ -170,7 +170,7 @@ class Downloads:
 
     def __init__(self, data: DataDir, files: MadeFiles | None = None) -> None:
         self.data = data
-        self.files = files or MadeFiles(data.root / "exports")  # one maker per file: writers share a temp name
+        self.files = files or MadeFiles(data.root / "exports")  # one maker per file: two would share a temp name
 
     def __call__(self, catalog: Catalog, clip_ids: list[int]) -> tuple[str, str] | None:
         """(file name in DATA/exports, name to save it as), or None when the clips cannot be exported."""

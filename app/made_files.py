@@ -33,7 +33,7 @@ class MadeFiles:
         path = self.folder / name
         with self._making(name):
             if path.is_file():
-                os.utime(path)  # used now: the last to be trimmed
+                self._mark_used(path)
                 return path
             make(path)
         self.trim()
@@ -46,16 +46,12 @@ class MadeFiles:
         now = time.time() if now is None else now
         files = sorted(self._files(), key=lambda item: item[1].st_mtime)
         total, deleted = sum(stat.st_size for _path, stat in files), []
-        with self._guard:
-            busy = set(self._makers)
         for path, stat in files:
             if total <= self.max_bytes:
                 break
-            if path.name in busy or now - stat.st_mtime < self.keep_seconds:
-                continue
-            path.unlink(missing_ok=True)
-            total -= stat.st_size
-            deleted.append(path)
+            if now - stat.st_mtime >= self.keep_seconds and self._delete_unused(path, now):
+                total -= stat.st_size
+                deleted.append(path)
         if deleted:
             log.info(
                 "deleted %d least recently used files of %s (cap %d MB)",
@@ -64,6 +60,24 @@ class MadeFiles:
                 self.max_bytes >> 20,
             )
         return deleted
+
+    def _delete_unused(self, path: Path, now: float) -> bool:
+        """Delete `path` unless it is being made or handed out, or was since the folder was listed."""
+        with self._guard:  # no maker starts meanwhile
+            try:
+                if path.name in self._makers or now - path.stat().st_mtime < self.keep_seconds:
+                    return False
+                path.unlink()
+            except FileNotFoundError:
+                return False  # deleted meanwhile (another trim)
+        return True
+
+    def _mark_used(self, path: Path) -> None:
+        """Its mtime is now: the last to be trimmed. A read-only data dir still serves what it holds."""
+        try:
+            os.utime(path)
+        except OSError as exc:
+            log.info("cannot mark %s as used (it may be trimmed early): %s", path.name, exc)
 
     def _files(self) -> Iterator[tuple[Path, os.stat_result]]:
         for entry in os.scandir(self.folder):
