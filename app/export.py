@@ -14,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 from av.video.reformatter import VideoReformatter
 
+from app.made_files import MadeFiles
 from app.media import MP4_OPTIONS, H264Writer, frames_between, video_rate
 from app.serving import original_file
 from indexer.atomic import atomic_write
@@ -168,9 +168,9 @@ class Downloads:
     """Exports the server hands out by clip id (the player's download link), made once and kept in
     DATA/exports/ under a hash of the source's identity and the range, like previews."""
 
-    def __init__(self, data: DataDir) -> None:
-        self.data, self.folder = data, data.root / "exports"
-        self.lock = threading.Lock()  # one export at a time: concurrent writers would share a temp name
+    def __init__(self, data: DataDir, files: MadeFiles | None = None) -> None:
+        self.data = data
+        self.files = files or MadeFiles(data.root / "exports")  # one maker per file: two would share a temp name
 
     def __call__(self, catalog: Catalog, clip_ids: list[int]) -> tuple[str, str] | None:
         """(file name in DATA/exports, name to save it as), or None when the clips cannot be exported."""
@@ -179,9 +179,7 @@ class Downloads:
             stat = span.source.stat()
             key = f"{span.source}|{stat.st_size}|{stat.st_mtime_ns}|{span.start:.3f}|{span.end:.3f}"
             name = f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.mp4"
-            with self.lock:
-                if not (self.folder / name).is_file():
-                    export(span, self.folder / name)
+            self.files.get(name, lambda target: export(span, target))
         except (ExportError, OSError) as exc:
             log.info("no export of clips %s: %s", clip_ids, exc)  # the client gets the same 404 as for any refusal
             return None

@@ -17,8 +17,9 @@ from pathlib import Path
 import av
 from av.video.reformatter import VideoReformatter
 
+from app.made_files import MadeFiles
 from indexer.atomic import atomic_write
-from indexer.decode import ProbeError, convert_frame
+from indexer.decode import DisplayClock, ProbeError, convert_frame
 
 PREVIEW_SHORT_SIDE = 360
 CONTEXT_SECONDS = 2.0  # shown before and after the moment
@@ -37,15 +38,16 @@ class Preview:
     length: float  # seconds of the moment inside the preview
 
 
-def preview_for(previews_dir: Path, source: Path, start: float, end: float) -> Preview:
-    """The cached preview of [start, end) of `source`, encoding it first if needed."""
+def preview_for(previews: Path | MadeFiles, source: Path, start: float, end: float) -> Preview:
+    """The cached preview of [start, end) of `source`, encoding it first if needed. A server passes its one
+    MadeFiles of DATA/previews (one encode per preview at a time, size-capped); a bare folder is neither."""
+    made = previews if isinstance(previews, MadeFiles) else MadeFiles(previews)
     stat = source.stat()
     begin = max(0.0, start - CONTEXT_SECONDS)
     finish = min(end, start + MAX_PREVIEW_SECONDS) + CONTEXT_SECONDS
     key = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{begin:.3f}|{finish:.3f}"
-    path = previews_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.mp4"
-    if not path.is_file():
-        encode_preview(source, path, begin, finish)
+    name = f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.mp4"
+    path = made.get(name, lambda target: encode_preview(source, target, begin, finish))
     return Preview(path, start - begin, min(end, finish) - start)
 
 
@@ -95,28 +97,6 @@ def frames_between(inp, stream, begin: float, finish: float) -> Iterator[tuple[F
             break
         last = t
         yield t, frame
-
-
-class DisplayClock:
-    """A frame's display timestamp, as FFmpeg's best-effort timestamp guesses it: its pts, unless pts have
-    gone backwards more often than dts. AVI files with packed B-frames (MPEG-4 ASP from old cameras) give
-    decoded frames in display order but pts in decode order: 47, 49, 48, ...; their dts run 47, 48, 49."""
-
-    def __init__(self) -> None:
-        self.last_pts = self.last_dts = None
-        self.faulty_pts = self.faulty_dts = 0
-
-    def timestamp(self, frame) -> int | None:
-        pts, dts = frame.pts, frame.dts
-        if pts is not None:
-            self.faulty_pts += self.last_pts is not None and pts <= self.last_pts
-            self.last_pts = pts
-        if dts is not None:
-            self.faulty_dts += self.last_dts is not None and dts <= self.last_dts
-            self.last_dts = dts
-        if pts is not None and (self.faulty_pts <= self.faulty_dts or dts is None):
-            return pts
-        return dts
 
 
 class H264Writer:

@@ -188,7 +188,7 @@ class SearchService:
             return self._refresh()
 
     def _load(self) -> Snapshot:
-        if self.data.catalog_url is None and not (self.data.root / "catalog.db").is_file():
+        if not self.data.has_catalog:
             raise QueryError(f"no index at {self.data.root}: run `python run.py index PATH` first")
         if not self.catalog.is_open:
             self.catalog.open()
@@ -296,6 +296,13 @@ class SearchService:
             vectors["image"] = self.embed_image(query.image, state)
         if query.negative:
             vectors["negative"] = _image_text_tower(state, "negative").encode_text([query.negative])[0]
+        searched = [name for name in vectors if name != "negative"]
+        if searched and all(options.weight(name) == 0 for name in searched):
+            zero = ", ".join(f"{name}=0" for name in searched)
+            raise QueryError(
+                f"weight {zero} leaves this query nothing to search for: a weight is 0 or more (0 leaves that part "
+                f"out), and at least one of {', '.join(searched)} needs a weight above 0"
+            )
         return [
             QueryPart(name, v, -options.weight(name) if name == "negative" else options.weight(name))
             for name, v in vectors.items()

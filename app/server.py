@@ -48,6 +48,8 @@ class ServeSettings:
     device: str = "auto"
     precision: str = "auto"
     watch: WatchSettings | None = None  # serve --watch: keep indexing new footage under these folders
+    max_previews_mb: int = 2048  # DATA/previews/ and DATA/exports/ are trimmed to these, least recently used first
+    max_exports_mb: int = 4096
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:
@@ -257,6 +259,7 @@ def build_app(settings: ServeSettings):
 
     from app.export import Downloads
     from app.jobs import IndexJobs
+    from app.made_files import MadeFiles
     from app.search import SearchService
     from app.serving import media_routes
     from app.ui import CSS, build_ui, open_catalog, status_translations
@@ -267,11 +270,15 @@ def build_app(settings: ServeSettings):
     jobs = IndexJobs(
         lambda: index_settings_from_catalog(settings.data, settings.device, settings.precision), list(settings.roots)
     )
-    demo = build_ui(service, jobs, settings.data, uploads)
+    previews = MadeFiles(settings.data.root / "previews", settings.max_previews_mb << 20)
+    exports = MadeFiles(settings.data.root / "exports", settings.max_exports_mb << 20)
+    for made in (previews, exports):
+        made.trim()  # what earlier runs left beyond the caps
+    demo = build_ui(service, jobs, settings.data, uploads, previews=previews)
     demo.queue(default_concurrency_limit=2)
     app_kwargs = {
         "routes": media_routes(
-            settings.data, lambda: open_catalog(service, settings.data), exports=Downloads(settings.data)
+            settings.data, lambda: open_catalog(service, settings.data), exports=Downloads(settings.data, exports)
         ),
         "openapi_url": None,  # Gradio serves its own, behind the login
         "middleware": [Middleware(LoginThrottle, limiter=LoginLimiter()), Middleware(UploadSweep, uploads=uploads)],

@@ -22,6 +22,7 @@ from gradio import route_utils
 from app.cli_output import format_time
 from app.jobs import IndexJobs, JobState
 from app.library import COLUMNS, RECENT_COLUMNS, library_rows, recent_rows, timeline
+from app.made_files import MadeFiles
 from app.media import MAX_PREVIEW_SECONDS, preview_for
 from app.moments import MAX_MOMENT_SECONDS
 from app.progress_text import progress_text
@@ -88,10 +89,12 @@ class Handlers:
         data: DataDir,
         uploads=None,
         slots: QuerySlots | None = None,
+        previews: MadeFiles | None = None,
     ):
         self.service, self.jobs, self.data = service, jobs, data
         self.uploads = uploads  # app.server.UploadFolder, or None (no cleanup)
         self.slots = slots or QuerySlots()
+        self.previews = previews or MadeFiles(data.root / "previews")  # the server's is size-capped
 
     # -- search ---------------------------------------------------------------------------------
     def search(self, request: SearchRequest | None, root_url: str = ""):
@@ -137,7 +140,7 @@ class Handlers:
         download link of that moment; an id the catalog lacks is refused, naming no path, and a moment that
         cannot be played gets a player that says why."""
         ids = sorted({clip_id, *(span or [])})
-        rows = self._catalog().clip_rows(ids) if _catalog_exists(self.data) else {}
+        rows = self._catalog().clip_rows(ids) if self.data.has_catalog else {}
         row = rows.get(clip_id)
         if row is None:
             raise gr.Error(f"No clip {clip_id} in the library.")
@@ -153,7 +156,7 @@ class Handlers:
             return _player_problem(f"Cannot play {name}: the file is gone or changed since it was indexed.")
         os.close(original.fd)
         try:
-            preview = preview_for(self.data.root / "previews", Path(original.path), preview_from, end)
+            preview = preview_for(self.previews, Path(original.path), preview_from, end)
         except OSError as exc:
             return _player_problem(f"Cannot play {name}: {exc.strerror or 'cannot read the file'}")
         except ProbeError as exc:
@@ -173,20 +176,24 @@ class Handlers:
 
     # -- library --------------------------------------------------------------------------------
     def library(self, folder: str):
-        if not _catalog_exists(self.data):
+        if not self.data.has_catalog:
             return []
         return [row.as_list() for row in library_rows(self._catalog(), _text(folder))]
 
-    def timeline(self, rows, evt: gr.SelectData):
-        """Clip strip of the selected row's video: only the row's id is read (the table comes from the client)."""
+    def timeline(self, rows, evt: gr.SelectData, root_url: str = ""):
+        """Clip strip of the selected row's video: only the row's id is read (the table comes from the client).
+        Its images are thumbnail URLs on this server, as the search cards' are (see `search`)."""
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) and evt.index else None
         if not isinstance(row, int) or not 0 <= row < len(rows):
             return [], []
         video_id = _whole(rows.iloc[row, 0] if hasattr(rows, "iloc") else rows[row][0], "video id")
-        if video_id is None or not _catalog_exists(self.data):
+        if video_id is None or not self.data.has_catalog:
             return [], []
         clips = [c for c in timeline(self._catalog(), video_id) if c.thumbnail]
-        items = [(str(self.data.root / c.thumbnail), f"{format_time(c.start)}–{format_time(c.end)}") for c in clips]
+        items = [
+            (f"{root_url}/{cached_thumb_url(c.clip_id, c.thumbnail)}", f"{format_time(c.start)}–{format_time(c.end)}")
+            for c in clips
+        ]
         return items, [c.clip_id for c in clips]
 
     def play_timeline(self, clip_ids: list[int], evt: gr.SelectData) -> str:
@@ -286,7 +293,7 @@ class Handlers:
 
 def open_catalog(service: SearchService, data: DataDir) -> Catalog | None:
     """The server's one catalog connection (opened on first use), or None before anything is indexed."""
-    if not _catalog_exists(data):
+    if not data.has_catalog:
         return None
     if not service.catalog.is_open:
         service.catalog.open()
@@ -357,10 +364,6 @@ def _finite(value, name: str) -> float | None:
         raise QueryError(f"{name} must be a number, got {value!r}") from exc
     require_finite(name, number)  # the records' own check, before int() or rounding could hide it
     return number
-
-
-def _catalog_exists(data: DataDir) -> bool:
-    return data.catalog_url is not None or (data.root / "catalog.db").is_file()
 
 
 def _text(value) -> str | None:
@@ -475,8 +478,10 @@ def status_translations() -> gr.I18n:
     return gr.I18n(en={"common.complete": "Done"})
 
 
-def build_ui(service: SearchService, jobs: IndexJobs | None, data: DataDir, uploads=None) -> gr.Blocks:
-    h = Handlers(service, jobs, data, uploads)
+def build_ui(
+    service: SearchService, jobs: IndexJobs | None, data: DataDir, uploads=None, previews: MadeFiles | None = None
+) -> gr.Blocks:
+    h = Handlers(service, jobs, data, uploads, previews=previews)
     with gr.Blocks(title="Tubelet", analytics_enabled=False) as demo:
         gr.Markdown("# Tubelet\nSearch your video library for moments.")
         with gr.Tab("Search"):
@@ -660,7 +665,11 @@ def _library_tab(h: Handlers) -> tuple[gr.Textbox, gr.Dataframe]:
     player = gr.HTML(elem_id="timeline-player")
     refresh.click(h.library, [folder], [table], api_visibility="private")
     folder.submit(h.library, [folder], [table], api_visibility="private")
-    table.select(_user_errors(h.timeline, h.data), [table], [strip, strip_state], api_visibility="private")
+
+    def ui_timeline(rows, evt: gr.SelectData, request: gr.Request):
+        return h.timeline(rows, evt, page_root(request))
+
+    table.select(_user_errors(ui_timeline, h.data), [table], [strip, strip_state], api_visibility="private")
     strip.select(_user_errors(h.play_timeline, h.data), [strip_state], [player], api_visibility="private")
     return folder, table
 

@@ -268,6 +268,7 @@ class ClipDecoder:
             clock = _Clock(stream)
             for ordinal, target in enumerate(targets):
                 container.seek(clock.to_pts(target), stream=stream, backward=True)
+                clock.seeked()
                 assembler, index, done, end_of_last = WindowAssembler(one_window), 0, [], target
                 for frame in self._frames(container, stream):
                     t = clock.seconds(frame)
@@ -294,6 +295,7 @@ class ClipDecoder:
             clock = _Clock(stream)
             if self.start:
                 container.seek(clock.to_pts(self.start), stream=stream, backward=True)
+                clock.seeked()
             index = 0
             for frame in self._frames(container, stream):
                 t = clock.seconds(frame)
@@ -381,8 +383,30 @@ def _center_crop(image: np.ndarray, size: int) -> np.ndarray:
     return image[top : top + size, left : left + size]
 
 
+class DisplayClock:
+    """A frame's display timestamp, as FFmpeg's best-effort timestamp guesses it: its pts, unless pts have
+    gone backwards more often than dts. AVI files with packed B-frames (MPEG-4 ASP from old cameras) give
+    decoded frames in display order but pts in decode order: 47, 49, 48, ...; their dts run 47, 48, 49."""
+
+    def __init__(self) -> None:
+        self.last_pts = self.last_dts = None
+        self.faulty_pts = self.faulty_dts = 0
+
+    def timestamp(self, frame) -> int | None:
+        pts, dts = frame.pts, frame.dts
+        if pts is not None:
+            self.faulty_pts += self.last_pts is not None and pts <= self.last_pts
+            self.last_pts = pts
+        if dts is not None:
+            self.faulty_dts += self.last_dts is not None and dts <= self.last_dts
+            self.last_dts = dts
+        if pts is not None and (self.faulty_pts <= self.faulty_dts or dts is None):
+            return pts
+        return dts
+
+
 class _Clock:
-    """Frame times in seconds from the stream's start, from PTS when present."""
+    """Frame times in seconds from the stream's start, from the display timestamp (DisplayClock) when present."""
 
     def __init__(self, stream):
         self.time_base = stream.time_base or Fraction(1, 1)
@@ -390,6 +414,11 @@ class _Clock:
         rate = stream.average_rate or stream.guessed_rate
         self.nominal = float(1 / rate) if rate else 1 / 30
         self._last: float | None = None
+        self._display = DisplayClock()
+
+    def seeked(self) -> None:
+        """Forget the timestamp history, as FFmpeg does when a seek flushes the decoder."""
+        self._display = DisplayClock()
 
     def to_pts(self, seconds: float) -> int:
         # Clamped to int64, what FFmpeg takes: a time far past the end (a stated duration, a query range)
@@ -397,12 +426,13 @@ class _Clock:
         return max(-(2**63), min(2**63 - 1, int(seconds / self.time_base) + (self.origin or 0)))
 
     def seconds(self, frame) -> float:
-        if frame.pts is None:  # no timestamp: one nominal frame after the previous one
+        stamp = self._display.timestamp(frame)
+        if stamp is None:  # no timestamp: one nominal frame after the previous one
             t = 0.0 if self._last is None else self._last + self.nominal
         else:
             if self.origin is None:
-                self.origin = frame.pts
-            t = float((frame.pts - self.origin) * self.time_base)
+                self.origin = stamp
+            t = float((stamp - self.origin) * self.time_base)
         self._last = t
         return t
 

@@ -16,6 +16,11 @@ class DataDir:
         return self.catalog_url or f"sqlite:///{self.root / 'catalog.db'}"
 
     @property
+    def has_catalog(self) -> bool:
+        """Whether there is a catalog to open: a server database is assumed to be there, a SQLite file must be."""
+        return self.catalog_url is not None or (self.root / "catalog.db").is_file()
+
+    @property
     def catalog_files(self) -> tuple[Path, ...]:
         """The SQLite catalog's own files (none for a server database). Opening and closing any of them
         anywhere in a process drops that process's SQLite locks on the catalog (POSIX locks go with any

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from conftest import shared_video
+from media_videos import frame_times, vfr_ticks, write_timed_video
 
 from app.demo import Scene, cut_segment, render_frame
 from indexer.decode import ClipDecoder, ProbeError, probe
@@ -59,6 +62,23 @@ def test_variable_frame_rate_times_come_from_pts():
     assert clips[-1].window.end == pytest.approx(summary.duration)
     starts = [c.window.start for c in clips]
     assert starts == sorted(starts) and starts[0] == 0.0
+
+
+def test_window_times_follow_the_display_clock_on_an_avi_with_packed_b_frames():
+    """MPEG-4 ASP in AVI gives decoded frames pts in decode order (1, 2, 4, 3, 5, 7, 6, ...): times are read as
+    FFmpeg's best-effort timestamp does (the dts then), so each 8-frame window spans 8 frames, not 7 or 9."""
+    path = shared_video("mmaction2_test_makeup.avi")  # 164 frames at 25 fps, the first at 0.04 s
+    clips, summary = decode(path, sampling=ClipSampling(8, 1, stride_frames=8))
+    assert summary.frames == 164 and summary.duration == pytest.approx(6.6)
+    assert spans(clips)[:20] == [(round((8 * k + 1) / 25, 3), round((8 * k + 9) / 25, 3)) for k in range(20)]
+
+
+def test_window_times_of_generated_vfr_footage_with_b_frames_are_its_frame_times(tmp_path):
+    path = write_timed_video(tmp_path / "vfr.mp4", vfr_ticks(48), Fraction(1, 30))  # x264: B-frames on
+    times = frame_times(path)
+    clips, summary = decode(path, sampling=ClipSampling(4, 1, stride_frames=4))
+    assert summary.frames == 48
+    assert [c.window.start for c in clips] == [float(times[4 * k]) for k in range(12)]
 
 
 def test_container_without_duration():

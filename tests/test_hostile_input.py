@@ -177,6 +177,30 @@ def test_path_glob_still_filters(long_library, service):
     assert hits.moments and {m.path for m in hits.moments} == {str(long)}
 
 
+def test_a_zero_weight_on_every_searched_part_says_what_weights_allow(service):
+    with pytest.raises(QueryError) as refused:
+        service.search(Query(text="x", negative="y"), options=SearchOptions(weights={"text": 0}))
+    assert str(refused.value) == (
+        "weight text=0 leaves this query nothing to search for: a weight is 0 or more (0 leaves that part out), "
+        "and at least one of text needs a weight above 0"
+    )
+    hits = service.search(Query(text="x", negative="y"), options=SearchOptions(weights={"negative": 0}))
+    assert hits.moments  # a zero weight on another part only leaves that part out
+
+
+def test_one_rule_says_whether_a_data_dir_has_a_catalog(tmp_path):
+    from app.ui import Handlers
+
+    data = DataDir(tmp_path)
+    (tmp_path / "catalog.db").mkdir()  # a folder by that name is no catalog
+    assert not data.has_catalog and Handlers(SearchService(data, "cpu", "fp32"), None, data).library("") == []
+    with pytest.raises(QueryError, match="no index at"):
+        SearchService(data, "cpu", "fp32").load()
+    assert DataDir(
+        tmp_path, "postgresql://db.example/tubelet"
+    ).has_catalog  # a server database is asked, not looked for
+
+
 # -- finding 10: FIFOs, devices -------------------------------------------------------------------
 
 

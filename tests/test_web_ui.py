@@ -132,7 +132,7 @@ def test_uploaded_clip_finds_its_source_and_plays_the_moment(page, indexed, tmp_
     page.screenshot(path=str(ARTIFACTS / "ui-playing-moment.png"), full_page=True)
 
 
-def test_library_lists_videos_and_shows_a_timeline(page, indexed):
+def test_library_lists_videos_and_shows_a_timeline(page, indexed, server):
     page.get_by_role("tab", name="Library").click()
     page.wait_for_selector("#library >> text=scene_03.mp4", timeout=30_000)
     assert page.inner_text("#library").count("indexed") >= 5
@@ -140,6 +140,9 @@ def test_library_lists_videos_and_shows_a_timeline(page, indexed):
     page.wait_for_function("() => document.querySelectorAll('#timeline .thumbnail-item').length == 4", timeout=30_000)
     captions = page.locator("#timeline .caption-label").all_inner_texts()
     assert captions[0] == "0:00.00–0:02.13" and captions[-1] == "0:05.87–0:08.00"
+    # By versioned thumbnail URL, as the search cards: not a file path Gradio hashes and copies per selection.
+    sources = page.eval_on_selector_all("#timeline .thumbnail-item img", "imgs => imgs.map(i => i.src)")
+    assert all(re.fullmatch(re.escape(server) + r"tubelet/thumb/[0-9]+\?v=[0-9a-f]{16}-[0-9]{5}", s) for s in sources)
     page.locator("#timeline .thumbnail-item").nth(1).click()
     page.wait_for_selector("#timeline-player video[data-start='2.133']", timeout=60_000)
 
