@@ -209,7 +209,7 @@ def test_bad_query_combinations_are_clear_errors(library):
     )
     assert "nothing to search for" in cli_in_process("search", "--data", data, "--negative", "x", expect=2).stderr
     assert (
-        "needs something to search for"
+        "weight text=0 leaves this query nothing to search for: a weight is 0 or more"
         in cli_in_process(
             "search", "--data", data, "--text", "x", "--negative", "y", "--weight", "text=0", expect=2
         ).stderr
