@@ -119,7 +119,7 @@ def resolve_towers(settings: IndexSettings) -> Towers:
             settings.image_text.model, settings.image_text.weights, weights_dir, settings.image_text.frames_per_clip
         )
     pre = video.weights.preprocess
-    sampling = ClipSampling(pre.window_frames, pre.frame_interval, settings.stride_frames)
+    sampling = ClipSampling(pre.window_frames, pre.frame_interval, settings.stride_frames, settings.change_threshold)
     return Towers(video, image, sampling, enc.device, enc.precision)
 
 
