@@ -6,8 +6,9 @@ working without repeating the flags (and never reaches for the hub's weights ins
 the user wants: a tower setting not given is taken from the record only while that tower's architecture
 is the recorded one, and its clip sampling only while its weights are too (sampling defaults to the
 weights' own). The change threshold is part of the sampling: a data dir that records none (made with
-`--every-window`, or before windows were skipped) goes on embedding every window unless a flag says else. A tower the record lacks is added only when a flag asks for it. An encoder other than the
-recorded one is refused by the catalog, as it always was (`--rebuild` re-embeds with it).
+`--every-window`, or before windows were skipped) goes on embedding every window unless a flag says
+else. A tower the record lacks is added only when a flag asks for it. An encoder other than the recorded
+one is refused by the catalog, as it always was (`--rebuild` re-embeds with it).
 """
 
 from __future__ import annotations
