@@ -101,8 +101,8 @@ class DecodeThread(threading.Thread):
         video = EmbeddedVideo(job, vectors={name: [] for name in job.towers})
         try:
             video.info = job.info or probe(job.file.path)
-            decoder = self.towers.clip_decoder(job.file.path, video.info, job.towers)
             detector = self._detector(job)
+            decoder = self.towers.clip_decoder(job.file.path, video.info, job.towers, quiet_gops=detector is not None)
             for clip in decoder.clips():
                 if self.abort.is_set():
                     return

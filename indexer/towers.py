@@ -66,6 +66,7 @@ class Towers:
         time_range: tuple[float | None, float | None] | None = None,
         max_windows: int | None = None,
         deadline: float | None = None,
+        quiet_gops: bool = False,
     ) -> ClipDecoder:
         """A decoder giving every tower in `names` (default: all) clips at its own input size
         (at most `max_windows` of them, decoded before the `deadline`, when given: see ClipDecoder)."""
@@ -79,6 +80,7 @@ class Towers:
             extra_sizes=tuple(others),
             max_windows=max_windows,
             deadline=deadline,
+            quiet_gops=quiet_gops,
         )
 
     def is_loaded(self, name: str) -> bool:
