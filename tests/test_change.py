@@ -164,3 +164,50 @@ def test_cli_line_says_how_many_windows_were_skipped(footage, tmp_path):
     assert "2 clips embedded" in out
     assert "8 windows skipped" in out and "s saved" in out
     assert video_sampling(tmp_path / "data")["change_threshold"] == 12.0
+
+
+# -- quiet GOPs (indexer/quiet.py) ------------------------------------------------------------------
+def camera_video(path, event_frames=range(100, 104), fps=10, seconds=24):
+    """A noiseless still scene coded like a camera (a keyframe every 2 s), a 4-frame event inside a GOP."""
+    import av
+
+    yy, xx = np.mgrid[0:120, 0:160]
+    still = np.repeat((80 + 60 * np.sin(xx / 13.0) + 40 * np.cos(yy / 9.0))[..., None], 3, axis=2)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "28", "g": str(2 * fps)}
+        for i in range(fps * seconds):
+            image = still.copy()
+            if i in event_frames:
+                image[40:80, 20 + 20 * (i % 4) : 60 + 20 * (i % 4)] = (240, 20, 20)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image.clip(0, 255).astype(np.uint8), format="rgb24")))
+        out.mux(stream.encode(None))
+    return path
+
+
+def decode_all(path, quiet: bool):
+    from indexer.decode import ClipDecoder, probe
+
+    decoder = ClipDecoder(path, probe(path), ClipSampling(16, 4), 64, quiet_gops=quiet)
+    return list(decoder.clips()), decoder.summary
+
+
+def test_quiet_gops_are_decoded_as_their_keyframe_and_an_event_inside_a_gop_is_decoded(tmp_path):
+    path = camera_video(tmp_path / "camera.mp4")
+    plain, plain_summary = decode_all(path, quiet=False)
+    quiet, summary = decode_all(path, quiet=True)
+    assert plain_summary.stills == 0 and summary.stills > 0
+    # 12 GOPs of 20 frames: all but the first (the encoder still refining it) and the event's (100-119)
+    # are stills after their keyframe
+    assert summary.stills == 10 * 19 and summary.frames == plain_summary.frames == 240
+    assert [c.window for c in quiet] == [c.window for c in plain]  # same windows, same times
+    # window 1 samples frames 64, 68, ..., 124: its 10th to 14th (frames 100-116) lie in the event's GOP,
+    # decoded for real; the others are stills of their keyframes, a level or so from the decoded frames
+    event = slice(9, 14)
+    assert np.array_equal(quiet[1].frames[event], plain[1].frames[event])
+    assert (quiet[1].frames[event] != quiet[1].frames[8]).any()  # the event is in them
+    for q, p in zip(quiet, plain):
+        assert np.abs(q.frames.astype(int) - p.frames).mean() < 1.0
+    detector = ChangeDetector(DEFAULT_THRESHOLD)
+    assert [detector.differs(c.frames) for c in quiet] == [True, True, False, False]
