@@ -65,6 +65,7 @@ def test_sudden_brightness_change_is_a_change():
     lit = window(still, rng)
     lit[T // 2 :] = np.clip(lit[T // 2 :].astype(np.int16) + 40, 0, 255).astype(np.uint8)  # a light switched on
     assert detector.differs(lit)
+    assert detector.differs(window(still + 40, rng))  # all lit: differs from the half-dark reference
     assert not detector.differs(window(still + 40, rng))  # the lit scene is the reference now
 
 
@@ -76,7 +77,8 @@ def test_an_event_in_one_sampled_frame_is_a_change():
     frames = window(still, rng)
     frames[7, 40:60, 50:65] = (230, 30, 30)  # an object crossing, 20 x 15 px of the 112 crop
     assert detector.differs(frames)
-    assert not detector.differs(window(still, rng))  # gone again: static against the event's last frame
+    assert detector.differs(window(still, rng))  # gone again: embedded, the event's clip stays short
+    assert not detector.differs(window(still, rng))
 
 
 def test_threshold_is_part_of_the_sampling_identity_and_absent_means_every_window():
@@ -128,16 +130,17 @@ def footage(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_static_video_embeds_the_first_and_the_event_window_only(footage, tmp_path):
+def test_static_video_embeds_the_first_the_event_and_the_after_event_window_only(footage, tmp_path):
     report = index(tmp_path / "data", footage)
-    assert (report["clips_embedded"], report["windows_skipped"]) == (2, 8)
-    assert report["vectors_embedded"] == {"video": 2, "image": 2}
+    assert (report["clips_embedded"], report["windows_skipped"]) == (3, 7)
+    assert report["vectors_embedded"] == {"video": 3, "image": 3}
     assert report["seconds_saved"] > 0
     rows = clip_rows(tmp_path / "data")
-    assert [r[0] for r in rows] == [0, EVENT_WINDOW]
+    assert [r[0] for r in rows] == [0, EVENT_WINDOW, EVENT_WINDOW + 1]
     # the kept windows tile the video: each reaches the next one's start, the last the end of the stream
-    assert rows[0][1] == 0.0 and rows[0][2] == pytest.approx(rows[1][1])
-    assert rows[1][1] == pytest.approx(256 / FPS) and rows[1][2] == pytest.approx(SECONDS)
+    assert rows[0][1] == 0.0 and all(a[2] == pytest.approx(b[1]) for a, b in itertools.pairwise(rows))
+    assert rows[1][1:] == pytest.approx((256 / FPS, 320 / FPS))  # the event's clip: its own window
+    assert rows[2][2] == pytest.approx(SECONDS)
     assert video_sampling(tmp_path / "data")["change_threshold"] == DEFAULT_THRESHOLD
 
 
@@ -161,8 +164,8 @@ def test_every_window_embeds_all_and_a_data_dir_without_threshold_keeps_doing_so
 @pytest.mark.slow
 def test_cli_line_says_how_many_windows_were_skipped(footage, tmp_path):
     out = cli_in_process("index", "--data", tmp_path / "data", footage, *ENCODER, "--change-threshold", "12").stdout
-    assert "2 clips embedded" in out
-    assert "8 windows skipped" in out and "s saved" in out
+    assert "3 clips embedded" in out
+    assert "7 windows skipped" in out and "s saved" in out
     assert video_sampling(tmp_path / "data")["change_threshold"] == 12.0
 
 
@@ -210,4 +213,4 @@ def test_quiet_gops_are_decoded_as_their_keyframe_and_an_event_inside_a_gop_is_d
     for q, p in zip(quiet, plain):
         assert np.abs(q.frames.astype(int) - p.frames).mean() < 1.0
     detector = ChangeDetector(DEFAULT_THRESHOLD)
-    assert [detector.differs(c.frames) for c in quiet] == [True, True, False, False]
+    assert [detector.differs(c.frames) for c in quiet] == [True, True, True, False]  # first, event, after it
