@@ -134,7 +134,7 @@ def cli(*args) -> str:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = run.main([str(a) for a in args])
-    if code != 0:
+    if code not in (0, 3):  # 3: some files could not be indexed (../shared/videos holds broken ones on purpose)
         raise SystemExit(f"run.py {' '.join(map(str, args))} failed ({code}): {err.getvalue()}")
     return out.getvalue()
 
