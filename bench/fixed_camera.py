@@ -165,9 +165,9 @@ def events_found_first(data: Path, video: Path, seconds: float) -> list[bool]:
     return found
 
 
-def compare(name: str, root: Path, encoder: list[str], scratch: Path) -> dict:
+def compare(name: str, root: Path, encoder: list[str], scratch: Path, modes=(True, False)) -> dict:
     results = {}
-    for every in (True, False):
+    for every in modes:
         data = scratch / f"{name}-{'every' if every else 'skip'}"
         report, wall = index(data, root, encoder, every)
         results[every] = (data, report, wall)
@@ -177,8 +177,9 @@ def compare(name: str, root: Path, encoder: list[str], scratch: Path) -> dict:
             f"{report['windows_skipped']} skipped, {gaps(data)} timeline gaps",
             flush=True,
         )
-    (_, _, every_s), (_, _, skip_s) = results[True], results[False]
-    print(f"{name}: {every_s / skip_s:.2f}x less indexing time with skipping", flush=True)
+    if len(results) == 2:
+        (_, _, every_s), (_, _, skip_s) = results[True], results[False]
+        print(f"{name}: {every_s / skip_s:.2f}x less indexing time with skipping", flush=True)
     return results
 
 
@@ -190,6 +191,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="the tiny test encoders instead of ViT-S + CLIP B-32")
     parser.add_argument("--shared", action="store_true", help="also index ../shared/videos both ways")
     parser.add_argument("--generate-only", action="store_true")
+    parser.add_argument("--skipping-only", action="store_true", help="no --every-window run (it takes long)")
     args = parser.parse_args()
     print(describe_machine(), flush=True)
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
@@ -202,7 +204,8 @@ def main() -> None:
     encoder = [*(TINY if args.tiny else REAL), "--image-text-weights", "random"]
     print(f"encoders: {' '.join(encoder)}", flush=True)
     with tempfile.TemporaryDirectory(prefix="fixed-camera-") as scratch:
-        results = compare("fixed camera", folder, encoder, Path(scratch))
+        modes = (False,) if args.skipping_only else (True, False)
+        results = compare("fixed camera", folder, encoder, Path(scratch), modes)
         for every, (data, _, _) in results.items():
             found = events_found_first(data, video, args.minutes * 60)
             mode = "every window" if every else "skipping"
