@@ -222,6 +222,16 @@ def _encoder_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stride-frames", type=positive_int, help="source frames between clip starts (default: back to back)"
     )
+    parser.add_argument(
+        "--every-window",
+        action="store_true",
+        help="embed every clip window; by default a window no different from the last embedded one is skipped",
+    )
+    parser.add_argument(
+        "--change-threshold",
+        type=grey_levels,
+        help="grey levels a window must differ by to be embedded (default: the data dir's, else 10)",
+    )
     parser.add_argument("--batch-size", type=positive_int, default=4, help="clips per encoder call")
     # The image-text tower (open_clip). The --clip-* spellings are the options' former names, kept working.
     parser.add_argument(
@@ -304,6 +314,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def grey_levels(text: str) -> float:
+    """argparse type: a change threshold, 0 to 255 grey levels."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of grey levels, got {text!r}") from None
+    if not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"must be 0 to 255 grey levels, got {text}")
+    return value
+
+
 def port_number(text: str) -> int:
     value = positive_int(text)
     if value > 65535:
@@ -349,6 +370,8 @@ def index_settings(args):
         args.image_text_model,
         args.image_text_weights,
         args.image_text_frames,
+        args.change_threshold,
+        args.every_window,
     )
     return choose_encoders(base, flags, recorded_settings(data, args.device, args.precision))
 

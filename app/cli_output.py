@@ -66,6 +66,11 @@ def print_index_report(report: IndexReport) -> None:
         f"{c.deleted} deleted, {c.failed} failed, {c.skipped} skipped; "
         f"{report.clips_embedded} clips embedded ({vectors} vectors) in {report.seconds:.1f} s"
     )
+    if report.windows_skipped:
+        print(
+            f"  {report.windows_skipped} windows skipped (no different from the last embedded one; "
+            f"--every-window embeds them), about {report.seconds_saved:.1f} s saved"
+        )
     for warning in report.warnings:
         print(f"  warning: {warning.path}: {warning.error}")
     for failure in report.failures:

@@ -645,7 +645,8 @@ class IdentityMismatch(CatalogError):
         super().__init__(
             f"this data dir's {name!r} vectors were made with {_describe(stored)}, but "
             f"{_describe(requested)} was requested. Vectors from different encoders are never "
-            "mixed: use the same --encoder/--weights/--window-frames/--frame-interval/--stride-frames, "
+            "mixed: use the same --encoder/--weights/--window-frames/--frame-interval/--stride-frames"
+            "/--change-threshold (or --every-window), "
             "another --data dir, or re-embed everything with `run.py index PATH --rebuild ...`."
         )
 

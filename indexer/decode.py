@@ -25,6 +25,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from indexer.quiet import QuietGops, Still, quiet_limit
 from indexer.recorded import Recorded, recording_start
 from indexer.records import ClipSampling, DecodedClip, VideoInfo
 from indexer.windows import AssembledWindow, WindowAssembler
@@ -172,6 +173,7 @@ class DecodeSummary:
     bad_packets: int = 0  # packets FFmpeg could not decode (skipped)
     error: str | None = None  # why decoding stopped early, if it did
     note: str | None = None  # how windows were chosen, when only some of the range's were decoded
+    stills: int = 0  # frames of quiet GOPs shown as their keyframe, not decoded (indexer/quiet.py)
 
 
 class ClipDecoder:
@@ -188,7 +190,12 @@ class ClipDecoder:
         extra_sizes: tuple[int, ...] = (),
         max_windows: int | None = None,
         deadline: float | None = None,
+        quiet_gops: bool = False,
     ):
+        # Decode static GOPs as their keyframe alone (indexer/quiet.py): only when windows that do not
+        # change are skipped anyway, since the frames of such a GOP are then its keyframe repeated.
+        self.quiet_gops = quiet_gops
+        self._still_source: tuple | None = None  # (keyframe, its conversion) for the current quiet GOP
         self.seek = seek  # None: seek when windows are sparse; True/False force a mode
         # At most this many windows, spread evenly over the time range when its length is known (queries).
         self.max_windows = max_windows
@@ -318,24 +325,38 @@ class ClipDecoder:
         return DecodedClip(assembled.window, crops[0], list(per_size[0]), dict(zip(self.sizes[1:], crops[1:])))
 
     def _frames(self, container, stream):
-        """Decode packet by packet so one corrupt packet costs a frame, not the whole video."""
-        consecutive_bad = 0
+        """Decode packet by packet so one corrupt packet costs a frame, not the whole video; with
+        `quiet_gops`, static GOPs are decoded as their keyframe alone (indexer/quiet.py)."""
+        packets = self._packets(container, stream)
+        bad = _BadPackets(self.summary)
+        try:
+            if not self.quiet_gops:
+                for packet in packets:
+                    yield from bad.decode(stream.codec_context, packet)
+                return
+            context = stream.codec_context
+            quiet = QuietGops(
+                lambda packet: bad.decode(context, packet),
+                context.flush_buffers,
+                quiet_limit(context.width, context.height),
+            )
+            yield from quiet.frames(packets)
+            yield from bad.decode(context, None)  # what the decoder still holds
+            self.summary.stills = quiet.stills
+        except _Unreadable:
+            return
+
+    def _packets(self, container, stream):
         for packet in container.demux(stream):
             if self.deadline is not None and time.monotonic() > self.deadline:
                 raise DecodeTimeout("decoding stopped at its time limit")
-            try:
-                frames = packet.decode()
-            except av.FFmpegError as exc:
-                self.summary.bad_packets += 1
-                consecutive_bad += 1
-                if consecutive_bad > MAX_CONSECUTIVE_BAD_PACKETS:
-                    self.summary.error = f"decoding stopped: {exc.strerror or exc}"
-                    return
-                continue
-            consecutive_bad = 0
-            yield from frames
+            yield packet
 
     def _convert(self, frame) -> tuple[np.ndarray, ...]:
+        if isinstance(frame, Still):  # every still of a quiet GOP is its keyframe: convert that once
+            if self._still_source is None or self._still_source[0] is not frame.source:
+                self._still_source = (frame.source, self._convert(frame.source))
+            return self._still_source[1]
         return tuple(
             convert_frame(frame, size, reformatter) for size, reformatter in zip(self.sizes, self._reformatters)
         )
@@ -403,6 +424,30 @@ class DisplayClock:
         if pts is not None and (self.faulty_pts <= self.faulty_dts or dts is None):
             return pts
         return dts
+
+
+class _Unreadable(Exception):
+    """Too many corrupt packets in a row: the rest of the stream is given up (summary.error says why)."""
+
+
+class _BadPackets:
+    """Decodes one packet at a time, counting the corrupt ones."""
+
+    def __init__(self, summary: DecodeSummary):
+        self.summary, self.consecutive = summary, 0
+
+    def decode(self, context, packet) -> list:
+        try:
+            frames = context.decode(packet)
+        except av.FFmpegError as exc:
+            self.summary.bad_packets += 1
+            self.consecutive += 1
+            if self.consecutive > MAX_CONSECUTIVE_BAD_PACKETS:
+                self.summary.error = f"decoding stopped: {exc.strerror or exc}"
+                raise _Unreadable from exc
+            return []
+        self.consecutive = 0
+        return frames
 
 
 class _Clock:

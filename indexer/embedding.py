@@ -5,6 +5,11 @@ encoders, which batch clips across videos; each video is committed once all its 
     caller thread:  queue -> batches per tower set -> towers.embed -> on_embedded (progress)
                     -> commit finished videos
 
+Windows no different from the last embedded one of the same video (indexer/change.py) are not queued:
+the decode thread sends the end they reach instead, and the last queued window's end grows over them, so
+a video's clip rows still tile it. Only new content skips: a backfill (another tower's vectors for clips
+already stored) embeds every window and keeps those whose window number the catalog holds.
+
 A job probed beforehand (the pipeline does, to plan progress in seconds of video) is not probed again.
 
 FFmpeg decodes while torch multiplies; on a GPU, the GPU works while the CPU decodes. The queue
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer import thumbnails
+from indexer.change import ChangeDetector
 from indexer.decode import ClipDecoder, ProbeError, probe
 from indexer.memory import release_free_memory
 from indexer.records import ClipWindow, DecodedClip, ScannedFile, VideoInfo, stack_by_size
@@ -53,13 +60,15 @@ class EmbeddedVideo:
     stats: dict = field(default_factory=dict)  # duration, frames, warning
     error: ProbeError | None = None  # decoding failed: nothing to store
     pending: int = 0  # clips decoded but not embedded yet
+    skipped: int = 0  # windows not embedded: no different from the last embedded one
+    embed_seconds: float = 0.0  # this video's share of encoder time
     ended: bool = False  # the decoder is done with this video
 
     def matrix(self, tower: str) -> np.ndarray:
         return np.stack(self.vectors[tower])
 
 
-_END, _CLIP, _FATAL = "end", "clip", "fatal"
+_END, _CLIP, _EXTEND, _FATAL = "end", "clip", "extend", "fatal"
 
 
 class DecodeThread(threading.Thread):
@@ -92,10 +101,14 @@ class DecodeThread(threading.Thread):
         video = EmbeddedVideo(job, vectors={name: [] for name in job.towers})
         try:
             video.info = job.info or probe(job.file.path)
-            decoder = self.towers.clip_decoder(job.file.path, video.info, job.towers)
+            detector = self._detector(job)
+            decoder = self.towers.clip_decoder(job.file.path, video.info, job.towers, quiet_gops=detector is not None)
             for clip in decoder.clips():
                 if self.abort.is_set():
                     return
+                if detector is not None and not detector.differs(clip.frames):
+                    self._put((_EXTEND, video, clip.window.end))
+                    continue
                 thumb = (
                     thumbnails.write_thumbnail(self.data_root, job.fingerprint, clip.window.ordinal, clip.full_frames)
                     if job.fingerprint
@@ -108,6 +121,14 @@ class DecodeThread(threading.Thread):
         except ProbeError as exc:
             video.error = exc
         self._put((_END, video, None))
+
+    def _detector(self, job: Job) -> ChangeDetector | None:
+        """Skipping is for new content (a backfill must meet the stored windows) and for windows that
+        tile the video (sparse windows leave gaps by design: there is nothing to extend over)."""
+        sampling = self.towers.sampling
+        if sampling.change_threshold is None or job.fingerprint is None or sampling.stride > sampling.span:
+            return None
+        return ChangeDetector(sampling.change_threshold)
 
     def _put(self, item) -> None:
         while not self.abort.is_set():
@@ -157,6 +178,10 @@ def embed_videos(
                 batch.append((video, clip))
                 if len(batch) == batch_size:
                     _embed_batch(batches.pop(video.job.towers), towers, on_embedded)
+            elif kind == _EXTEND:  # a skipped window: the last queued one now reaches its end
+                video.skipped += 1
+                video.windows[-1] = replace(video.windows[-1], end=max(video.windows[-1].end, payload))
+                on_embedded(video.job, payload)
             else:
                 video.ended = True
                 waiting.append(video)
@@ -172,8 +197,11 @@ def _embed_batch(
     batch: list[tuple[EmbeddedVideo, DecodedClip]], towers: Towers, on_embedded: Callable[[Job, float], None]
 ) -> None:
     names = list(batch[0][0].job.towers)
+    started = time.monotonic()
     vectors = towers.embed(names, stack_by_size([clip for _, clip in batch]))
+    share = (time.monotonic() - started) / len(batch)
     for row, (video, clip) in enumerate(batch):
+        video.embed_seconds += share
         for name in names:
             video.vectors[name].append(vectors[name][row])
         video.pending -= 1

@@ -5,8 +5,10 @@ new footage with exactly those, so a data dir made with a local checkpoint or `-
 working without repeating the flags (and never reaches for the hub's weights instead). A flag names what
 the user wants: a tower setting not given is taken from the record only while that tower's architecture
 is the recorded one, and its clip sampling only while its weights are too (sampling defaults to the
-weights' own). A tower the record lacks is added only when a flag asks for it. An encoder other than the
-recorded one is refused by the catalog, as it always was (`--rebuild` re-embeds with it).
+weights' own). The change threshold is part of the sampling: a data dir that records none (made with
+`--every-window`, or before windows were skipped) goes on embedding every window unless a flag says
+else. A tower the record lacks is added only when a flag asks for it. An encoder other than the recorded
+one is refused by the catalog, as it always was (`--rebuild` re-embeds with it).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class EncoderFlags:
     image_text_model: str | None = None
     image_text_weights: str | None = None
     image_text_frames: int | None = None
+    change_threshold: float | None = None  # --change-threshold
+    every_window: bool = False  # --every-window: no skipping
 
     def name_image_text(self) -> bool:
         return any(v is not None for v in (self.image_text_model, self.image_text_weights, self.image_text_frames))
@@ -61,6 +65,7 @@ def recorded_settings(data: DataDir, device: str = "auto", precision: str = "aut
         window_frames=sampling.window_frames,
         frame_interval=sampling.frame_interval,
         stride_frames=sampling.stride_frames,
+        change_threshold=sampling.change_threshold,  # None for data dirs made before skipping: every window
     )
 
 
@@ -86,6 +91,7 @@ def _video(flags: EncoderFlags, recorded: IndexSettings, defaults: IndexSettings
         "window_frames": pick(flags.window_frames, "window_frames"),
         "frame_interval": pick(flags.frame_interval, "frame_interval"),
         "stride_frames": pick(flags.stride_frames, "stride_frames"),
+        "change_threshold": None if flags.every_window else pick(flags.change_threshold, "change_threshold"),
     }
 
 

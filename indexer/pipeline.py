@@ -44,6 +44,7 @@ class Indexer:
         self.catalog = catalog
         self.progress = progress
         self.should_stop = should_stop  # polled between videos: a cancelled run keeps what it finished
+        self._embed_seconds = 0.0  # encoder time of the videos stored so far (for report.seconds_saved)
 
     def run(self, roots: list[Path]) -> IndexReport:
         started = time.monotonic()
@@ -58,6 +59,7 @@ class Indexer:
             }
             run_id = self.catalog.start_run([str(r) for r in roots])
             report = IndexReport(vectors_embedded={name: 0 for name in sets})
+            self._embed_seconds = 0.0
             try:
                 plan = self._plan(roots, report)
                 deleted = self._apply_path_changes(plan, report)
@@ -205,6 +207,10 @@ class Indexer:
         vectors = {sets[name].id: video.matrix(name) for name in video.job.towers}
         self.catalog.store_video(f, task.fingerprint, video.info, video.stats, video.windows, vectors, video.thumbnails)
         report.clips_embedded += len(video.windows)
+        report.windows_skipped += video.skipped
+        self._embed_seconds += video.embed_seconds
+        if report.clips_embedded:  # what the skipped windows would have cost at this run's pace
+            report.seconds_saved = report.windows_skipped * self._embed_seconds / report.clips_embedded
         for name in video.job.towers:
             report.vectors_embedded[name] += len(video.windows)
         if video.stats.get("warning"):

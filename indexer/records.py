@@ -56,6 +56,9 @@ class ClipSampling:
     window_frames: int = 16  # frames sampled per window (the encoder's T)
     frame_interval: int = 4  # take every Nth source frame
     stride_frames: int | None = None  # source frames between window starts; None = back to back
+    # Windows differing from the last embedded one by at most this many grey levels are not embedded
+    # (indexer/change.py); None = every window, which is what data dirs that record no threshold hold.
+    change_threshold: float | None = None
 
     @property
     def span(self) -> int:
@@ -68,12 +71,16 @@ class ClipSampling:
 
     def to_dict(self) -> dict:
         """The form stored with the video vectors. Its "num_frames" key is the field's former name, which
-        existing data dirs hold: this and `from_dict` are the one place it is spelled."""
-        return {"num_frames": self.window_frames, "frame_interval": self.frame_interval, "stride_frames": self.stride}
+        existing data dirs hold: this and `from_dict` are the one place it is spelled. "change_threshold" is
+        left out when None, so the identity of every-window sets (all those made before skipping) is unchanged."""
+        out = {"num_frames": self.window_frames, "frame_interval": self.frame_interval, "stride_frames": self.stride}
+        if self.change_threshold is not None:
+            out["change_threshold"] = self.change_threshold
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> ClipSampling:
-        return cls(data["num_frames"], data["frame_interval"], data["stride_frames"])
+        return cls(data["num_frames"], data["frame_interval"], data["stride_frames"], data.get("change_threshold"))
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,8 @@ class FileCounts:
 class IndexReport:
     files: FileCounts = field(default_factory=FileCounts)
     clips_embedded: int = 0  # new clip windows (each with every enabled tower's vector)
+    windows_skipped: int = 0  # windows not embedded: no different from the last embedded (indexer/change.py)
+    seconds_saved: float = 0.0  # estimate: windows_skipped x this run's mean encoder seconds per clip
     vectors_embedded: dict[str, int] = field(default_factory=dict)  # per tower, backfills included
     failures: list[Failure] = field(default_factory=list)
     warnings: list[Failure] = field(default_factory=list)  # indexed, but with a problem
@@ -135,6 +144,8 @@ class IndexReport:
         return {
             "files": vars(self.files),
             "clips_embedded": self.clips_embedded,
+            "windows_skipped": self.windows_skipped,
+            "seconds_saved": round(self.seconds_saved, 3),
             "vectors_embedded": self.vectors_embedded,
             "failures": [vars(f) for f in self.failures],
             "warnings": [vars(w) for w in self.warnings],

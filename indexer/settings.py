@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexer.change import DEFAULT_THRESHOLD
+
 
 @dataclass(frozen=True)
 class DataDir:
@@ -66,6 +68,8 @@ class IndexSettings:
     window_frames: int | None = None  # frames sampled per clip window; None = the weights' own
     frame_interval: int | None = None  # None = the weights' own
     stride_frames: int | None = None  # None = windows back to back
+    # Skip windows that do not differ (indexer/change.py); None = embed every window (`--every-window`).
+    change_threshold: float | None = DEFAULT_THRESHOLD
     batch_size: int = 4  # clips per encoder call
     retry_failed: bool = False  # re-try files that failed before even if unchanged
     rebuild: bool = False  # forget all clips and vectors and embed everything again

@@ -66,6 +66,7 @@ class Towers:
         time_range: tuple[float | None, float | None] | None = None,
         max_windows: int | None = None,
         deadline: float | None = None,
+        quiet_gops: bool = False,
     ) -> ClipDecoder:
         """A decoder giving every tower in `names` (default: all) clips at its own input size
         (at most `max_windows` of them, decoded before the `deadline`, when given: see ClipDecoder)."""
@@ -79,6 +80,7 @@ class Towers:
             extra_sizes=tuple(others),
             max_windows=max_windows,
             deadline=deadline,
+            quiet_gops=quiet_gops,
         )
 
     def is_loaded(self, name: str) -> bool:
@@ -119,7 +121,7 @@ def resolve_towers(settings: IndexSettings) -> Towers:
             settings.image_text.model, settings.image_text.weights, weights_dir, settings.image_text.frames_per_clip
         )
     pre = video.weights.preprocess
-    sampling = ClipSampling(pre.window_frames, pre.frame_interval, settings.stride_frames)
+    sampling = ClipSampling(pre.window_frames, pre.frame_interval, settings.stride_frames, settings.change_threshold)
     return Towers(video, image, sampling, enc.device, enc.precision)
 
 

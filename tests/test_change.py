@@ -1,0 +1,216 @@
+"""Skipping windows that do not change (indexer/change.py): the detector on generated frames, and an index
+run over a generated static video with one short event."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+from helpers import ENCODER, cli_in_process, index
+
+from app.demo import write_video
+from indexer.change import DEFAULT_THRESHOLD, ChangeDetector
+from indexer.records import ClipSampling
+
+SIZE, T = 112, 16  # the tiny towers' crops are smaller still; real ones 224
+
+
+def scene(seed: int = 0, size: int = SIZE) -> np.ndarray:
+    """A textured grey-ish still: float32 (size, size, 3)."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    grey = 90 + 50 * np.sin(xx / 11.0 + seed) + 40 * np.cos(yy / 7.0)
+    return np.repeat(grey[..., None], 3, axis=2).astype(np.float32)
+
+
+def window(still: np.ndarray, rng, noise: float = 4.0, offset: float = 0.0) -> np.ndarray:
+    """T frames of `still` with sensor noise (sigma `noise`) and a brightness offset: uint8 (T, S, S, 3)."""
+    frames = still[None] + offset + rng.normal(0, noise, (T, *still.shape))
+    return np.clip(frames, 0, 255).astype(np.uint8)
+
+
+def first_embedded(detector: ChangeDetector, frames: np.ndarray) -> ChangeDetector:
+    assert detector.differs(frames)  # the first window of a video is always embedded
+    return detector
+
+
+def test_noise_and_compression_flicker_are_static():
+    rng = np.random.default_rng(0)
+    still = scene()
+    detector = first_embedded(ChangeDetector(DEFAULT_THRESHOLD), window(still, rng))
+    for _ in range(20):
+        frames = window(still, rng, noise=6.0).astype(np.float32)
+        # compression flicker: each 8x8 block of each frame shifted by up to +-3 levels
+        blocks = rng.uniform(-3, 3, (T, SIZE // 8, SIZE // 8, 1)).repeat(8, axis=1).repeat(8, axis=2)
+        assert not detector.differs(np.clip(frames + blocks, 0, 255).astype(np.uint8))
+
+
+def test_slow_light_drift_is_static_and_re_embeds_rarely():
+    """An hour's drift of 30 levels, 0.25 level a window: over 120 windows a handful are embedded again."""
+    rng = np.random.default_rng(1)
+    still = scene()
+    detector = first_embedded(ChangeDetector(DEFAULT_THRESHOLD), window(still, rng))
+    embedded = sum(detector.differs(window(still, rng, offset=0.25 * w)) for w in range(1, 121))
+    assert embedded <= 4  # 30 levels / a 10-level threshold: at most one re-embed every 10 levels
+    assert not detector.differs(window(still, rng, offset=30.0))
+
+
+def test_sudden_brightness_change_is_a_change():
+    rng = np.random.default_rng(2)
+    still = scene()
+    detector = first_embedded(ChangeDetector(DEFAULT_THRESHOLD), window(still, rng))
+    assert not detector.differs(window(still, rng))
+    lit = window(still, rng)
+    lit[T // 2 :] = np.clip(lit[T // 2 :].astype(np.int16) + 40, 0, 255).astype(np.uint8)  # a light switched on
+    assert detector.differs(lit)
+    assert detector.differs(window(still + 40, rng))  # all lit: differs from the half-dark reference
+    assert not detector.differs(window(still + 40, rng))  # the lit scene is the reference now
+
+
+def test_an_event_in_one_sampled_frame_is_a_change():
+    """A short event between two keyframes, seen in a single sampled frame of the window, is embedded."""
+    rng = np.random.default_rng(3)
+    still = scene()
+    detector = first_embedded(ChangeDetector(DEFAULT_THRESHOLD), window(still, rng))
+    frames = window(still, rng)
+    frames[7, 40:60, 50:65] = (230, 30, 30)  # an object crossing, 20 x 15 px of the 112 crop
+    assert detector.differs(frames)
+    assert detector.differs(window(still, rng))  # gone again: embedded, the event's clip stays short
+    assert not detector.differs(window(still, rng))
+
+
+def test_threshold_is_part_of_the_sampling_identity_and_absent_means_every_window():
+    every = ClipSampling(16, 4)
+    # the form every data dir made before skipping holds: its identity must not change
+    assert every.to_dict() == {"num_frames": 16, "frame_interval": 4, "stride_frames": 64}
+    skipping = ClipSampling(16, 4, change_threshold=DEFAULT_THRESHOLD)
+    assert skipping.to_dict()["change_threshold"] == DEFAULT_THRESHOLD
+    assert ClipSampling.from_dict(skipping.to_dict()).change_threshold == DEFAULT_THRESHOLD
+    assert ClipSampling.from_dict(every.to_dict()).change_threshold is None
+
+
+# -- an index run ---------------------------------------------------------------------------------
+FPS, SECONDS, EVENT = 30, 20, (10.0, 10.4)  # 600 frames: 9 windows of 64 frames + an end-aligned tail
+EVENT_WINDOW = 4  # frames 256-319 (8.53-10.67 s) hold the event's frames 300-311
+
+
+def static_video(path, event=EVENT):
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:120, 0:160]
+    base = (80 + 60 * np.sin(xx / 13.0) + 40 * np.cos(yy / 9.0)).astype(np.float32)
+
+    def frames():
+        for i in range(FPS * SECONDS):
+            image = np.repeat((base + rng.normal(0, 4, base.shape))[..., None], 3, axis=2)
+            if event[0] <= i / FPS < event[1]:
+                image[40:80, 60:100] = (240, 20, 20)
+            yield np.clip(image, 0, 255).astype(np.uint8)
+
+    return write_video(path, frames(), FPS)
+
+
+def clip_rows(data) -> list[tuple[int, float, float]]:
+    with sqlite3.connect(data / "catalog.db") as db:
+        return db.execute("select ordinal, start, end from clips order by ordinal").fetchall()
+
+
+def video_sampling(data) -> dict:
+    with sqlite3.connect(data / "catalog.db") as db:
+        (identity,) = db.execute("select identity from vector_sets where name = 'video'").fetchone()
+    return json.loads(identity)["sampling"]
+
+
+@pytest.fixture(scope="module")
+def footage(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("static")
+    static_video(folder / "corridor.mp4")
+    return folder
+
+
+@pytest.mark.slow
+def test_static_video_embeds_the_first_the_event_and_the_after_event_window_only(footage, tmp_path):
+    report = index(tmp_path / "data", footage)
+    assert (report["clips_embedded"], report["windows_skipped"]) == (3, 7)
+    assert report["vectors_embedded"] == {"video": 3, "image": 3}
+    assert report["seconds_saved"] > 0
+    rows = clip_rows(tmp_path / "data")
+    assert [r[0] for r in rows] == [0, EVENT_WINDOW, EVENT_WINDOW + 1]
+    # the kept windows tile the video: each reaches the next one's start, the last the end of the stream
+    assert rows[0][1] == 0.0 and all(a[2] == pytest.approx(b[1]) for a, b in itertools.pairwise(rows))
+    assert rows[1][1:] == pytest.approx((256 / FPS, 320 / FPS))  # the event's clip: its own window
+    assert rows[2][2] == pytest.approx(SECONDS)
+    assert video_sampling(tmp_path / "data")["change_threshold"] == DEFAULT_THRESHOLD
+
+
+@pytest.mark.slow
+def test_every_window_embeds_all_and_a_data_dir_without_threshold_keeps_doing_so(footage, tmp_path):
+    data = tmp_path / "data"
+    report = index(data, footage, "--every-window")
+    assert (report["clips_embedded"], report["windows_skipped"]) == (10, 0)
+    assert "change_threshold" not in video_sampling(data)  # the identity of data dirs made before skipping
+    rows = clip_rows(data)
+    assert [r[0] for r in rows] == list(range(10))
+    assert all(a[2] == pytest.approx(b[1]) for a, b in itertools.pairwise(rows[:9]))  # regular windows tile
+    # more footage, no flags: the data dir's record (no threshold) says every window, no re-embedding
+    more = tmp_path / "more"
+    more.mkdir()
+    static_video(more / "car_park.mp4", event=(3.0, 3.3))
+    done = json.loads(cli_in_process("index", "--data", data, more, "--json").stdout)
+    assert (done["clips_embedded"], done["windows_skipped"]) == (10, 0)
+
+
+@pytest.mark.slow
+def test_cli_line_says_how_many_windows_were_skipped(footage, tmp_path):
+    out = cli_in_process("index", "--data", tmp_path / "data", footage, *ENCODER, "--change-threshold", "12").stdout
+    assert "3 clips embedded" in out
+    assert "7 windows skipped" in out and "s saved" in out
+    assert video_sampling(tmp_path / "data")["change_threshold"] == 12.0
+
+
+# -- quiet GOPs (indexer/quiet.py) ------------------------------------------------------------------
+def camera_video(path, event_frames=range(100, 104), fps=10, seconds=24):
+    """A noiseless still scene coded like a camera (a keyframe every 2 s), a 4-frame event inside a GOP."""
+    import av
+
+    yy, xx = np.mgrid[0:120, 0:160]
+    still = np.repeat((80 + 60 * np.sin(xx / 13.0) + 40 * np.cos(yy / 9.0))[..., None], 3, axis=2)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "28", "g": str(2 * fps)}
+        for i in range(fps * seconds):
+            image = still.copy()
+            if i in event_frames:
+                image[40:80, 20 + 20 * (i % 4) : 60 + 20 * (i % 4)] = (240, 20, 20)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image.clip(0, 255).astype(np.uint8), format="rgb24")))
+        out.mux(stream.encode(None))
+    return path
+
+
+def decode_all(path, quiet: bool):
+    from indexer.decode import ClipDecoder, probe
+
+    decoder = ClipDecoder(path, probe(path), ClipSampling(16, 4), 64, quiet_gops=quiet)
+    return list(decoder.clips()), decoder.summary
+
+
+def test_quiet_gops_are_decoded_as_their_keyframe_and_an_event_inside_a_gop_is_decoded(tmp_path):
+    path = camera_video(tmp_path / "camera.mp4")
+    plain, plain_summary = decode_all(path, quiet=False)
+    quiet, summary = decode_all(path, quiet=True)
+    assert plain_summary.stills == 0 and summary.stills > 0
+    # 12 GOPs of 20 frames: all but the first (the encoder still refining it) and the event's (100-119)
+    # are stills after their keyframe
+    assert summary.stills == 10 * 19 and summary.frames == plain_summary.frames == 240
+    assert [c.window for c in quiet] == [c.window for c in plain]  # same windows, same times
+    # window 1 samples frames 64, 68, ..., 124: its 10th to 14th (frames 100-116) lie in the event's GOP,
+    # decoded for real; the others are stills of their keyframes, a level or so from the decoded frames
+    event = slice(9, 14)
+    assert np.array_equal(quiet[1].frames[event], plain[1].frames[event])
+    assert (quiet[1].frames[event] != quiet[1].frames[8]).any()  # the event is in them
+    for q, p in zip(quiet, plain):
+        assert np.abs(q.frames.astype(int) - p.frames).mean() < 1.0
+    detector = ChangeDetector(DEFAULT_THRESHOLD)
+    assert [detector.differs(c.frames) for c in quiet] == [True, True, True, False]  # first, event, after it
