@@ -48,6 +48,7 @@ class ServeSettings:
     device: str = "auto"
     precision: str = "auto"
     watch: WatchSettings | None = None  # serve --watch: keep indexing new footage under these folders
+    runtime: str = "auto"  # auto | torch | openvino: what the encoders run on
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:
@@ -262,10 +263,11 @@ def build_app(settings: ServeSettings):
     from app.ui import CSS, build_ui, open_catalog, status_translations
     from indexer.towers import index_settings_from_catalog
 
-    service = SearchService(settings.data, settings.device, settings.precision)
+    service = SearchService(settings.data, settings.device, settings.precision, runtime=settings.runtime)
     open_catalog(service, settings.data)  # a damaged catalog is refused now, not at the first search
     jobs = IndexJobs(
-        lambda: index_settings_from_catalog(settings.data, settings.device, settings.precision), list(settings.roots)
+        lambda: index_settings_from_catalog(settings.data, settings.device, settings.precision, settings.runtime),
+        list(settings.roots),
     )
     demo = build_ui(service, jobs, settings.data, uploads)
     demo.queue(default_concurrency_limit=2)
@@ -331,7 +333,8 @@ def start_watch(settings: ServeSettings):
         flush=True,
     )
     return BackgroundWatch(
-        settings.watch, lambda: index_settings_from_catalog(settings.data, settings.device, settings.precision)
+        settings.watch,
+        lambda: index_settings_from_catalog(settings.data, settings.device, settings.precision, settings.runtime),
     ).start()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 from dataclasses import dataclass
 
 import torch
@@ -52,6 +53,10 @@ def pick_runtime(device: str = "auto", precision: str = "auto", backend: str = "
     AVX512-BF16 EPYC, bench/RESULTS.md), PyTorch on CUDA."""
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if backend == "auto":
+        # TUBELET_RUNTIME says what "auto" means on this machine: the test suite sets "torch" so that each
+        # of its hundreds of throwaway data dirs does not convert the encoders anew.
+        backend = os.environ.get("TUBELET_RUNTIME", "auto")
     if backend not in BACKENDS:
         raise ConfigError(f"runtime must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if device == "auto":
