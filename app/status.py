@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 
 from indexer import store
 from indexer.catalog import Catalog, VectorSetInfo
@@ -61,7 +62,9 @@ def _runtime_status(data: DataDir, vset: VectorSetInfo, last_report: dict, name:
                 converted.append(f"openvino {key['part']} {key['precision']} (cosine {record['cosine']:.6f})")
         except (OSError, ValueError, KeyError, TypeError):
             continue  # not a manifest of ours, or damaged: the next load rebuilds it
-    search = "openvino on CPU, torch on CUDA" if importlib.util.find_spec("openvino") else "torch"
+    auto = os.environ.get("TUBELET_RUNTIME", "auto")  # what --runtime auto means here (encoder.runtime)
+    openvino = importlib.util.find_spec("openvino") and auto in ("auto", "openvino")
+    search = "auto = openvino on CPU, torch on CUDA" if openvino else "auto = torch"
     return {"indexed_with": last_report.get("runtimes", {}).get(name), "search_runtime": search, "converted": converted}
 
 
