@@ -21,16 +21,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from machine import describe_machine  # noqa: E402
-from query_latency import build  # noqa: E402
+from machine import describe_machine
+from query_latency import build
 
-from app.query import Query, SearchOptions  # noqa: E402
-from app.search import SearchService  # noqa: E402
-from indexer.records import IMAGE_SET  # noqa: E402
-from indexer.settings import DataDir  # noqa: E402
+from app.query import Query, SearchOptions
+from app.search import SearchService
+from indexer.records import IMAGE_SET
+from indexer.settings import DataDir
 
 RUNTIMES = {"torch fp32": ("torch", "fp32"), "openvino auto": ("openvino", "auto")}
-WORDS = "person car dog corridor light door bike truck crowd night rain box".split()
+WORDS = ["person", "car", "dog", "corridor", "light", "door", "bike", "truck", "crowd", "night", "rain", "box"]
 
 
 def main() -> None:
