@@ -16,7 +16,7 @@ from encoder.runtime import pick_runtime
 
 pytest.importorskip("openvino")
 
-from encoder.openvino_runtime import MIN_COSINE, row_cosines  # noqa: E402
+from encoder.openvino_runtime import MIN_COSINE, row_cosines
 
 PRECISIONS = ("fp32", "bf16")  # bf16 runs natively or emulated: the vectors must hold either way
 
@@ -75,7 +75,7 @@ def test_auto_is_openvino_on_cpu_and_explicit_choices_are_checked(monkeypatch):
     assert pick_runtime("cpu", "fp32").backend == "torch"
     from encoder.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="openvino.*fp16"):
+    with pytest.raises(ConfigError, match=r"openvino.*fp16"):
         pick_runtime("cpu", "fp16", "openvino")
     with pytest.raises(ConfigError, match="runtime must be one of"):
         pick_runtime("cpu", "fp32", "tensorrt")
@@ -123,9 +123,7 @@ def test_indexed_with_openvino_searched_with_torch_and_status_says_what_ran(tmp_
     synthesize_video(videos / "a.mp4", seconds=4, seed=1)
     synthesize_video(videos / "b.mp4", seconds=4, seed=2)
     data = tmp_path / "data"
-    json.loads(
-        cli_in_process("index", "--data", data, videos, *ENCODER, "--runtime", "openvino", "--json").stdout
-    )
+    json.loads(cli_in_process("index", "--data", data, videos, *ENCODER, "--runtime", "openvino", "--json").stdout)
     status = json.loads(cli_in_process("status", "--data", data, "--json").stdout)
     for tower in status["towers"].values():
         assert tower["indexed_with"].startswith("openvino cpu")
