@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -60,9 +61,13 @@ class OpenVINOPart:
         self.compiled = compiled
         self.precision = precision  # the inference precision hint it was compiled with
         self.cosine = cosine  # the worst probe row's cosine to PyTorch fp32, measured at build time
+        # calling a compiled model reuses one infer request, which two threads must not share (concurrent
+        # searches in `serve`); OpenVINO already spreads one request over every core
+        self._lock = threading.Lock()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.compiled(np.ascontiguousarray(x))[0], dtype=np.float32)
+        with self._lock:
+            return np.array(self.compiled(np.ascontiguousarray(x))[0], dtype=np.float32)
 
 
 def cache_key(part: Part, precision: str) -> dict:
