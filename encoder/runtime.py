@@ -49,7 +49,7 @@ def openvino_installed() -> bool:
 
 def pick_runtime(device: str = "auto", precision: str = "auto", backend: str = "auto") -> Runtime:
     """`device`: auto | cpu | cuda[:N]. `precision`: auto | fp32 | bf16 | fp16. `backend`: auto | torch |
-    openvino; auto = OpenVINO on a CPU where it is installed (2.2x PyTorch's bf16 per ViT-S clip on the
+    openvino; auto = OpenVINO on a CPU where it is installed (3.3x PyTorch bf16 per ViT-S clip on the
     AVX512-BF16 EPYC, bench/RESULTS.md), PyTorch on CUDA."""
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
