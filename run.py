@@ -335,6 +335,12 @@ def port_number(text: str) -> int:
 def _runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument(
+        "--runtime",
+        default="auto",
+        choices=["auto", "torch", "openvino"],
+        help="what runs the encoders: auto = OpenVINO on a CPU where installed, PyTorch on CUDA",
+    )
 
 
 # -- settings, built once here and passed down ------------------------------------------------
@@ -354,7 +360,7 @@ def index_settings(args):
     data = data_dir(args)
     base = IndexSettings(
         data=data,
-        encoder=EncoderSettings(device=args.device, precision=args.precision),
+        encoder=EncoderSettings(device=args.device, precision=args.precision, runtime=args.runtime),
         batch_size=args.batch_size,
         retry_failed=getattr(args, "retry_failed", False),
         rebuild=getattr(args, "rebuild", False),
@@ -373,7 +379,7 @@ def index_settings(args):
         args.change_threshold,
         args.every_window,
     )
-    return choose_encoders(base, flags, recorded_settings(data, args.device, args.precision))
+    return choose_encoders(base, flags, recorded_settings(data, args.device, args.precision, args.runtime))
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -440,7 +446,7 @@ def cmd_search(args) -> int:
     from app.search import SearchService
 
     request = search_request(args)
-    service = SearchService(data_dir(args), args.device, args.precision).load()
+    service = SearchService(data_dir(args), args.device, args.precision, runtime=args.runtime).load()
     result = service.search(request)
     options = request.options
     if args.json:
@@ -560,6 +566,7 @@ def cmd_serve(args) -> int:
             args.device,
             args.precision,
             watch,
+            args.runtime,
         )
     )
     return EXIT_OK
@@ -578,7 +585,7 @@ def cmd_demo(args) -> int:
         generate_demo_library(folder)
     report = run_index(settings, [folder])
     print_index_report(report)
-    service = SearchService(settings.data, args.device, args.precision).load()
+    service = SearchService(settings.data, args.device, args.precision, runtime=args.runtime).load()
     source = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".mp4", ".mkv", ".mov", ".webm"))
     if not source:
         print("No .mp4/.mkv/.mov/.webm file in the folder to cut a query from.")

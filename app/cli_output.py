@@ -145,6 +145,10 @@ def print_status(status: dict) -> None:
     for name, tower in status["towers"].items():
         print(f"{name} tower: {_describe_tower(tower['identity'])}")
         print(f"  {tower['vectors']} vectors, index file {tower['index_problem'] or 'current'}")
+        ran = tower.get("indexed_with") or "unknown"
+        print(f"  runtime: last indexed with {ran}; search: {tower['search_runtime']}")
+        for converted in tower.get("converted", []):
+            print(f"  converted: {converted}")
     if not all(tower["index_current"] for tower in status["towers"].values()):
         print("searching rebuilds index files from the catalog; `python run.py index` or `status --repair` saves them")
     for failure in status["failures"]:

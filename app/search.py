@@ -124,10 +124,18 @@ class SearchService:
     Snapshot with one assignment; searches read `self._snapshot` once and use only that.
     """
 
-    def __init__(self, data: DataDir, device: str = "auto", precision: str = "auto", memory_budget: int = 4 << 30):
+    def __init__(
+        self,
+        data: DataDir,
+        device: str = "auto",
+        precision: str = "auto",
+        memory_budget: int = 4 << 30,
+        runtime: str = "auto",
+    ):
         self.data = data
         self.device = device
         self.precision = precision
+        self.runtime = runtime  # auto | torch | openvino: queries embed through it
         self.memory_budget = memory_budget
         self.catalog = Catalog(data.catalog)
         self._snapshot: Snapshot | None = None
@@ -194,7 +202,9 @@ class SearchService:
             self.catalog.open()
         if self.catalog.vector_set(VIDEO_SET) is None:
             raise QueryError(f"the index at {self.data.root} is empty: run `python run.py index PATH` first")
-        towers, sets = towers_from_catalog(self.catalog, self.data.weights_dir, self.device, self.precision)
+        towers, sets = towers_from_catalog(
+            self.catalog, self.data.weights_dir, self.device, self.precision, self.runtime, self.data.runtime_dir
+        )
         indexes = {name: self._open_index(vset) for name, vset in sets.items()}
         return Snapshot(towers, MappingProxyType(indexes), self._file_identity(), FilterRows(self.catalog))
 

@@ -50,6 +50,7 @@ class ServeSettings:
     watch: WatchSettings | None = None  # serve --watch: keep indexing new footage under these folders
     max_previews_mb: int = 2048  # DATA/previews/ and DATA/exports/ are trimmed to these, least recently used first
     max_exports_mb: int = 4096
+    runtime: str = "auto"  # auto | torch | openvino: what the encoders run on
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:
@@ -265,10 +266,11 @@ def build_app(settings: ServeSettings):
     from app.ui import CSS, build_ui, open_catalog, status_translations
     from indexer.towers import index_settings_from_catalog
 
-    service = SearchService(settings.data, settings.device, settings.precision)
+    service = SearchService(settings.data, settings.device, settings.precision, runtime=settings.runtime)
     open_catalog(service, settings.data)  # a damaged catalog is refused now, not at the first search
     jobs = IndexJobs(
-        lambda: index_settings_from_catalog(settings.data, settings.device, settings.precision), list(settings.roots)
+        lambda: index_settings_from_catalog(settings.data, settings.device, settings.precision, settings.runtime),
+        list(settings.roots),
     )
     previews = MadeFiles(settings.data.root / "previews", settings.max_previews_mb << 20)
     exports = MadeFiles(settings.data.root / "exports", settings.max_exports_mb << 20)
@@ -338,7 +340,8 @@ def start_watch(settings: ServeSettings):
         flush=True,
     )
     return BackgroundWatch(
-        settings.watch, lambda: index_settings_from_catalog(settings.data, settings.device, settings.precision)
+        settings.watch,
+        lambda: index_settings_from_catalog(settings.data, settings.device, settings.precision, settings.runtime),
     ).start()
 
 

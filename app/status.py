@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
+
 from indexer import store
 from indexer.catalog import Catalog, VectorSetInfo
 from indexer.records import IMAGE_SET, VIDEO_SET
@@ -16,8 +20,9 @@ def library_status(data: DataDir) -> dict:
         stats = catalog.stats()
         vset = catalog.vector_set(VIDEO_SET)
         index_file = store.index_path(data.index_dir, vset) if vset else None
+        last = catalog.last_report() or {}
         towers = {
-            name: _tower_status(catalog, vset, data)
+            name: {**_tower_status(catalog, vset, data), **_runtime_status(data, vset, last, name)}
             for name in (VIDEO_SET, IMAGE_SET)
             if (vset := catalog.vector_set(name)) is not None
         }
@@ -42,6 +47,25 @@ def library_status(data: DataDir) -> dict:
         }
     finally:
         catalog.close()
+
+
+def _runtime_status(data: DataDir, vset: VectorSetInfo, last_report: dict, name: str) -> dict:
+    """What ran the tower in the last index run, and the converted encoders a CPU search would use: the
+    OpenVINO cache manifests (encoder.openvino_runtime) of exactly this tower, read without importing torch."""
+    identity = {k: v for k, v in vset.identity.items() if k != "sampling"}  # the sampling is the indexer's
+    converted = []
+    for manifest in sorted(data.runtime_dir.glob("*.json")):
+        try:
+            record = json.loads(manifest.read_text())
+            key = record["key"]
+            if key["tower"] == identity:
+                converted.append(f"openvino {key['part']} {key['precision']} (cosine {record['cosine']:.6f})")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not a manifest of ours, or damaged: the next load rebuilds it
+    auto = os.environ.get("TUBELET_RUNTIME", "auto")  # what --runtime auto means here (encoder.runtime)
+    openvino = importlib.util.find_spec("openvino") and auto in ("auto", "openvino")
+    search = "auto = openvino on CPU, torch on CUDA" if openvino else "auto = torch"
+    return {"indexed_with": last_report.get("runtimes", {}).get(name), "search_runtime": search, "converted": converted}
 
 
 def _tower_status(catalog: Catalog, vset: VectorSetInfo, data: DataDir) -> dict:

@@ -83,6 +83,33 @@ class VideoEncoder(FromSpec):
         return features.cpu().numpy()
 
 
+class FeaturesOf(torch.nn.Module):
+    """`model.forward_features` as a module's forward: what a runtime converts."""
+
+    def __init__(self, model: VideoMAE2):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(x)
+
+
+class ConvertedVideoEncoder(FromSpec):
+    """VideoMAE v2 through a converted runtime (OpenVINO): normalised clips in, unit vectors out (a `Tower`)."""
+
+    def __init__(self, spec: VideoEncoderSpec, part, runtime: Runtime):
+        self.spec = spec
+        self.part = part
+        self.runtime = runtime
+
+    @torch.inference_mode()
+    def embed(self, clips: np.ndarray) -> np.ndarray:
+        pre = self.preprocess
+        x = normalize_clips(torch.from_numpy(np.ascontiguousarray(clips)), pre.size, pre.mean, pre.std)
+        features = self.part(x.numpy())
+        return features / np.linalg.norm(features, axis=1, keepdims=True)
+
+
 @dataclass(frozen=True)
 class VideoEncoderSpec:
     """Which architecture with which (resolved, checksummed) weights; nothing loaded yet."""
@@ -110,9 +137,34 @@ class VideoEncoderSpec:
             "dim": self.dim,
         }
 
-    def load(self, device: str = "auto", precision: str = "auto") -> VideoEncoder:
+    def load(
+        self, device: str = "auto", precision: str = "auto", backend: str = "auto", cache_dir: Path | None = None
+    ) -> VideoEncoder | ConvertedVideoEncoder:
+        """The encoder on the runtime picked from the arguments (`encoder.runtime.pick_runtime`); a converted
+        runtime's model is cached under `cache_dir` (see `encoder.openvino_runtime`)."""
         verify_weights(self.weights)  # the checksum named at resolve time may come from a cache
-        runtime = pick_runtime(device, precision)
+        runtime = pick_runtime(device, precision, backend)
+        if runtime.backend == "openvino":
+            from encoder.openvino_runtime import load_or_fall_back
+
+            return load_or_fall_back(runtime, lambda: self._load_openvino(runtime, cache_dir), self._load_torch)
+        return self._load_torch(runtime)
+
+    def probe_shape(self, batch: int = 2) -> tuple[int, ...]:
+        pre = self.preprocess
+        return (batch, 3, pre.window_frames, pre.size, pre.size)
+
+    def _load_openvino(self, runtime: Runtime, cache_dir: Path | None) -> ConvertedVideoEncoder:
+        from encoder.openvino_runtime import Part, load_faithful, probe_batch, runtime_of
+
+        def build() -> torch.nn.Module:
+            return FeaturesOf(build_videomae2(self.variant, self.weights)).eval()
+
+        part = Part("video", self.identity(), build, probe_batch(self.probe_shape()))
+        converted = load_faithful(part, runtime, cache_dir)
+        return ConvertedVideoEncoder(self, converted, runtime_of(runtime, [converted]))
+
+    def _load_torch(self, runtime: Runtime) -> VideoEncoder:
         model = build_videomae2(self.variant, self.weights).to(runtime.device)
         if runtime.amp_dtype == torch.bfloat16:
             # bf16 weights beat bf16 autocast (no per-call casts): 0.153 vs 0.164 s per ViT-S clip

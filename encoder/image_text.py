@@ -11,6 +11,7 @@ at 2.2x its CPU throughput (71 vs 32 images/s, bf16 weights, 2 cores; see README
 
 from __future__ import annotations
 
+import functools
 import logging
 import pickle
 from dataclasses import dataclass
@@ -103,6 +104,45 @@ class ImageTextTower(FromSpec):
         vectors = self.encode_images(clips[:, picks].reshape(B * len(picks), *clips.shape[2:]))
         pooled = vectors.reshape(B, len(picks), -1).mean(axis=1)
         return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+
+
+class _Encode(torch.nn.Module):
+    """One of open_clip's `encode_image` / `encode_text` as a module's forward: what a runtime converts."""
+
+    def __init__(self, model, method: str):
+        super().__init__()
+        self.model, self.method = model, method
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return getattr(self.model, self.method)(x)
+
+
+class ConvertedImageTextTower(FromSpec):
+    """open_clip through a converted runtime (OpenVINO): the image and the text encoder (a `TextTower`)."""
+
+    def __init__(self, spec: ImageTextTowerSpec, image_part, text_part, tokenizer, runtime: Runtime):
+        self.spec = spec
+        self.image_part, self.text_part = image_part, text_part
+        self.tokenizer = tokenizer
+        self.runtime = runtime
+
+    @torch.inference_mode()
+    def encode_images(self, images: np.ndarray) -> np.ndarray:
+        pre = self.spec.weights.preprocess
+        x = normalize_images(torch.from_numpy(np.ascontiguousarray(images)), pre.size, pre.mean, pre.std)
+        return _unit_rows(self.image_part(x.numpy()))
+
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        return _unit_rows(self.text_part(self.tokenizer(texts).numpy()))
+
+    embed = ImageTextTower.embed  # the same pooling of frames' vectors over a clip
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+PROBE_TEXTS = ("a person walking a dog in the park", "a red car at night")  # traces and checks the text encoder
 
 
 def load_image_text_weights(model: torch.nn.Module, path: Path) -> None:
@@ -206,11 +246,37 @@ class ImageTextTowerSpec:
             "dim": self.dim,
         }
 
-    def load(self, device: str = "auto", precision: str = "auto") -> ImageTextTower:
+    def load(
+        self, device: str = "auto", precision: str = "auto", backend: str = "auto", cache_dir: Path | None = None
+    ) -> ImageTextTower | ConvertedImageTextTower:
+        """The tower on the runtime picked from the arguments (`encoder.runtime.pick_runtime`); a converted
+        runtime's models are cached under `cache_dir` (see `encoder.openvino_runtime`)."""
+        verify_weights(self.weights)  # the checksum named at resolve time may come from a cache
+        runtime = pick_runtime(device, precision, backend)
+        if runtime.backend == "openvino":
+            from encoder.openvino_runtime import load_or_fall_back
+
+            return load_or_fall_back(runtime, lambda: self._load_openvino(runtime, cache_dir), self._load_torch)
+        return self._load_torch(runtime)
+
+    def _load_openvino(self, runtime: Runtime, cache_dir: Path | None) -> ConvertedImageTextTower:
         import open_clip
 
-        verify_weights(self.weights)  # the checksum named at resolve time may come from a cache
-        runtime = pick_runtime(device, precision)
+        from encoder.openvino_runtime import Part, load_faithful, probe_batch, runtime_of
+
+        tokenizer = open_clip.get_tokenizer(self.model_name)
+        model = functools.cache(lambda: self._load_torch(pick_runtime("cpu", "fp32", "torch")).model)  # built once
+        identity = self.identity()
+        probe = probe_batch((2, 3, self.size, self.size))
+        image = Part("image", identity, lambda: _Encode(model(), "encode_image"), probe)
+        text = Part("text", identity, lambda: _Encode(model(), "encode_text"), tokenizer(list(PROBE_TEXTS)))
+        image_part, text_part = load_faithful(image, runtime, cache_dir), load_faithful(text, runtime, cache_dir)
+        ran = runtime_of(runtime, [image_part, text_part])
+        return ConvertedImageTextTower(self, image_part, text_part, tokenizer, ran)
+
+    def _load_torch(self, runtime: Runtime) -> ImageTextTower:
+        import open_clip
+
         model = empty_open_clip_model(self.model_name)
         if runtime.amp_dtype is not None:
             # Converted weights beat autocast at these batch sizes on CPU: ViT-B-32 gave 27-48 img/s in bf16

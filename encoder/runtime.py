@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import os
 from dataclasses import dataclass
 
 import torch
@@ -10,12 +12,15 @@ import torch
 from encoder.errors import ConfigError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BACKENDS = ("auto", "torch", "openvino")  # what executes the towers; torch is the reference and the CUDA path
 
 
 @dataclass(frozen=True)
 class Runtime:
     device: torch.device  # where the model's weights live
     amp_dtype: torch.dtype | None  # autocast dtype, or None for plain float32
+    backend: str = "torch"  # "torch", or "openvino" (CPU only: a converted copy of the model runs)
+    fallback: bool = False  # chosen by "auto": another backend may replace it when it is not faithful
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -24,7 +29,13 @@ class Runtime:
 
     def describe(self) -> str:
         precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
-        return f"{self.device.type} {precision}"
+        if self.backend == "torch":
+            return f"{self.device.type} {precision}"
+        return f"{self.backend} {self.device.type} {precision}"
+
+    def as_torch(self) -> Runtime:
+        """The PyTorch runtime at the same device and precision (where a converted model was not faithful)."""
+        return Runtime(self.device, self.amp_dtype)
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -32,10 +43,22 @@ def cpu_has_fast_bf16() -> bool:
     return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
 
 
-def pick_runtime(device: str = "auto", precision: str = "auto") -> Runtime:
-    """`device`: auto | cpu | cuda[:N]. `precision`: auto | fp32 | bf16 | fp16."""
+def openvino_installed() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
+def pick_runtime(device: str = "auto", precision: str = "auto", backend: str = "auto") -> Runtime:
+    """`device`: auto | cpu | cuda[:N]. `precision`: auto | fp32 | bf16 | fp16. `backend`: auto | torch |
+    openvino; auto = OpenVINO on a CPU where it is installed (3.3x PyTorch bf16 per ViT-S clip on the
+    AVX512-BF16 EPYC, bench/RESULTS.md), PyTorch on CUDA."""
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if backend == "auto":
+        # TUBELET_RUNTIME says what "auto" means on this machine: the test suite sets "torch" so that each
+        # of its hundreds of throwaway data dirs does not convert the encoders anew.
+        backend = os.environ.get("TUBELET_RUNTIME", "auto")
+    if backend not in BACKENDS:
+        raise ConfigError(f"runtime must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
@@ -47,4 +70,14 @@ def pick_runtime(device: str = "auto", precision: str = "auto") -> Runtime:
         else:
             precision = "bf16" if cpu_has_fast_bf16() else "fp32"
     amp = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    return Runtime(dev, amp)
+    if backend == "auto":
+        use_openvino = dev.type == "cpu" and precision != "fp16" and openvino_installed()
+        return Runtime(dev, amp, "openvino", fallback=True) if use_openvino else Runtime(dev, amp)
+    if backend == "openvino":
+        if dev.type != "cpu":
+            raise ConfigError(f"runtime 'openvino' runs on the CPU; device {device!r} was requested")
+        if precision == "fp16":
+            raise ConfigError("runtime 'openvino' runs fp32 or bf16 on the CPU; fp16 was requested")
+        if not openvino_installed():
+            raise ConfigError("runtime 'openvino' was requested but the openvino package is not installed")
+    return Runtime(dev, amp, backend)

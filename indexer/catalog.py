@@ -630,6 +630,18 @@ class Catalog:
                 for r in rows
             ]
 
+    def last_report(self) -> dict | None:
+        """The report of the last run that embedded something (done or cancelled), or None."""
+        with self.session() as s:
+            rows = s.scalars(
+                select(IndexRun.report).where(IndexRun.status.in_(("done", "cancelled"))).order_by(IndexRun.id.desc())
+            )
+            for report in rows:
+                parsed = json.loads(report) if report else {}
+                if parsed.get("runtimes"):
+                    return parsed
+        return None
+
     def finish_run(self, run_id: int, status: str, report: dict) -> None:
         with self.session() as s, s.begin():
             s.execute(

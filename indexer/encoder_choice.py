@@ -40,7 +40,9 @@ class EncoderFlags:
         return any(v is not None for v in (self.image_text_model, self.image_text_weights, self.image_text_frames))
 
 
-def recorded_settings(data: DataDir, device: str = "auto", precision: str = "auto") -> IndexSettings | None:
+def recorded_settings(
+    data: DataDir, device: str = "auto", precision: str = "auto", runtime: str = "auto"
+) -> IndexSettings | None:
     """Settings that index more footage into `data` with exactly the encoders it already uses; None
     when it has no vectors yet. Creates nothing: a data dir without a catalog file is not opened."""
     if data.catalog_url is None and not (data.root / "catalog.db").is_file():
@@ -60,7 +62,7 @@ def recorded_settings(data: DataDir, device: str = "auto", precision: str = "aut
         )
     return IndexSettings(
         data,
-        EncoderSettings(ident["variant"], ident["weights"], device, precision),
+        EncoderSettings(ident["variant"], ident["weights"], device, precision, runtime),
         image_text,
         window_frames=sampling.window_frames,
         frame_interval=sampling.frame_interval,
@@ -71,7 +73,10 @@ def recorded_settings(data: DataDir, device: str = "auto", precision: str = "aut
 
 def choose_encoders(base: IndexSettings, flags: EncoderFlags, recorded: IndexSettings | None) -> IndexSettings:
     """`base` (data dir, runtime, run options) with the encoders `flags` and the record name."""
-    defaults = IndexSettings(base.data, EncoderSettings(device=base.encoder.device, precision=base.encoder.precision))
+    enc = base.encoder
+    defaults = IndexSettings(
+        base.data, EncoderSettings(device=enc.device, precision=enc.precision, runtime=enc.runtime)
+    )
     recorded = recorded or defaults  # a new data dir: the default encoders
     return replace(base, **_video(flags, recorded, defaults), image_text=_image_text(flags, recorded))
 

@@ -73,6 +73,7 @@ class Indexer:
                     self._embed(jobs, towers, sets, report, bar)
                 finally:
                     bar.close()
+                report.runtimes = towers.runtimes()
                 report.cancelled = self.should_stop()
                 self._refresh_indexes(sets)
                 if deleted or plan.changed_count:

@@ -139,6 +139,7 @@ class IndexReport:
     warnings: list[Failure] = field(default_factory=list)  # indexed, but with a problem
     seconds: float = 0.0
     cancelled: bool = False  # stopped early on request; finished videos are kept
+    runtimes: dict[str, str] = field(default_factory=dict)  # tower -> what ran it ("openvino cpu bf16")
 
     def to_json(self) -> dict:
         return {
@@ -151,6 +152,7 @@ class IndexReport:
             "warnings": [vars(w) for w in self.warnings],
             "seconds": round(self.seconds, 3),
             "cancelled": self.cancelled,
+            "runtimes": self.runtimes,
         }
 
 

@@ -40,6 +40,11 @@ class DataDir:
         return self.root / "weights"
 
     @property
+    def runtime_dir(self) -> Path:
+        """Encoders converted for a CPU runtime (OpenVINO), keyed by encoder identity: rebuildable."""
+        return self.root / "runtime"
+
+    @property
     def lock_file(self) -> Path:
         return self.root / "index.lock"
 
@@ -50,6 +55,7 @@ class EncoderSettings:
     weights: str | None = None  # source (see encoder/weights.py); None = the variant's default
     device: str = "auto"  # auto | cpu | cuda[:N]
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    runtime: str = "auto"  # auto | torch | openvino (encoder.runtime.pick_runtime)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ class Towers:
     sampling: ClipSampling
     device: str = "auto"
     precision: str = "auto"
+    backend: str = "auto"  # the inference runtime: auto | torch | openvino
+    runtime_dir: Path | None = None  # where converted encoders are cached (DataDir.runtime_dir)
     _loaded: dict = field(default_factory=dict)
     _loading: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -94,8 +96,14 @@ class Towers:
             with self._loading:
                 loaded = self._loaded.get(name)
                 if loaded is None:
-                    loaded = self._loaded[name] = self.specs()[name].load(self.device, self.precision)
+                    loaded = self._loaded[name] = self.specs()[name].load(
+                        self.device, self.precision, self.backend, self.runtime_dir
+                    )
         return loaded
+
+    def runtimes(self) -> dict[str, str]:
+        """What runs each loaded tower ("openvino cpu bf16", "cuda bf16"), for run reports and status."""
+        return {name: tower.runtime.describe() for name, tower in self._loaded.items()}
 
     def embed(self, names: list[str], clips: np.ndarray | dict[int, np.ndarray]) -> dict[str, np.ndarray]:
         """uint8 clips (B, T, S, S, 3), or {S: clips} at several sizes -> {tower: (B, D) unit
@@ -122,7 +130,7 @@ def resolve_towers(settings: IndexSettings) -> Towers:
         )
     pre = video.weights.preprocess
     sampling = ClipSampling(pre.window_frames, pre.frame_interval, settings.stride_frames, settings.change_threshold)
-    return Towers(video, image, sampling, enc.device, enc.precision)
+    return Towers(video, image, sampling, enc.device, enc.precision, enc.runtime, settings.data.runtime_dir)
 
 
 def _with_image_text_offline(offline: HubUnreachableError, settings: IndexSettings) -> HubUnreachableError:
@@ -138,7 +146,12 @@ def _with_image_text_offline(offline: HubUnreachableError, settings: IndexSettin
 
 
 def towers_from_catalog(
-    catalog: Catalog, weights_dir: Path, device: str = "auto", precision: str = "auto"
+    catalog: Catalog,
+    weights_dir: Path,
+    device: str = "auto",
+    precision: str = "auto",
+    backend: str = "auto",
+    runtime_dir: Path | None = None,
 ) -> tuple[Towers, dict[str, VectorSetInfo]]:
     """Exactly the towers recorded with a data dir's vector sets (what queries must use)."""
     sets = {name: vset for name in (VIDEO_SET, IMAGE_SET) if (vset := catalog.vector_set(name))}
@@ -149,12 +162,14 @@ def towers_from_catalog(
     except HubUnreachableError as offline:
         raise offline.for_recorded_vectors() from None
     sampling = ClipSampling.from_dict(video_identity["sampling"])
-    return Towers(video, image, sampling, device, precision), sets
+    return Towers(video, image, sampling, device, precision, backend, runtime_dir), sets
 
 
-def index_settings_from_catalog(data: DataDir, device: str = "auto", precision: str = "auto") -> IndexSettings:
+def index_settings_from_catalog(
+    data: DataDir, device: str = "auto", precision: str = "auto", runtime: str = "auto"
+) -> IndexSettings:
     """Settings that index more footage into `data` with exactly the encoders it already uses
     (the default encoders for a data dir without vectors)."""
-    return recorded_settings(data, device, precision) or IndexSettings(
-        data, EncoderSettings(device=device, precision=precision)
+    return recorded_settings(data, device, precision, runtime) or IndexSettings(
+        data, EncoderSettings(device=device, precision=precision, runtime=runtime)
     )

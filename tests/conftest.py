@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 # Never reach a model hub from tests, whatever the machine.
 os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TUBELET_RUNTIME"] = "torch"  # "auto" = PyTorch here; tests/test_runtime.py asks for OpenVINO itself
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
