@@ -558,15 +558,15 @@ def cmd_serve(args) -> int:
     serve(
         ServeSettings(
             data_dir(args),
-            args.host,
-            args.port,
-            auth,
-            tuple(r.absolute() for r in args.root),
-            args.max_upload_mb,
-            args.device,
-            args.precision,
-            watch,
-            args.runtime,
+            host=args.host,
+            port=args.port,
+            auth=auth,
+            roots=tuple(r.absolute() for r in args.root),
+            max_upload_mb=args.max_upload_mb,
+            device=args.device,
+            precision=args.precision,
+            watch=watch,
+            runtime=args.runtime,
         )
     )
     return EXIT_OK

@@ -24,13 +24,14 @@ RECORD_ANNOUNCEMENTS = """() => { window.__said = [];
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
-    """A data dir indexed from one short video, and a folder of four 8 s videos for the UI to index."""
+    """A data dir indexed from one short video, and a folder of six 20 s videos for the UI to index: enough
+    work (~5 s here with the tiny towers) for the Index tab's 1 s timer to show the bar between 0 and 100%."""
     root = tmp_path_factory.mktemp("progress-library")
     (root / "first").mkdir()
     (root / "batch").mkdir()
     synthesize_video(root / "first" / "seed.mp4", seed=7, seconds=3.0, width=160, height=120)
-    for seed in range(4):
-        synthesize_video(root / "batch" / f"cam{seed}.mp4", seed=seed, seconds=8.0, width=160, height=120)
+    for seed in range(6):
+        synthesize_video(root / "batch" / f"cam{seed}.mp4", seed=seed, seconds=20.0, width=160, height=120)
     data = tmp_path_factory.mktemp("progress-data")
     cli_in_process("index", "--data", data, root / "first", *ENCODER, "--precision", "fp32", "--json")
     return root, data
@@ -74,13 +75,13 @@ def test_index_bar_moves_monotonically_to_100_and_ends_done(page, library):
     texts = [text for _, text in samples]
     percents = [int(PERCENT.search(text).group(1)) for text in texts]
     values = [value for value, _ in samples]
-    assert texts[-1].startswith("done") and "100% · 32 s of video embedded" in texts[-1], texts
+    assert texts[-1].startswith("done") and "100% · 2 min 00 s of video embedded" in texts[-1], texts
     assert percents == sorted(percents) and percents[-1] == 100, texts
     assert values == sorted(values) and values[-1] == 1, values
     assert any(0 < p < 100 for p in percents), texts  # it moved through the run, not 0 then 100
     assert all("of video embedded" in t for t in texts if "scanning" not in t), texts
     assert not any(re.search(r"\d:\d\d", t) or "ETA" in t for t in texts), texts  # durations, not clock times
-    assert "4 new" in page.inner_text("#index-progress")
+    assert "6 new" in page.inner_text("#index-progress")
 
     page.wait_for_function("() => window.__said.includes('Done')", timeout=30_000)  # the tracker said it
     assert not [t for t in page.evaluate("() => window.__said") if "common." in t]
