@@ -99,6 +99,7 @@ def tubelet(files: list[Path], runtime: str = "auto") -> tuple[float, int, str]:
                 DataDir(Path(tmp) / name),
                 EncoderSettings("vit-s", "random", runtime=runtime),
                 ImageTextSettings(enabled=False),
+                change_threshold=None,  # every window, as the peer embeds: the same clips on both sides
             )
 
         (Path(tmp) / "empty").mkdir()
