@@ -8,6 +8,7 @@ stored with its vectors.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -41,7 +42,11 @@ class TowerSpec(Protocol):
 
     def identity(self) -> dict: ...
 
-    def load(self, device: str = "auto", precision: str = "auto") -> Tower: ...
+    def load(
+        self, device: str = "auto", precision: str = "auto", backend: str = "auto", cache_dir: Path | None = None
+    ) -> Tower:
+        """The tower on the runtime `encoder.runtime.pick_runtime` picks; a converted one cached in `cache_dir`."""
+        ...
 
 
 class Tower(Protocol):
