@@ -154,6 +154,25 @@ def _schema_row(conn) -> None:
         conn.execute(insert(Meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
 
 
+def _summaries():
+    """One VideoSummary row per video (its first path, its clip count), for the Library and Recently indexed."""
+    clip_counts = select(Clip.video_id, func.count().label("n")).group_by(Clip.video_id).subquery()
+    return (
+        select(
+            Video.id,
+            func.min(VideoPath.path),
+            Video.status,
+            func.coalesce(clip_counts.c.n, 0),
+            Video.duration,
+            Video.indexed_at,
+            Video.error,
+        )
+        .join(VideoPath)
+        .outerjoin(clip_counts, clip_counts.c.video_id == Video.id)
+        .group_by(Video.id, clip_counts.c.n)
+    )
+
+
 def identity_key(identity: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -531,22 +550,7 @@ class Catalog:
 
     def video_summaries(self, folder: str | None = None, limit: int = 500) -> list[VideoSummary]:
         """Videos (first path of each) with a path under `folder` (whole components), by status then path."""
-        clip_counts = select(Clip.video_id, func.count().label("n")).group_by(Clip.video_id).subquery()
-        query = (
-            select(
-                Video.id,
-                func.min(VideoPath.path),
-                Video.status,
-                func.coalesce(clip_counts.c.n, 0),
-                Video.duration,
-                Video.indexed_at,
-                Video.error,
-            )
-            .join(VideoPath)
-            .outerjoin(clip_counts, clip_counts.c.video_id == Video.id)
-            .group_by(Video.id, clip_counts.c.n)
-            .order_by(Video.status, func.min(VideoPath.path))
-        )
+        query = _summaries().order_by(Video.status, func.min(VideoPath.path))
         if folder:
             under = VideoPath.path.startswith(folder_prefix(folder), autoescape=True)
             query = query.where(or_(under, VideoPath.path == folder.rstrip("/")))
@@ -555,23 +559,7 @@ class Catalog:
 
     def recently_indexed(self, limit: int = 10) -> list[VideoSummary]:
         """Indexed videos (first path of each), the most recently indexed first."""
-        clip_counts = select(Clip.video_id, func.count().label("n")).group_by(Clip.video_id).subquery()
-        query = (
-            select(
-                Video.id,
-                func.min(VideoPath.path),
-                Video.status,
-                func.coalesce(clip_counts.c.n, 0),
-                Video.duration,
-                Video.indexed_at,
-                Video.error,
-            )
-            .join(VideoPath)
-            .outerjoin(clip_counts, clip_counts.c.video_id == Video.id)
-            .where(Video.status == "indexed")
-            .group_by(Video.id, clip_counts.c.n)
-            .order_by(Video.indexed_at.desc(), Video.id.desc())
-        )
+        query = _summaries().where(Video.status == "indexed").order_by(Video.indexed_at.desc(), Video.id.desc())
         with self.session() as s:
             return [VideoSummary(*row) for row in s.execute(query.limit(limit))]
 
