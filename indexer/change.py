@@ -21,6 +21,10 @@ Why this is robust:
   (a few re-embeds an hour, never a missed change);
 - every sampled frame is checked, not one per window, so a short event inside a window (between two
   keyframes or not) is seen whenever the encoder would have seen it.
+
+Grey is luma (BT.601 weights), full range. Indexing takes each sampled frame's cells from a small grey
+image that FFmpeg scales the decoded frame to (indexer/decode.py), not from the towers' RGB input: a
+window that does not differ is never converted to the towers' sizes, which cost ~10x as much at 720p.
 """
 
 from __future__ import annotations
@@ -29,16 +33,31 @@ import numpy as np
 
 GRID = 16  # signature cells per side (fewer for small tower inputs: a cell averages MIN_CELL^2 pixels or more)
 MIN_CELL = 8
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601 grey, what a decoded frame's Y plane holds
 DEFAULT_THRESHOLD = 10.0  # grey levels; ClipSampling.change_threshold (part of the vector set identity)
 
 
+def cells_per_side(size: int) -> int:
+    """Signature cells per side for a tower input of `size` pixels: GRID, fewer for small inputs."""
+    return max(1, min(GRID, size // MIN_CELL))
+
+
 def signature(frames: np.ndarray) -> np.ndarray:
-    """uint8 (T, S, S, 3) RGB -> float32 (T, n, n) mean grey level per cell, n = GRID for 128 px or more."""
+    """uint8 (T, S, S, 3) RGB -> float32 (T, n, n) mean grey level per cell, n = cells_per_side(S)."""
     t, height, width, _ = frames.shape
-    n = max(1, min(GRID, height // MIN_CELL, width // MIN_CELL))
+    n = max(1, min(cells_per_side(height), width // MIN_CELL))
     cell_h, cell_w = height // n, width // n
-    grey = frames[:, : cell_h * n, : cell_w * n].mean(axis=3, dtype=np.float32)
+    grey = frames[:, : cell_h * n, : cell_w * n] @ LUMA  # (T, n * cell_h, n * cell_w) float32
     return grey.reshape(t, n, cell_h, n, cell_w).mean(axis=(2, 4))
+
+
+def cell_means(grey: np.ndarray, n: int) -> np.ndarray:
+    """uint8 (H, W) grey image -> float32 (n, n): cell means of its centred square (the towers' crop)."""
+    side = min(grey.shape)
+    top, left = (grey.shape[0] - side) // 2, (grey.shape[1] - side) // 2
+    cell = side // n
+    square = grey[top : top + cell * n, left : left + cell * n]
+    return square.reshape(n, cell, n, cell).mean(axis=(1, 3), dtype=np.float32)
 
 
 def difference(window: np.ndarray, reference: np.ndarray) -> float:
@@ -61,7 +80,12 @@ class ChangeDetector:
         self._reference: np.ndarray | None = None  # frame signatures of the last embedded window
 
     def differs(self, frames: np.ndarray) -> bool:
-        window = signature(frames)
+        """`frames`: uint8 (T, S, S, 3) RGB, the towers' input."""
+        return self.signature_differs(signature(frames))
+
+    def signature_differs(self, window: np.ndarray) -> bool:
+        """`window`: float32 (T, n, n) cell signatures of its sampled frames (`signature`, or
+        `cell_means` of each frame's grey image, which is how indexing computes them)."""
         if self._reference is not None and difference(window, self._reference) <= self.threshold:
             return False
         self._reference = window

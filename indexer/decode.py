@@ -25,13 +25,15 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from indexer.change import ChangeDetector, cell_means, cells_per_side
 from indexer.quiet import QuietGops, Still, quiet_limit
 from indexer.recorded import Recorded, recording_start
-from indexer.records import ClipSampling, DecodedClip, VideoInfo
+from indexer.records import ClipSampling, DecodedClip, UnchangedWindow, VideoInfo
 from indexer.windows import AssembledWindow, WindowAssembler
 
 MAX_CONSECUTIVE_BAD_PACKETS = 32  # past this, the rest of the stream is considered unreadable
 SEEK_MIN_STRIDE_SPANS = 2  # windows this many spans apart (or more) are reached by seeking
+MIN_GREY_CELL = 8  # pixels a side of one change-signature cell in the grey image (indexer/change.py)
 # Largest frame decoded: DCI 8K (8192x4320, 35.4 megapixels), about 53 MB in YUV 4:2:0 and 106 MB in RGB.
 # A 16000x16000 frame (a 1.6 MB file can hold one) made a single decode take 2.5 GB; larger ones are refused.
 MAX_FRAME_WIDTH, MAX_FRAME_HEIGHT = 8192, 4320
@@ -190,12 +192,14 @@ class ClipDecoder:
         extra_sizes: tuple[int, ...] = (),
         max_windows: int | None = None,
         deadline: float | None = None,
-        quiet_gops: bool = False,
+        change: ChangeDetector | None = None,
     ):
-        # Decode static GOPs as their keyframe alone (indexer/quiet.py): only when windows that do not
-        # change are skipped anyway, since the frames of such a GOP are then its keyframe repeated.
-        self.quiet_gops = quiet_gops
-        self._still_source: tuple | None = None  # (keyframe, its conversion) for the current quiet GOP
+        # With a change detector, windows that show nothing new come out as UnchangedWindow, never
+        # converted to the towers' sizes (indexer/change.py), and static GOPs are decoded as their
+        # keyframe alone (indexer/quiet.py): the frames of such a GOP are its keyframe repeated.
+        self.change = change
+        self._still_source: tuple | None = None  # (keyframe, its sampled frame) for the current quiet GOP
+        self._grey = VideoReformatter()
         self.seek = seek  # None: seek when windows are sparse; True/False force a mode
         # At most this many windows, spread evenly over the time range when its length is known (queries).
         self.max_windows = max_windows
@@ -319,18 +323,24 @@ class ClipDecoder:
         for assembled in assembler.finish(end_of_last):
             yield self._clip(assembled)
 
-    def _clip(self, assembled: AssembledWindow) -> DecodedClip:
-        per_size = list(zip(*assembled.frames))  # [size][frame] uncropped images
+    def _clip(self, assembled: AssembledWindow) -> DecodedClip | UnchangedWindow:
+        frames = assembled.frames
+        if self.change is not None:
+            cells = np.stack([self._cells(f) for f in frames])
+            if not self.change.signature_differs(cells):
+                return UnchangedWindow(assembled.window)
+            frames = [self._images(f) for f in frames]
+        per_size = list(zip(*frames))  # [size][frame] uncropped images
         crops = [np.stack([_center_crop(f, size) for f in frames]) for size, frames in zip(self.sizes, per_size)]
         return DecodedClip(assembled.window, crops[0], list(per_size[0]), dict(zip(self.sizes[1:], crops[1:])))
 
     def _frames(self, container, stream):
         """Decode packet by packet so one corrupt packet costs a frame, not the whole video; with
-        `quiet_gops`, static GOPs are decoded as their keyframe alone (indexer/quiet.py)."""
+        a change detector, static GOPs are decoded as their keyframe alone (indexer/quiet.py)."""
         packets = self._packets(container, stream)
         bad = _BadPackets(self.summary)
         try:
-            if not self.quiet_gops:
+            if self.change is None:
                 for packet in packets:
                     yield from bad.decode(stream.codec_context, packet)
                 return
@@ -352,14 +362,63 @@ class ClipDecoder:
                 raise DecodeTimeout("decoding stopped at its time limit")
             yield packet
 
-    def _convert(self, frame) -> tuple[np.ndarray, ...]:
+    def _convert(self, frame) -> tuple[np.ndarray, ...] | _Sampled:
+        """A sampled frame as the towers' images, or, with a change detector, held as `_Sampled` until
+        its window is known to differ."""
         if isinstance(frame, Still):  # every still of a quiet GOP is its keyframe: convert that once
             if self._still_source is None or self._still_source[0] is not frame.source:
                 self._still_source = (frame.source, self._convert(frame.source))
             return self._still_source[1]
+        if self.change is not None:
+            return _Sampled(frame)
+        return self._images_of(frame)
+
+    def _images_of(self, frame) -> tuple[np.ndarray, ...]:
         return tuple(
             convert_frame(frame, size, reformatter) for size, reformatter in zip(self.sizes, self._reformatters)
         )
+
+    def _images(self, sampled: _Sampled) -> tuple[np.ndarray, ...]:
+        if sampled.images is None:
+            sampled.images, sampled.frame = self._images_of(sampled.frame), None  # the decoded frame is done
+        return sampled.images
+
+    def _cells(self, sampled: _Sampled) -> np.ndarray:
+        if sampled.cells is None:
+            sampled.cells = grey_cells(sampled.frame, self.size, self._grey)
+        return sampled.cells
+
+
+class _Sampled:
+    """A sampled frame held until its window is known to differ (then converted once, the decoded frame
+    let go) or not (then only its grey cells were made)."""
+
+    __slots__ = ("cells", "frame", "images")
+
+    def __init__(self, frame):
+        self.frame = frame  # av.VideoFrame until converted
+        self.images: tuple[np.ndarray, ...] | None = None
+        self.cells: np.ndarray | None = None
+
+
+def grey_cells(frame, size: int, reformatter: VideoReformatter | None = None) -> np.ndarray:
+    """A decoded frame's change signature for towers of input `size`: float32 (n, n) mean grey level
+    (full range) per cell of the centred square they see (indexer/change.py), from a grey image FFmpeg
+    scales the frame to, MIN_GREY_CELL pixels a cell. Unrotated: every frame of a video turns alike."""
+    n = cells_per_side(size)
+    width, height = _scaled(frame.width, frame.height, n * MIN_GREY_CELL)
+    reformatter = reformatter or VideoReformatter()
+    grey = reformatter.reformat(frame, width=width, height=height, format="gray", interpolation="AREA")
+    return _full_range(cell_means(grey.to_ndarray(), n), frame)
+
+
+def _full_range(cells: np.ndarray, frame) -> np.ndarray:
+    """Grey levels of limited-range YUV (16-235, what FFmpeg's grey copies) as full-range ones (0-255),
+    the scale of the detector's threshold and of the towers' RGB."""
+    name = frame.format.name
+    if name.startswith("yuv") and not name.startswith("yuvj") and frame.color_range != 2:  # 2: JPEG (full)
+        return (cells - 16.0) * (255.0 / 219.0)
+    return cells
 
 
 def convert_frame(frame, size: int, reformatter: VideoReformatter | None = None) -> np.ndarray:

@@ -33,7 +33,7 @@ from indexer import thumbnails
 from indexer.change import ChangeDetector
 from indexer.decode import ClipDecoder, ProbeError, probe
 from indexer.memory import release_free_memory
-from indexer.records import ClipWindow, DecodedClip, ScannedFile, VideoInfo, stack_by_size
+from indexer.records import ClipWindow, DecodedClip, ScannedFile, UnchangedWindow, VideoInfo, stack_by_size
 from indexer.towers import Towers
 
 QUEUE_CLIPS = 8
@@ -101,12 +101,11 @@ class DecodeThread(threading.Thread):
         video = EmbeddedVideo(job, vectors={name: [] for name in job.towers})
         try:
             video.info = job.info or probe(job.file.path)
-            detector = self._detector(job)
-            decoder = self.towers.clip_decoder(job.file.path, video.info, job.towers, quiet_gops=detector is not None)
+            decoder = self.towers.clip_decoder(job.file.path, video.info, job.towers, change=self._detector(job))
             for clip in decoder.clips():
                 if self.abort.is_set():
                     return
-                if detector is not None and not detector.differs(clip.frames):
+                if isinstance(clip, UnchangedWindow):
                     self._put((_EXTEND, video, clip.window.end))
                     continue
                 thumb = (

@@ -91,6 +91,14 @@ class ClipWindow:
 
 
 @dataclass(frozen=True)
+class UnchangedWindow:
+    """A window that shows nothing new since the last embedded one (indexer/change.py): not converted,
+    not embedded; the last embedded clip's time span extends over it."""
+
+    window: ClipWindow
+
+
+@dataclass(frozen=True)
 class DecodedClip:
     window: ClipWindow
     frames: np.ndarray  # uint8 (T, S, S, 3) RGB, resized and centre-cropped: the towers' input

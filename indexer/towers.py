@@ -23,6 +23,7 @@ from encoder.offline import HubUnreachableError
 from encoder.registry import spec_from_identity
 from encoder.tower import Tower, TowerSpec
 from indexer.catalog import Catalog, VectorSetInfo
+from indexer.change import ChangeDetector
 from indexer.decode import ClipDecoder
 from indexer.encoder_choice import recorded_settings
 from indexer.records import IMAGE_SET, VIDEO_SET, ClipSampling, VideoInfo
@@ -68,7 +69,7 @@ class Towers:
         time_range: tuple[float | None, float | None] | None = None,
         max_windows: int | None = None,
         deadline: float | None = None,
-        quiet_gops: bool = False,
+        change: ChangeDetector | None = None,
     ) -> ClipDecoder:
         """A decoder giving every tower in `names` (default: all) clips at its own input size
         (at most `max_windows` of them, decoded before the `deadline`, when given: see ClipDecoder)."""
@@ -82,7 +83,7 @@ class Towers:
             extra_sizes=tuple(others),
             max_windows=max_windows,
             deadline=deadline,
-            quiet_gops=quiet_gops,
+            change=change,
         )
 
     def is_loaded(self, name: str) -> bool:

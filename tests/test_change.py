@@ -12,8 +12,8 @@ import pytest
 from helpers import ENCODER, cli_in_process, index
 
 from app.demo import write_video
-from indexer.change import DEFAULT_THRESHOLD, ChangeDetector
-from indexer.records import ClipSampling
+from indexer.change import DEFAULT_THRESHOLD, ChangeDetector, signature
+from indexer.records import ClipSampling, DecodedClip, UnchangedWindow
 
 SIZE, T = 112, 16  # the tiny towers' crops are smaller still; real ones 224
 
@@ -192,7 +192,8 @@ def camera_video(path, event_frames=range(100, 104), fps=10, seconds=24):
 def decode_all(path, quiet: bool):
     from indexer.decode import ClipDecoder, probe
 
-    decoder = ClipDecoder(path, probe(path), ClipSampling(16, 4), 64, quiet_gops=quiet)
+    change = ChangeDetector(DEFAULT_THRESHOLD) if quiet else None
+    decoder = ClipDecoder(path, probe(path), ClipSampling(16, 4), 64, change=change)
     return list(decoder.clips()), decoder.summary
 
 
@@ -210,7 +211,32 @@ def test_quiet_gops_are_decoded_as_their_keyframe_and_an_event_inside_a_gop_is_d
     event = slice(9, 14)
     assert np.array_equal(quiet[1].frames[event], plain[1].frames[event])
     assert (quiet[1].frames[event] != quiet[1].frames[8]).any()  # the event is in them
-    for q, p in zip(quiet, plain):
+    # first, event, after it; the last window is unchanged and never converted
+    assert [type(c) for c in quiet] == [DecodedClip, DecodedClip, DecodedClip, UnchangedWindow]
+    for q, p in zip(quiet[:3], plain):
         assert np.abs(q.frames.astype(int) - p.frames).mean() < 1.0
-    detector = ChangeDetector(DEFAULT_THRESHOLD)
-    assert [detector.differs(c.frames) for c in quiet] == [True, True, True, False]  # first, event, after it
+
+
+def test_grey_cells_of_decoded_frames_see_the_changes_the_towers_input_shows(tmp_path):
+    """Indexing takes signatures from a small grey image (never converting unchanged windows to RGB): the
+    change between two frames must measure, in grey levels, what the RGB signature of the towers' input
+    does (absolute levels differ a little in saturated colours: RGB clips, the Y plane does not)."""
+    import av
+
+    from indexer.decode import _center_crop, convert_frame, grey_cells
+
+    path = camera_video(tmp_path / "camera.mp4", event_frames=range(30, 34), seconds=4)
+    with av.open(str(path)) as container:
+        frames = list(container.decode(video=0))
+    for size in (64, 224):
+
+        def rgb_cells(frame, size=size):
+            return signature(_center_crop(convert_frame(frame, size), size)[None])[0]
+
+        quiet, event, still_again = frames[24], frames[31], frames[38]
+        grey_change = np.abs(grey_cells(event, size) - grey_cells(quiet, size))
+        rgb_change = np.abs(rgb_cells(event) - rgb_cells(quiet))
+        assert grey_change.max() > 4 * DEFAULT_THRESHOLD  # the event, far past the threshold
+        assert np.abs(grey_change - rgb_change).max() < 0.25 * rgb_change.max()
+        assert (grey_change > DEFAULT_THRESHOLD).sum() == (rgb_change > DEFAULT_THRESHOLD).sum()
+        assert np.abs(grey_cells(still_again, size) - grey_cells(quiet, size)).max() < 2.0  # static: ~0
