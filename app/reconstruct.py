@@ -81,8 +81,9 @@ def reconstruction_picture(
 
     from encoder.masking import MaskSpec, make_masks
     from encoder.preprocess import VideoPreprocess
+    from encoder.pretrain_checkpoint import load_pretrain_state
+    from encoder.reconstruction import reconstruct_pixels
     from encoder.runtime import pick_runtime
-    from encoder.videomae2_pretrain import load_pretrain_state, reconstruct_pixels
     from indexer.pretrain_files import checkpoint_path, load_checkpoint
 
     if not 0 < ratio < 1:
@@ -97,12 +98,12 @@ def reconstruction_picture(
     frames = clip_frames(data, clip_id, pre)  # uint8 (T, S, S, 3)
     runtime = pick_runtime(device, "fp32", "torch")
     model = model.to(runtime.device).eval()
-    cfg = model.encoder.cfg
-    grid = (pre.window_frames // cfg.tubelet_size, pre.size // cfg.patch_size, pre.size // cfg.patch_size)
+    cfg = model.cfg.encoder
+    grid = cfg.grid
     hidden, decoded = make_masks(MaskSpec(mask, ratio, 0.0), grid, 1, torch.Generator().manual_seed(seed))
     clips = torch.from_numpy(frames)[None].permute(0, 4, 1, 2, 3).float().div(255).to(runtime.device)
     with torch.inference_mode():
-        rebuilt = reconstruct_pixels(model, clips, hidden.to(runtime.device), decoded.to(runtime.device))
+        rebuilt = reconstruct_pixels(model, clips, (hidden.to(runtime.device), decoded.to(runtime.device)))
     rebuilt = rebuilt[0].permute(1, 2, 3, 0).clamp(0, 1).mul(255).round().byte().cpu().numpy()
     pixel_mask = hidden_pixels(hidden[0].numpy(), grid, cfg.tubelet_size, cfg.patch_size)
     masked = np.where(pixel_mask[..., None], np.uint8(MASK_GREY), frames)

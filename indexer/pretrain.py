@@ -20,11 +20,11 @@ import torch
 
 from encoder.factory import VideoEncoderSpec, resolve_video_encoder
 from encoder.masking import MaskSpec, make_masks
+from encoder.pretrain_checkpoint import encoder_state, load_pretrain_state, save_pretrain_state
 from encoder.pretrain_optim import MicroBatch, NonFiniteLoss, build_optimizer, scaled_schedule, train_step
 from encoder.pretrain_step import pretrain_loss
 from encoder.runtime import Runtime, pick_runtime
-from encoder.videomae2 import variant_config
-from encoder.videomae2_pretrain import encoder_state, load_pretrain_state, save_pretrain_state
+from encoder.videomae2_pretrain import pretrain_config
 from encoder.weights import read_checkpoint
 from indexer.catalog import Catalog
 from indexer.pretrain_clips import ClipSampler, probe_footage
@@ -200,6 +200,17 @@ def _other_run_message(path: Path, saved: dict, wanted: dict) -> str:
     )
 
 
+def model_grid(spec: VideoEncoderSpec) -> tuple[int, int, int]:
+    """The token grid of the pretraining model, which fixes the clip's frames and size."""
+    cfg, pre = pretrain_config(spec.variant).encoder, spec.preprocess
+    if (pre.window_frames, pre.size) != (cfg.num_frames, cfg.img_size):
+        raise PretrainError(
+            f"{spec.variant} pretrains on clips of {cfg.num_frames} frames at {cfg.img_size} px; these weights "
+            f"sample {pre.window_frames} frames at {pre.size} px (drop --window-frames)"
+        )
+    return cfg.grid
+
+
 def step_seed(seed: int, step: int) -> int:
     """The masks' generator seed for one optimizer step."""
     return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
@@ -216,9 +227,7 @@ class Trainer:
         self.sampler = sampler
         self.runtime = runtime
         self.say = say
-        pre = spec.preprocess
-        cfg = variant_config(spec.variant)
-        self.grid = (pre.window_frames // cfg.tubelet_size, pre.size // cfg.patch_size, pre.size // cfg.patch_size)
+        self.grid = model_grid(spec)
         self.masks = MaskSpec(settings.mask, settings.mask_ratio, settings.decoder_mask_ratio)
         self.path = checkpoint_path(settings.data)
         self.progress = Progress()
@@ -239,8 +248,9 @@ class Trainer:
             else:
                 self.say(f"resuming from {self.path}: step {done} of {total}, same optimizer, schedule and data order")
         else:
-            torch.manual_seed(self.settings.seed)  # a fresh decoder's initial weights come from the seed
-            model, had_decoder = load_pretrain_state(read_checkpoint(self.spec.weights.path), self.spec.variant)
+            torch.manual_seed(self.settings.seed)  # the global generator (drop path) starts from the seed too
+            checkpoint = read_checkpoint(self.spec.weights.path)
+            model, had_decoder = load_pretrain_state(checkpoint, self.spec.variant, seed=self.settings.seed)
             if not had_decoder:
                 self.say(f"{self.spec.weights.source} has no decoder: the decoder starts fresh")
             self._place(model)
