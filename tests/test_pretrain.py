@@ -103,7 +103,8 @@ def test_json_document_and_adapted_weights_index(library, tmp_path):
     data = tmp_path / "data"
     done = pretrain(data, library, *TINY, "--steps", "2", "--batch-size", "2", "--json")
     report = json.loads(done.stdout)
-    assert set(report) == {"checkpoint", "encoder_weights", "steps", "clips_seen", "first_loss", "final_loss", "seconds"}
+    keys = {"checkpoint", "encoder_weights", "steps", "clips_seen", "first_loss", "final_loss", "seconds"}
+    assert set(report) == keys
     assert (report["steps"], report["clips_seen"]) == (2, 4)
     assert report["checkpoint"] == str(data.absolute() / "pretrain" / "checkpoint.pth")
     assert (data / "pretrain" / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the curve beside it
