@@ -184,3 +184,16 @@ def test_web_ui_shows_the_reconstruction_of_a_result_card(browser, library, tmp_
         size = image.evaluate("img => [img.naturalHeight, img.naturalWidth]")
         assert tuple(size) == GridLayout(size=64, columns=4).shape
         page.close()
+
+
+@pytest.mark.slow
+def test_too_little_memory_is_a_clear_error(library, tmp_path, monkeypatch):
+    import indexer.pretrain
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 987654321 bytes")
+
+    monkeypatch.setattr(indexer.pretrain, "train_step", out_of_memory)
+    refused = pretrain(tmp_path / "data", library, *TINY, "--steps", "1", "--batch-size", "2", expect=2)
+    assert "not enough memory for a batch of 2 vit-tiny clips on cpu" in refused.stderr
+    assert "smaller --batch-size and a larger --accum" in refused.stderr
