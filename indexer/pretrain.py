@@ -130,6 +130,8 @@ def run_pretrain(
     footage = probe_footage(library_videos(settings), say)
     sampler = ClipSampler(footage, sampling, pre.size, settings.seed, say)
     runtime = pick_runtime(settings.encoder.device, settings.encoder.precision, "torch")
+    if runtime.amp_dtype == torch.float16:  # a GPU without bf16: fp16 training would need loss scaling
+        runtime = Runtime(runtime.device, None)
     run = run_options(settings, spec)
     path = checkpoint_path(settings.data)
     saved = None if settings.restart else load_checkpoint(path)
