@@ -9,6 +9,7 @@ command continues exactly as if it had never stopped.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from encoder.runtime import Runtime, pick_runtime
 from encoder.videomae2_pretrain import pretrain_config
 from encoder.weights import read_checkpoint
 from indexer.catalog import Catalog
+from indexer.lock import IndexLock, LockHeld
 from indexer.pretrain_clips import ClipSampler, probe_footage
 from indexer.pretrain_errors import PretrainError
 from indexer.pretrain_files import (
@@ -132,6 +134,32 @@ def run_pretrain(
     runtime = pick_runtime(settings.encoder.device, settings.encoder.precision, "torch")
     if runtime.amp_dtype == torch.float16:  # a GPU without bf16: fp16 training would need loss scaling
         runtime = Runtime(runtime.device, None)
+    with pretrain_lock(settings.data):
+        return _run(settings, spec, sampler, runtime, len(footage), say, on_step, stop or threading.Event())
+
+
+@contextlib.contextmanager
+def pretrain_lock(data: DataDir):
+    """One pretraining run per data dir (they would overwrite each other's checkpoint); index runs may go on."""
+    try:
+        with IndexLock(pretrain_dir(data) / ".lock"):
+            yield
+    except LockHeld:
+        raise PretrainError(
+            f"another pretraining run is using {pretrain_dir(data)}: wait for it to finish, or stop it (Ctrl+C)"
+        ) from None
+
+
+def _run(
+    settings: PretrainSettings,
+    spec: VideoEncoderSpec,
+    sampler: ClipSampler,
+    runtime: Runtime,
+    videos: int,
+    say: Say,
+    on_step: Callable[[StepReport], None],
+    stop: threading.Event,
+) -> PretrainReport:
     run = run_options(settings, spec)
     path = checkpoint_path(settings.data)
     saved = None if settings.restart else load_checkpoint(path)
@@ -141,8 +169,8 @@ def run_pretrain(
         saved = None  # a finished run with other options: this command starts a new one
     trainer = Trainer(settings, spec, sampler, runtime, say)
     trainer.start(saved)
-    say(trainer.describe(len(footage)))
-    return trainer.train(on_step, stop or threading.Event())
+    say(trainer.describe(videos))
+    return trainer.train(on_step, stop)
 
 
 def _check(settings: PretrainSettings) -> None:
