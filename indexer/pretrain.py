@@ -308,23 +308,31 @@ class Trainer:
             if not had_decoder:
                 self.say(f"{self.spec.weights.source} has no decoder: the decoder starts fresh")
             self._place(model)
-            self.progress = Progress(total_steps=self.settings.steps or self._steps_for_minutes())
+            self.progress = Progress(total_steps=self.settings.steps) if self.settings.steps else self._fit_minutes()
         self.schedule = scaled_schedule(self.settings.lr, self.settings.total_batch, self.progress.total_steps)
 
     def _place(self, model: torch.nn.Module) -> None:
         self.model = model.to(self.runtime.device).float()
         self.optimizer = build_optimizer(self.model)
 
-    def _steps_for_minutes(self) -> int:
-        """Steps that fit the budget, timed on one forward/backward of the first batch (no update made)."""
+    def _fit_minutes(self) -> Progress:
+        """Steps that fit the budget: the longer of one micro-batch's decoding and its second forward/backward
+        pass (the first one pays for warming up; decoding runs beside training), times `accum`. No update is
+        made; the timing counts as time spent, and the run stops at the time in any case."""
         began = time.monotonic()
         batch = self._micro_batch(0, 0)
-        with self.runtime.autocast():
-            loss = pretrain_loss(self.model, batch.clips, batch.hidden, batch.decoded)
-        loss.backward()
-        self.model.zero_grad(set_to_none=True)
-        per_step = (time.monotonic() - began) * self.settings.accum
-        return max(1, int(self.settings.minutes * 60 / per_step))
+        decoded = time.monotonic()
+        for _ in range(2):
+            passed = time.monotonic()
+            with self.runtime.autocast():
+                loss = pretrain_loss(self.model, batch.clips, batch.hidden, batch.decoded)
+            loss.backward()
+            self.model.zero_grad(set_to_none=True)
+        now = time.monotonic()
+        per_step = max(decoded - began, now - passed) * self.settings.accum
+        spent = now - began
+        steps = int((self.settings.minutes * 60 - spent) / per_step)
+        return Progress(total_steps=max(1, steps), seconds=spent)
 
     def describe(self, videos: int) -> str:
         s, lr = self.settings, self.schedule.lr
