@@ -22,10 +22,12 @@ from app.demo import synthesize_video
 from app.query import Query
 from app.search import SearchService
 from encoder.videomae2 import VideoMAE2, variant_config
-from indexer.catalog import Catalog, IncompleteSet
+from indexer.catalog import Catalog, CatalogError
 from indexer.pipeline import run_index
 from indexer.records import IMAGE_SET, VIDEO_SET
 from indexer.settings import DataDir, EncoderSettings, ImageTextSettings
+
+pytestmark = pytest.mark.slow  # each test indexes a small library with two encoders
 
 OTHER = [a if a != "random" else "random:1" for a in ENCODER]  # both towers, another seed
 
@@ -145,7 +147,7 @@ def test_an_incomplete_new_set_is_refused_by_the_catalog(copy):
     video = catalog.vector_set(VIDEO_SET)
     new, replaced = catalog.start_new_set(VIDEO_SET, {**video.identity, "weights": "other"}, video.dim)
     assert replaced is None and new.name == "video.new"
-    with pytest.raises(IncompleteSet, match="covers 0 of 3 clips"):
+    with pytest.raises(CatalogError, match="covers 0 of 3 clips"):
         catalog.activate_new_set(VIDEO_SET)
     assert catalog.vector_set(VIDEO_SET) == video
     catalog.close()
