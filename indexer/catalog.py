@@ -50,6 +50,7 @@ __all__ = [
     "IncompleteSet",
     "IndexedPath",
     "KnownPath",
+    "NewSetInProgress",
     "TimelineClip",
     "VectorSetInfo",
     "VideoFiles",
@@ -310,20 +311,18 @@ class Catalog:
         with self.session() as s:
             return [_set_info(row) for row in s.scalars(select(VectorSet).order_by(VectorSet.id))]
 
-    def start_new_set(self, tower: str, identity: dict, dim: int) -> tuple[VectorSetInfo, VectorSetInfo | None]:
+    def start_new_set(self, tower: str, identity: dict, dim: int) -> VectorSetInfo:
         """The set being built beside `tower`'s active one for `identity`, in one transaction: the unfinished
         one when it has this identity, else an old set of this identity (revived: its vectors are still
-        right), else an empty one. Also returns the unfinished set of another identity this one replaced
-        (deleted with its vectors), or None."""
+        right), else an empty one. An unfinished set of another identity is refused: its vectors are
+        dropped only on request (`run.py drop-set new`)."""
         key = identity_key(identity)
         with self.session() as s, s.begin():
             building = s.scalar(select(VectorSet).where(VectorSet.name == new_name(tower)))
             if building is not None and building.key == key:
-                return _set_info(building), None
-            replaced = _set_info(building) if building is not None else None
+                return _set_info(building)
             if building is not None:
-                _delete_sets(s, [building.id])
-                s.expunge(building)
+                raise NewSetInProgress(_set_info(building), _clips_lacking(s, building.id))
             row = next((r for r in self._old_rows(s, tower) if r.key == key), None)
             if row is None:
                 row = VectorSet(key=key, identity=json.dumps(identity, sort_keys=True), dim=dim, version=0)
@@ -331,7 +330,7 @@ class Catalog:
                 s.add(row)
             row.name = new_name(tower)
             s.flush()
-            return _set_info(row), replaced
+            return _set_info(row)
 
     def activate_new_set(self, tower: str) -> VectorSetInfo:
         """Make `tower`'s new set the active one, in one transaction: the active set becomes an old one
@@ -700,6 +699,15 @@ class Catalog:
                 .where(IndexRun.id == run_id)
                 .values(status=status, finished_at=utcnow(), report=json.dumps(report))
             )
+
+
+class NewSetInProgress(CatalogError):
+    def __init__(self, building: VectorSetInfo, lacking: int):
+        super().__init__(
+            f"a new {parse_set_name(building.name).tower} vector set is being built for {_describe(building.identity)} "
+            f"({lacking} clips to go); finish it by indexing with that encoder, or abandon it (its vectors are "
+            "deleted) with `run.py drop-set new`, then index with this one"
+        )
 
 
 class IncompleteSet(CatalogError):

@@ -58,7 +58,6 @@ class Indexer:
             towers, sets = planned.towers, planned.sets
             run_id = self.catalog.start_run([str(r) for r in roots])
             report = IndexReport(vectors_embedded={name: 0 for name in sets})
-            report.warnings += [_replaced_warning(vset) for vset in planned.replaced]
             self._embed_seconds = 0.0
             try:
                 plan = self._plan(roots, report)
@@ -313,14 +312,6 @@ def _data_dir_error(root: Path, exc: BaseException) -> DataDirError:
         f"cannot write to the data dir {root}: {reason}. Free space or fix permissions, "
         "or use another --data; the index as of the last finished video is intact and "
         "searchable, and the next run resumes from there"
-    )
-
-
-def _replaced_warning(vset: VectorSetInfo) -> Failure:
-    return Failure(
-        vset.name,
-        f"the unfinished vector set of {vset.identity.get('weights')} was dropped: this run builds one for the "
-        "encoder asked now",
     )
 
 

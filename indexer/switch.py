@@ -41,7 +41,6 @@ class ClipsDiffer(CatalogError):
 class RunSets:
     towers: Towers  # the active towers, plus `building`: the towers of the new sets
     sets: dict[str, VectorSetInfo]  # by set name: where each tower's vectors are stored
-    replaced: tuple[VectorSetInfo, ...] = ()  # unfinished new sets of other encoders, dropped for the asked ones
 
     def new_sets(self) -> list[str]:
         return [name for name in self.sets if parse_set_name(name).role == "new"]
@@ -53,7 +52,6 @@ def plan_sets(catalog: Catalog, asked: Towers, weights_dir: Path) -> RunSets:
     active_specs: dict[str, TowerSpec] = {}
     building: dict[str, TowerSpec] = {}
     sets: dict[str, VectorSetInfo] = {}
-    replaced: list[VectorSetInfo] = []
     for tower, identity in identities.items():
         active = catalog.vector_set(tower)
         if active is None:  # a new data dir, or a tower added to it: its first set is the active one
@@ -70,9 +68,8 @@ def plan_sets(catalog: Catalog, asked: Towers, weights_dir: Path) -> RunSets:
         if tower == VIDEO_SET:
             _check_same_clips(active, asked.sampling)
         active_specs[tower] = _recorded_spec(active, weights_dir)
-        new, dropped = catalog.start_new_set(tower, identity, specs[tower].dim)
+        new = catalog.start_new_set(tower, identity, specs[tower].dim)
         sets[new.name], building[new.name] = new, specs[tower]
-        replaced += [dropped] if dropped is not None else []
     towers = Towers(
         active_specs[VIDEO_SET],
         active_specs.get(IMAGE_SET),
@@ -83,7 +80,7 @@ def plan_sets(catalog: Catalog, asked: Towers, weights_dir: Path) -> RunSets:
         asked.runtime_dir,
         building,
     )
-    return RunSets(towers, sets, tuple(replaced))
+    return RunSets(towers, sets)
 
 
 def switch_complete(catalog: Catalog, run: RunSets) -> list[str]:

@@ -145,11 +145,18 @@ def test_an_incomplete_new_set_is_refused_by_the_catalog(copy):
     _, data, _ = copy
     catalog = Catalog(DataDir(data).catalog).open()
     video = catalog.vector_set(VIDEO_SET)
-    new, replaced = catalog.start_new_set(VIDEO_SET, {**video.identity, "weights": "other"}, video.dim)
-    assert replaced is None and new.name == "video.new"
+    new = catalog.start_new_set(VIDEO_SET, {**video.identity, "weights": "other"}, video.dim)
+    assert new.name == "video.new"
     with pytest.raises(CatalogError, match="covers 0 of 3 clips"):
         catalog.activate_new_set(VIDEO_SET)
     assert catalog.vector_set(VIDEO_SET) == video
+    third = {**video.identity, "weights": "a third"}
+    with pytest.raises(CatalogError, match=r"being built for .*weights=other.*3 clips to go.*drop-set new"):
+        catalog.start_new_set(VIDEO_SET, third, video.dim)
+    assert catalog.vector_set("video.new") == new  # an unfinished set is dropped only on request
+    with pytest.raises(CatalogError, match="never dropped"):
+        catalog.drop_sets([VIDEO_SET])
+    assert catalog.drop_sets(["video.new"]) == 0 and catalog.start_new_set(VIDEO_SET, third, video.dim).key != new.key
     catalog.close()
 
 
