@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="discard every clip and vector and embed all videos again (e.g. new encoder)",
     )
     index.add_argument(
+        "--keep-active",
+        action="store_true",
+        help="with another encoder: build its vector set but keep searching the active one until `run.py activate`",
+    )
+    index.add_argument(
         "--one-file-system", action="store_true", help="do not descend into other filesystems (mounts) under a PATH"
     )
     index.add_argument("--json", action="store_true", help="print one JSON report")
@@ -142,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--repair", action="store_true", help="rebuild index files and thumbnails from the catalog, then check"
     )
     status.add_argument("--json", action="store_true")
+
+    activate = _command(
+        sub, "activate", cmd_activate, "search the vector sets built for another encoder from now on (--keep-active)"
+    )
+    activate.add_argument("--drop-old", action="store_true", help="then delete the replaced sets' vectors")
+    activate.add_argument("--json", action="store_true")
+
+    drop = _command(sub, "drop-set", cmd_drop_set, "delete replaced (old) vector sets, or the new one being built")
+    drop.add_argument("which", choices=["old", "new"], help="old: sets replaced by a switch; new: the unfinished one")
+    drop.add_argument("--json", action="store_true")
 
     export = _command(sub, "export", cmd_export, "write a moment of an indexed video as its own MP4 file")
     export.add_argument(
@@ -444,6 +459,7 @@ def index_settings(args):
         batch_size=args.batch_size,
         retry_failed=getattr(args, "retry_failed", False),
         rebuild=getattr(args, "rebuild", False),
+        keep_active=getattr(args, "keep_active", False),
         one_file_system=getattr(args, "one_file_system", False),
     )
     flags = EncoderFlags(
@@ -590,6 +606,24 @@ def cmd_status(args) -> int:
         print(json.dumps(status, indent=2))
     else:
         print_status(status)
+    return EXIT_OK
+
+
+def cmd_activate(args) -> int:
+    from app.cli_output import print_switch
+    from indexer.switch import activate
+
+    report = activate(data_dir(args), drop_old=args.drop_old)
+    print(json.dumps(report.to_json(), indent=2)) if args.json else print_switch(report)
+    return EXIT_OK
+
+
+def cmd_drop_set(args) -> int:
+    from app.cli_output import print_switch
+    from indexer.switch import drop_sets
+
+    report = drop_sets(data_dir(args), args.which)
+    print(json.dumps(report.to_json(), indent=2)) if args.json else print_switch(report)
     return EXIT_OK
 
 

@@ -71,6 +71,13 @@ def print_index_report(report: IndexReport) -> None:
             f"  {report.windows_skipped} windows skipped (no different from the last embedded one; "
             f"--every-window embeds them), about {report.seconds_saved:.1f} s saved"
         )
+    for tower in report.activated:
+        print(f"  switched: the {tower} tower now searches its new vector set (old one kept: `run.py drop-set old`)")
+    for name, built in report.building.items():
+        print(
+            f"  building {name}: {built['vectors']} of {built['clips']} clips; searches use the active set until "
+            + ("`run.py activate`" if built["vectors"] >= built["clips"] else "it is complete (run the same command)")
+        )
     for warning in report.warnings:
         print(f"  warning: {warning.path}: {warning.error}")
     for failure in report.failures:
@@ -149,10 +156,24 @@ def print_status(status: dict) -> None:
         print(f"  runtime: last indexed with {ran}; search: {tower['search_runtime']}")
         for converted in tower.get("converted", []):
             print(f"  converted: {converted}")
+    for vset in status.get("vector_sets", []):
+        if vset["role"] != "active":
+            print(_other_set_line(vset))
     if not all(tower["index_current"] for tower in status["towers"].values()):
         print("searching rebuilds index files from the catalog; `python run.py index` or `status --repair` saves them")
     for failure in status["failures"]:
         print(f"  failed: {failure['path']}: {failure['error']}")
+
+
+def _other_set_line(vset: dict) -> str:
+    """A vector set beside the active ones: one being built for another encoder, or one replaced by it."""
+    covered = f"{vset['vectors']} of {vset['clips']} clips"
+    if vset["role"] == "new":
+        then = "`run.py activate` switches to it" if vset["complete"] else "`run.py index PATH` goes on building it"
+        return f"new {vset['tower']} set {vset['name']} ({covered}; {then}): {_describe_tower(vset['identity'])}"
+    return f"old {vset['tower']} set {vset['name']} ({covered}; `run.py drop-set old` frees it): " + (
+        _describe_tower(vset["identity"])
+    )
 
 
 def _describe_tower(identity: dict) -> str:
@@ -160,6 +181,16 @@ def _describe_tower(identity: dict) -> str:
     model = identity.get("variant") or identity.get("model")
     how = f"sampling={identity['sampling']}" if "sampling" in identity else f"frames={identity.get('frames_per_clip')}"
     return f"{identity['tower']} {model} weights={identity['weights']} sha256={identity['sha256'][:12]} {how}"
+
+
+def print_switch(report) -> None:
+    """What `activate` / `drop-set` did (indexer/switch.py SwitchReport)."""
+    for tower in report.activated:
+        print(f"the {tower} tower now searches its new vector set")
+    if report.dropped:
+        print(f"dropped {', '.join(report.dropped)}: {report.vectors_dropped} vectors deleted")
+    elif not report.activated:
+        print("no such vector set: nothing dropped")
 
 
 def print_check(report) -> None:

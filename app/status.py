@@ -9,6 +9,7 @@ import os
 from indexer import store
 from indexer.catalog import Catalog, VectorSetInfo
 from indexer.records import IMAGE_SET, VIDEO_SET
+from indexer.set_roles import parse_set_name
 from indexer.settings import DataDir
 
 
@@ -44,9 +45,30 @@ def library_status(data: DataDir) -> dict:
             if index_file
             else None,
             "towers": towers,
+            "vector_sets": _vector_sets(catalog, stats["clips"]),
         }
     finally:
         catalog.close()
+
+
+def _vector_sets(catalog: Catalog, clips: int) -> list[dict]:
+    """Every vector set with its role (indexer/set_roles.py) and how many of the clips it covers: the
+    active ones answer searches, a new one is being built for another encoder, old ones wait to be dropped."""
+    listed = []
+    for vset in catalog.vector_sets():
+        name = parse_set_name(vset.name)
+        listed.append(
+            {
+                "name": vset.name,
+                "tower": name.tower,
+                "role": name.role,
+                "identity": vset.identity,
+                "vectors": catalog.vector_count(vset.id),
+                "clips": clips,
+                "complete": catalog.clips_without_vector(vset.id) == 0,
+            }
+        )
+    return listed
 
 
 def _runtime_status(data: DataDir, vset: VectorSetInfo, last_report: dict, name: str) -> dict:

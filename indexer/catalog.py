@@ -35,6 +35,7 @@ from indexer.schema import (
     new_generation,
     utcnow,
 )
+from indexer.set_roles import new_name, old_name, parse_set_name
 
 __all__ = [
     "Catalog",
@@ -46,8 +47,10 @@ __all__ = [
     "DataDirError",
     "FileIdentity",
     "IdentityMismatch",
+    "IncompleteSet",
     "IndexedPath",
     "KnownPath",
+    "NewSetInProgress",
     "TimelineClip",
     "VectorSetInfo",
     "VideoFiles",
@@ -302,6 +305,66 @@ class Catalog:
             elif row.key != key:
                 raise IdentityMismatch(name, json.loads(row.identity), identity)
             return _set_info(row)
+
+    def vector_sets(self) -> list[VectorSetInfo]:
+        """Every vector set, whatever its role (indexer/set_roles.py), by id."""
+        with self.session() as s:
+            return [_set_info(row) for row in s.scalars(select(VectorSet).order_by(VectorSet.id))]
+
+    def start_new_set(self, tower: str, identity: dict, dim: int) -> VectorSetInfo:
+        """The set being built beside `tower`'s active one for `identity`, in one transaction: the unfinished
+        one when it has this identity, else an old set of this identity (revived: its vectors are still
+        right), else an empty one. An unfinished set of another identity is refused: its vectors are
+        dropped only on request (`run.py drop-set new`)."""
+        key = identity_key(identity)
+        with self.session() as s, s.begin():
+            building = s.scalar(select(VectorSet).where(VectorSet.name == new_name(tower)))
+            if building is not None and building.key == key:
+                return _set_info(building)
+            if building is not None:
+                raise NewSetInProgress(_set_info(building), _clips_lacking(s, building.id))
+            row = next((r for r in self._old_rows(s, tower) if r.key == key), None)
+            if row is None:
+                row = VectorSet(key=key, identity=json.dumps(identity, sort_keys=True), dim=dim, version=0)
+                row.generation = new_generation()
+                s.add(row)
+            row.name = new_name(tower)
+            s.flush()
+            return _set_info(row)
+
+    def activate_new_set(self, tower: str) -> VectorSetInfo:
+        """Make `tower`'s new set the active one, in one transaction: the active set becomes an old one
+        (its vectors kept until dropped), so a reader sees either set whole, never a mix. Refused while
+        a clip has no vector in the new set."""
+        with self.session() as s, s.begin():
+            new = s.scalar(select(VectorSet).where(VectorSet.name == new_name(tower)))
+            if new is None:
+                raise CatalogError(f"no new {tower} vector set is being built: `run.py status` shows the sets")
+            lacking = _clips_lacking(s, new.id)
+            if lacking:
+                raise IncompleteSet(tower, lacking, s.scalar(select(func.count()).select_from(Clip)))
+            active = s.scalar(select(VectorSet).where(VectorSet.name == tower))
+            if active is not None:
+                active.name = old_name(tower, active.id)
+                s.flush()  # the tower's name is free before the new set takes it
+            new.name = tower
+            s.flush()
+            return _set_info(new)
+
+    def drop_sets(self, names: list[str]) -> int:
+        """Delete sets that are not active, with their vectors, in one transaction; the vectors deleted."""
+        if any(parse_set_name(name).role == "active" for name in names):
+            raise CatalogError("an active vector set is never dropped: `index --rebuild` replaces it")
+        with self.session() as s, s.begin():
+            ids = s.scalars(select(VectorSet.id).where(VectorSet.name.in_(names))).all()
+            count = s.scalar(select(func.count()).select_from(Vector).where(Vector.set_id.in_(ids)))
+            _delete_sets(s, ids)
+            return count
+
+    @staticmethod
+    def _old_rows(s: Session, tower: str) -> list[VectorSet]:
+        rows = s.scalars(select(VectorSet).where(VectorSet.name.startswith(f"{tower}.old.", autoescape=True)))
+        return list(rows)
 
     def reset_embeddings(self) -> None:
         """Forget every clip and vector (for re-embedding with another encoder); keep videos."""
@@ -578,9 +641,8 @@ class Catalog:
             return [IndexedPath(*row) for row in s.execute(query.order_by(VideoPath.path))]
 
     def clips_without_vector(self, set_id: int) -> int:
-        with_vector = select(Vector.clip_id).where(Vector.set_id == set_id)
         with self.session() as s:
-            return s.scalar(select(func.count()).select_from(Clip).where(Clip.id.not_in(with_vector)))
+            return _clips_lacking(s, set_id)
 
     def clip_thumbnails(self) -> list[ClipThumbnail]:
         with self.session() as s:
@@ -637,6 +699,24 @@ class Catalog:
                 .where(IndexRun.id == run_id)
                 .values(status=status, finished_at=utcnow(), report=json.dumps(report))
             )
+
+
+class NewSetInProgress(CatalogError):
+    def __init__(self, building: VectorSetInfo, lacking: int):
+        super().__init__(
+            f"a new {parse_set_name(building.name).tower} vector set is being built for {_describe(building.identity)} "
+            f"({lacking} clips to go); finish it by indexing with that encoder, or abandon it (its vectors are "
+            "deleted) with `run.py drop-set new`, then index with this one"
+        )
+
+
+class IncompleteSet(CatalogError):
+    def __init__(self, tower: str, lacking: int, clips: int):
+        self.lacking, self.clips = lacking, clips
+        super().__init__(
+            f"the new {tower} vector set covers {clips - lacking} of {clips} clips; searching it would miss "
+            f"{lacking}: finish it with `run.py index PATH ...` (the same command resumes), then activate it"
+        )
 
 
 class IdentityMismatch(CatalogError):
@@ -749,6 +829,17 @@ def _delete_orphans(s: Session) -> int:
     if orphans:
         s.execute(delete(Video).where(Video.id.in_(orphans)))
     return len(orphans)
+
+
+def _clips_lacking(s: Session, set_id: int) -> int:
+    with_vector = select(Vector.clip_id).where(Vector.set_id == set_id)
+    return s.scalar(select(func.count()).select_from(Clip).where(Clip.id.not_in(with_vector)))
+
+
+def _delete_sets(s: Session, set_ids) -> None:
+    if set_ids:
+        s.execute(delete(Vector).where(Vector.set_id.in_(list(set_ids))))
+        s.execute(delete(VectorSet).where(VectorSet.id.in_(list(set_ids))))
 
 
 def _bump(s: Session, set_ids) -> None:

@@ -4,11 +4,13 @@ A data dir's vectors were made by the towers its catalog records. `index` with n
 new footage with exactly those, so a data dir made with a local checkpoint or `--weights random` keeps
 working without repeating the flags (and never reaches for the hub's weights instead). A flag names what
 the user wants: a tower setting not given is taken from the record only while that tower's architecture
-is the recorded one, and its clip sampling only while its weights are too (sampling defaults to the
-weights' own). The change threshold is part of the sampling: a data dir that records none (made with
-`--every-window`, or before windows were skipped) goes on embedding every window unless a flag says
-else. A tower the record lacks is added only when a flag asks for it. An encoder other than the recorded
-one is refused by the catalog, as it always was (`--rebuild` re-embeds with it).
+is the recorded one, clip sampling included (other weights of the recorded architecture cut the data
+dir's clips as before, since a second vector set is built over those clips: indexer/switch.py; another
+architecture starts from its weights' own sampling). The change threshold is part of the sampling: a data
+dir that records none (made with `--every-window`, or before windows were skipped) goes on embedding
+every window unless a flag says else. A tower the record lacks is added only when a flag asks for it. An
+encoder other than the recorded one builds a new vector set beside the active one (`--rebuild` instead
+re-embeds everything with it).
 """
 
 from __future__ import annotations
@@ -85,8 +87,7 @@ def _video(flags: EncoderFlags, recorded: IndexSettings, defaults: IndexSettings
     variant = flags.variant or recorded.encoder.variant
     same_arch = variant == recorded.encoder.variant
     weights = flags.weights if flags.weights is not None else (recorded.encoder.weights if same_arch else None)
-    same_weights = same_arch and flags.weights is None
-    sampling = recorded if same_weights else defaults
+    sampling = recorded if same_arch else defaults
 
     def pick(flag, name: str):
         return flag if flag is not None else getattr(sampling, name)

@@ -26,7 +26,9 @@ from indexer.plan import EmbedTask, Plan, plan_changes
 from indexer.progress import NoProgress, Progress, ProgressFactory, VideoSeconds
 from indexer.records import Failure, IndexReport, ScannedFile
 from indexer.scan import scan_roots
+from indexer.set_roles import parse_set_name
 from indexer.settings import IndexSettings
+from indexer.switch import RunSets, plan_sets, switch_complete
 from indexer.towers import resolve_towers
 
 
@@ -52,11 +54,8 @@ class Indexer:
             self.catalog.mark_interrupted_runs()  # we hold the lock: any "running" run died
             if self.settings.rebuild:
                 self.catalog.reset_embeddings()
-            towers = resolve_towers(self.settings)
-            sets = {
-                name: self.catalog.ensure_vector_set(name, identity, towers.specs()[name].dim)
-                for name, identity in towers.identities().items()
-            }
+            planned = plan_sets(self.catalog, resolve_towers(self.settings), self.settings.data.weights_dir)
+            towers, sets = planned.towers, planned.sets
             run_id = self.catalog.start_run([str(r) for r in roots])
             report = IndexReport(vectors_embedded={name: 0 for name in sets})
             self._embed_seconds = 0.0
@@ -75,7 +74,10 @@ class Indexer:
                     bar.close()
                 report.runtimes = towers.runtimes()
                 report.cancelled = self.should_stop()
-                self._refresh_indexes(sets)
+                if not self.settings.keep_active:
+                    report.activated = switch_complete(self.catalog, planned)
+                report.building = self._building(planned)
+                self._refresh_indexes([name for name in sets if parse_set_name(name).role == "active"])
                 if deleted or plan.changed_count:
                     self._sweep_thumbnails()
             except BaseException:
@@ -234,12 +236,23 @@ class Indexer:
             by_ordinal = {w.ordinal: v for w, v in zip(video.windows, video.vectors[name])}
             report.vectors_embedded[name] += self.catalog.add_vectors(video_id, sets[name].id, by_ordinal)
 
+    def _building(self, planned: RunSets) -> dict[str, dict]:
+        """The new sets still being built after this run: how many of the clips each covers."""
+        clips = self.catalog.stats()["clips"]
+        building = {}
+        for name in planned.new_sets():
+            vset = self.catalog.vector_set(name)
+            if vset is not None:  # else it became active just now
+                building[name] = {"clips": clips, "vectors": self.catalog.vector_count(vset.id)}
+        return building
+
     # -- derived files --------------------------------------------------------------------------
-    def _refresh_indexes(self, sets: dict[str, VectorSetInfo]) -> None:
-        """Bring each index file up to the catalog: incrementally from the last file when it can."""
+    def _refresh_indexes(self, names: list[str]) -> None:
+        """Bring each active set's index file up to the catalog: incrementally from the last file when it can
+        (a set being built has none: nothing searches it before it is active)."""
         index_dir = self.settings.data.index_dir
         remove_stale_temp_files(index_dir)  # an index file half-written by a killed run
-        for name in sets:
+        for name in names:
             vset = self.catalog.vector_set(name)
             loaded = store.open_index(self.catalog, vset, index_dir, self.settings.memory_budget)
             if not loaded.from_file:

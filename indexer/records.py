@@ -148,6 +148,8 @@ class IndexReport:
     seconds: float = 0.0
     cancelled: bool = False  # stopped early on request; finished videos are kept
     runtimes: dict[str, str] = field(default_factory=dict)  # tower -> what ran it ("openvino cpu bf16")
+    activated: list[str] = field(default_factory=list)  # towers whose new vector set became active (switch)
+    building: dict[str, dict] = field(default_factory=dict)  # new sets still lacking clips: {clips, vectors}
 
     def to_json(self) -> dict:
         return {
@@ -161,6 +163,8 @@ class IndexReport:
             "seconds": round(self.seconds, 3),
             "cancelled": self.cancelled,
             "runtimes": self.runtimes,
+            "activated": self.activated,
+            "building": self.building,
         }
 
 

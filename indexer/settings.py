@@ -79,5 +79,6 @@ class IndexSettings:
     batch_size: int = 4  # clips per encoder call
     retry_failed: bool = False  # re-try files that failed before even if unchanged
     rebuild: bool = False  # forget all clips and vectors and embed everything again
+    keep_active: bool = False  # a new vector set (other encoder) waits for `run.py activate` when complete
     one_file_system: bool = False  # scan: stay on each root's filesystem (no mounts below it)
     memory_budget: int = 4 << 30  # bytes the vector index may use

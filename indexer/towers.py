@@ -39,6 +39,9 @@ class Towers:
     precision: str = "auto"
     backend: str = "auto"  # the inference runtime: auto | torch | openvino
     runtime_dir: Path | None = None  # where converted encoders are cached (DataDir.runtime_dir)
+    # Towers of the sets being built beside the active ones, by set name ("video.new": indexer/set_roles.py):
+    # they embed the same clips, so an index run decodes once for the active and the new encoders.
+    building: dict[str, TowerSpec] = field(default_factory=dict)
     _loaded: dict = field(default_factory=dict)
     _loading: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -46,7 +49,7 @@ class Towers:
         specs = {VIDEO_SET: self.video}
         if self.image is not None:
             specs[IMAGE_SET] = self.image
-        return specs
+        return {**specs, **self.building}
 
     def identities(self) -> dict[str, dict]:
         ids = {VIDEO_SET: {**self.video.identity(), "sampling": self.sampling.to_dict()}}

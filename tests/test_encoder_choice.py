@@ -53,11 +53,12 @@ def test_another_architecture_gets_its_own_default_weights_never_the_recorded_ra
     assert encoders(chosen) == (("vit-s", None, None, None, None), ("ViT-B-32", None, 4))
 
 
-def test_other_weights_take_their_own_sampling_unless_given():
+def test_other_weights_cut_the_recorded_clips_unless_a_flag_says_else():
+    """A second vector set is built over the data dir's clips (indexer/switch.py)."""
     chosen = choose_encoders(BASE, EncoderFlags(weights="/w.pth"), RECORDED)
-    assert encoders(chosen)[0] == ("vit-tiny", "/w.pth", None, None, None)
+    assert encoders(chosen)[0] == ("vit-tiny", "/w.pth", 8, 2, None)
     chosen = choose_encoders(BASE, EncoderFlags(weights="/w.pth", frame_interval=3), RECORDED)
-    assert encoders(chosen)[0] == ("vit-tiny", "/w.pth", None, 3, None)
+    assert encoders(chosen)[0] == ("vit-tiny", "/w.pth", 8, 3, None)
     chosen = choose_encoders(BASE, EncoderFlags(stride_frames=4), RECORDED)  # same weights: the recorded sampling
     assert encoders(chosen)[0] == ("vit-tiny", "random:0", 8, 2, 4)
 
@@ -91,7 +92,9 @@ def test_index_again_without_flags_uses_the_recorded_random_weights(random_data_
     assert status["towers"]["video"]["vectors"] == status["towers"]["image"]["vectors"] == 2
 
 
-def test_index_with_other_weights_is_still_refused(random_data_dir):
+def test_index_with_other_weights_and_other_clips_is_refused(random_data_dir):
+    """Other weights build a second vector set over the same clips (tests/test_encoder_switch.py): other
+    clips are refused."""
     lib, data = random_data_dir
-    done = cli_in_process("index", lib, "--data", data, "--weights", "random:1", expect=2)
-    assert "Vectors from different encoders are never mixed" in done.stderr and "--rebuild" in done.stderr
+    done = cli_in_process("index", lib, "--data", data, "--weights", "random:1", "--frame-interval", "3", expect=2)
+    assert "cuts clips differently" in done.stderr and "--rebuild" in done.stderr
