@@ -40,6 +40,7 @@ QUEUE_CLIPS = 8
 
 
 _END, _CLIP, _EXTEND, _FATAL = "end", "clip", "extend", "fatal"
+CLIP, EXTEND = _CLIP, _EXTEND  # the kinds of event decode_video yields, for other engines
 
 
 class DecodeThread(threading.Thread):
