@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from machine import describe_machine  # noqa: E402
 
-from indexer.decode import probe  # noqa: E402
+from indexer.decode import ProbeError, probe  # noqa: E402
 from indexer.memory import tune_malloc  # noqa: E402
 from indexer.pipeline import run_index  # noqa: E402
 from indexer.ray_engine import REPO_ROOT, RayEngine  # noqa: E402
@@ -46,7 +46,7 @@ def settings(data: Path, args) -> IndexSettings:
 def library(tmp: Path, seconds: float) -> tuple[Path, float]:
     """Shared footage files, shortest first, until `seconds` of video: (folder of links, their seconds)."""
     files = [f.path for f in scan_roots([ROOT.parent / "shared" / "videos"]).files]
-    timed = sorted((probe(p).duration or 0.0, p) for p in files if "edge_cases" not in str(p))
+    timed = sorted((_duration(p), p) for p in files if "edge_cases" not in str(p))
     lib, total = tmp / "lib", 0.0
     lib.mkdir()
     for duration, path in timed:
@@ -56,6 +56,13 @@ def library(tmp: Path, seconds: float) -> tuple[Path, float]:
             (lib / path.name).symlink_to(path)
             total += duration
     return lib, total
+
+
+def _duration(path: Path) -> float:
+    try:
+        return probe(path).duration or 0.0
+    except ProbeError:  # audio only, not a video
+        return 0.0
 
 
 def timed_run(tmp: Path, name: str, lib: Path, args, engine) -> float:
