@@ -69,6 +69,7 @@ class EmbeddedVideo:
     error: ProbeError | None = None  # decoding failed: nothing to store
     skipped: int = 0  # windows not embedded: no different from the last embedded one
     embed_seconds: float = 0.0  # this video's share of encoder time
+    runtimes: dict[str, str] = field(default_factory=dict)  # tower -> what ran it, where not in this process
     pending: int = 0  # clips decoded but not embedded yet
     ended: bool = False  # the decoder is done with this video
 

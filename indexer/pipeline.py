@@ -76,7 +76,7 @@ class Indexer:
                     self._embed(jobs, towers, sets, report, bar)
                 finally:
                     bar.close()
-                report.runtimes = towers.runtimes()
+                report.runtimes = {**report.runtimes, **towers.runtimes()}  # an engine's workers', then ours
                 report.cancelled = self.should_stop()
                 self._refresh_indexes(sets)
                 if deleted or plan.changed_count:
@@ -211,6 +211,7 @@ class Indexer:
         thumbs = self._save_thumbnails(task.fingerprint, video)  # files first: the rows that name them follow
         self.catalog.store_video(f, task.fingerprint, video.info, video.stats, video.windows, vectors, thumbs)
         report.clips_embedded += len(video.windows)
+        report.runtimes.update(video.runtimes)
         report.windows_skipped += video.skipped
         self._embed_seconds += video.embed_seconds
         if report.clips_embedded:  # what the skipped windows would have cost at this run's pace

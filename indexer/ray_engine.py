@@ -82,6 +82,7 @@ class _Embedded:
     thumbnail: bytes | None
     vectors: dict[str, np.ndarray]
     seconds: float  # this clip's share of its batch's encoder time
+    runtimes: dict[str, str]  # what ran each tower ("cuda bf16")
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,8 @@ class EmbedClips:
             share = (time.monotonic() - started) / len(rows)
             for k, i in enumerate(rows):
                 item = items[i]
-                items[i] = _Embedded(item.clip.window, item.thumbnail, {m: vectors[m][k] for m in names}, share)
+                vector = {m: vectors[m][k] for m in names}
+                items[i] = _Embedded(item.clip.window, item.thumbnail, vector, share, self.towers.runtimes())
                 kinds[i] = "embedded"
         return {"job": batch["job"], "kind": np.array(kinds, dtype=object), "item": _objects(items)}
 
@@ -200,6 +202,7 @@ class _Assembly:
             stats=end.stats,
             skipped=end.skipped,
             embed_seconds=sum(r.seconds for r in rows),
+            runtimes={name: ran for r in rows for name, ran in r.runtimes.items()},
             ended=True,
         )
 
@@ -221,17 +224,19 @@ class RayEngine:
         with self._connected():
             assembly = {n: _Assembly(job) for n, job in enumerate(jobs)}
             for row in self._dataset(jobs, towers).iter_rows():
-                if row["kind"] == "failed":
-                    raise row["item"]
-                part = assembly[int(row["job"])]
-                if row["kind"] == "embedded":
-                    part.embedded.setdefault(row["item"].window.ordinal, row["item"])
-                    on_embedded(part.job, row["item"].window.end)
+                kind, item, n = row["kind"], row["item"], int(row["job"])
+                if kind == "failed":
+                    raise item
+                part = assembly.get(n)
+                if part is None:  # a row of a video already handed on, again: its task ran twice
+                    continue
+                if kind == "embedded":
+                    if part.embedded.setdefault(item.window.ordinal, item) is item:  # each window once
+                        on_embedded(part.job, item.window.end)
                 elif part.end is None:
-                    part.end = row["item"]
+                    part.end = item
                 if part.complete():
-                    del assembly[int(row["job"])]
-                    yield part.video()
+                    yield assembly.pop(n).video()
                 if should_stop():
                     return
             for part in assembly.values():  # its decode task died DECODE_RETRIES + 1 times

@@ -52,10 +52,14 @@ def library(demo_videos, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def local_data(library, tmp_path_factory) -> Path:
+def local_run(library, tmp_path_factory) -> tuple[Path, dict]:
     data = tmp_path_factory.mktemp("local") / "data"
-    index(data, library, "--precision", "fp32")
-    return data
+    return data, index(data, library, "--precision", "fp32")
+
+
+@pytest.fixture(scope="module")
+def local_data(local_run) -> Path:
+    return local_run[0]
 
 
 def clip_rows(data: Path) -> list[tuple]:
@@ -98,10 +102,12 @@ def top10(data: Path) -> dict[str, list[tuple]]:
     }
 
 
-def test_ray_engine_stores_what_the_local_engine_stores(ray_instance, library, local_data, tmp_path):
-    data = tmp_path / "data"
+def test_ray_engine_stores_what_the_local_engine_stores(ray_instance, library, local_run, tmp_path):
+    (local_data, local_report), data = local_run, tmp_path / "data"
     report = index(data, library, "--precision", "fp32", "--ray")
     assert report["files"]["new"] == VIDEOS and not report["failures"]
+    assert report["runtimes"] == local_report["runtimes"]  # what ran the towers, told by the actors
+    assert report["clips_embedded"] == local_report["clips_embedded"]
     assert clip_rows(data) == clip_rows(local_data)
     assert_same_vectors(data, local_data)
     assert top10(data) == top10(local_data)
