@@ -94,10 +94,10 @@ class _End:
     skipped: int
 
 
-def decode_rows(row: dict, jobs: list[Job], parts: TowerParts) -> Iterator[dict]:
+def decode_rows(row: dict, parts: TowerParts) -> Iterator[dict]:
     """A decode task: one video's clip rows, then its end row. A skipped window's end is folded into the clip
     before it (held back one clip), as the local engine's consumer does."""
-    n, job = int(row["job"]), jobs[int(row["job"])]
+    n, job = int(row["job"]), row["item"]
     video = EmbeddedVideo(job)
     unreadable = _unreadable(job.file.path)
     if unreadable:
@@ -239,8 +239,8 @@ class RayEngine:
                     yield assembly.pop(n).video()
                 if should_stop():
                     return
-            for part in assembly.values():  # its decode task died DECODE_RETRIES + 1 times
-                error = ProbeError(f"its Ray decode task failed {DECODE_RETRIES + 1} times; see the Ray logs")
+            for part in assembly.values():  # a block of it was dropped: its task's process died for good
+                error = ProbeError(f"a Ray worker died on it {DECODE_RETRIES + 1} times; see the Ray logs")
                 yield EmbeddedVideo(part.job, error=error)
 
     def _dataset(self, jobs: list[Job], towers: Towers):
@@ -252,14 +252,14 @@ class RayEngine:
         gpus = int(ray.cluster_resources().get("GPU", 0))
         workers = self.workers or max(gpus, 1)
         parts = TowerParts.of(towers)
-        rows = ray.data.from_items([{"job": n} for n in range(len(jobs))], override_num_blocks=len(jobs))
-        clips = rows.flat_map(decode_rows, fn_kwargs={"jobs": jobs, "parts": parts}, max_retries=DECODE_RETRIES)
+        rows = ray.data.from_items([_row(n, "job", job) for n, job in enumerate(jobs)], override_num_blocks=len(jobs))
+        clips = rows.flat_map(decode_rows, fn_kwargs={"parts": parts}, max_retries=DECODE_RETRIES)
         return clips.map_batches(
             EmbedClips,
             fn_constructor_kwargs={"parts": parts, "cpu_workers": None if gpus else workers},
             batch_size=self.batch_size,
             batch_format="numpy",
-            concurrency=workers,
+            compute=ray.data.ActorPoolStrategy(size=workers),
             num_gpus=1 if gpus else 0,
         )
 

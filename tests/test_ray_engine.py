@@ -160,7 +160,7 @@ def test_a_file_a_worker_cannot_read_says_storage_must_be_shared(tmp_path):
     missing = ScannedFile(tmp_path / "not-here.mp4", 10, 0, tmp_path)
     job = NewVideo(EmbedTask(missing, "f" * 16, "new"), ("video",))
     parts = TowerParts.of(resolve_towers(settings(tmp_path / "data")))
-    (end,) = decode_rows({"job": 0}, [job], parts)
+    (end,) = decode_rows({"job": 0, "kind": "job", "item": job}, parts)
     assert end["kind"] == "end" and isinstance(end["item"].error, ProbeError)
     assert f"cannot read {missing.path} on Ray worker node" in str(end["item"].error)
     assert "shared storage" in str(end["item"].error)
