@@ -82,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--one-file-system", action="store_true", help="do not descend into other filesystems (mounts) under a PATH"
     )
     index.add_argument("--json", action="store_true", help="print one JSON report")
+    index.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="decode and embed on Ray: a local Ray instance, or the cluster at ADDRESS (auto | HOST:PORT)",
+    )
+    index.add_argument("--ray-workers", type=positive_int, help="encoder actors on Ray (default: one per GPU, else 1)")
 
     watch = _command(sub, "watch", cmd_watch, "keep indexing new and changed videos under PATHs as they arrive")
     watch.add_argument("paths", nargs="+", type=Path, metavar="PATH")
@@ -486,7 +494,8 @@ def cmd_index(args) -> int:
     from indexer.scan import check_roots
 
     check_roots(args.paths)  # before any work: `index /proc` is refused at once
-    report = run_index(index_settings(args), args.paths)
+    settings = index_settings(args)
+    report = run_index(settings, args.paths, embedding_engine(args, settings))
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -530,11 +539,20 @@ def watch_settings(args, roots):
     return WatchSettings(roots, args.settle, args.poll, args.rescan)
 
 
-def run_index(settings, paths: list[Path]):
+def run_index(settings, paths: list[Path], engine=None):
     from app.cli_output import progress_bar
     from indexer.pipeline import run_index as run
 
-    return run(settings, paths, progress_bar)
+    return run(settings, paths, progress_bar, engine=engine)
+
+
+def embedding_engine(args, settings):
+    """The Ray engine when --ray is given, else None (the run's local engine)."""
+    if args.ray is None:
+        return None
+    from indexer.ray_engine import RayEngine
+
+    return RayEngine(settings.batch_size, args.ray or None, args.ray_workers)
 
 
 def cmd_search(args) -> int:

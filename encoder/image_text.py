@@ -375,6 +375,7 @@ def empty_open_clip_model(model_name: str):
     for each such model, which is true of this step but not of the tower: that one record is dropped."""
     import open_clip
 
+    register_tubelet_configs()  # a spec may be loaded in another process than resolved it (a Ray actor)
     quiet = _DropMessage("No pretrained weights loaded")
     root = logging.getLogger()
     root.addFilter(quiet)

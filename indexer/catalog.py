@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, func, insert, inspect, or_, select, text, update
+from sqlalchemy import delete, event, func, insert, inspect, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -196,6 +196,8 @@ class Catalog:
         engine, self.read_only_reason = open_engine(self.url, Base.metadata, _schema_row)
         self.read_only = bool(self.read_only_reason)
         self._engine, self._sessions = engine, sessionmaker(engine, expire_on_commit=False)
+        event.listen(self._sessions, "before_commit", _apply_bumps)  # one version step per commit
+        event.listen(self._sessions, "after_rollback", lambda s: s.info.pop("bumped_sets", None))
         self._check_schema_version()
         return self
 
@@ -843,8 +845,15 @@ def _delete_sets(s: Session, set_ids) -> None:
 
 
 def _bump(s: Session, set_ids) -> None:
+    """Mark sets whose vectors this transaction changes; their version steps once, at commit (`_apply_bumps`),
+    however many videos or vectors the transaction holds."""
+    s.info.setdefault("bumped_sets", set()).update(set_ids)
+
+
+def _apply_bumps(s: Session) -> None:
+    set_ids = s.info.pop("bumped_sets", None)
     if set_ids:
-        s.execute(update(VectorSet).where(VectorSet.id.in_(list(set_ids))).values(version=VectorSet.version + 1))
+        s.execute(update(VectorSet).where(VectorSet.id.in_(sorted(set_ids))).values(version=VectorSet.version + 1))
 
 
 def _chunks(items: list, size: int):

@@ -1,7 +1,8 @@
-"""Decode and embed at the same time: a decode thread feeds clips through a bounded queue to the
-encoders, which batch clips across videos; each video is committed once all its clips are embedded.
+"""The local engine: decode and embed at the same time in one process. A decode thread feeds clips through
+a bounded queue to the encoders, which batch clips across videos; each video is handed back (and committed
+by the run's store step) once all its clips are embedded.
 
-    decode thread:  probe -> ClipDecoder -> thumbnails -> queue (bounded: memory stays flat)
+    decode thread:  probe -> ClipDecoder -> thumbnail JPEGs -> queue (bounded: memory stays flat)
     caller thread:  queue -> batches per tower set -> towers.embed -> on_embedded (progress)
                     -> commit finished videos
 
@@ -10,6 +11,7 @@ the decode thread sends the end they reach instead, and the last queued window's
 a video's clip rows still tile it. Only new content skips: a backfill (another tower's vectors for clips
 already stored) embeds every window and keeps those whose window number the catalog holds.
 
+`decode_video` is the decode stage of every engine (the Ray engine runs it in its decode tasks).
 A job probed beforehand (the pipeline does, to plan progress in seconds of video) is not probed again.
 
 FFmpeg decodes while torch multiplies; on a GPU, the GPU works while the CPU decodes. The queue
@@ -24,51 +26,21 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-
-import numpy as np
+from dataclasses import dataclass, replace
 
 from indexer import thumbnails
 from indexer.change import ChangeDetector
 from indexer.decode import ClipDecoder, ProbeError, probe
+from indexer.jobs import EmbeddedVideo, Job, OnEmbedded
 from indexer.memory import release_free_memory
-from indexer.records import ClipWindow, DecodedClip, ScannedFile, UnchangedWindow, VideoInfo, stack_by_size
+from indexer.records import DecodedClip, UnchangedWindow, stack_by_size
 from indexer.towers import Towers
 
 QUEUE_CLIPS = 8
 
 
-@dataclass
-class Job:
-    """One video to embed with some towers."""
-
-    file: ScannedFile
-    towers: tuple[str, ...]  # which towers' vectors to compute
-    fingerprint: str | None  # set for new content: thumbnails are written
-    payload: object = None  # the caller's own record (plan task, backfill entry)
-    info: VideoInfo | None = None  # probed already (to plan progress): not probed again
-
-
-@dataclass
-class EmbeddedVideo:
-    job: Job
-    info: VideoInfo | None = None
-    windows: list[ClipWindow] = field(default_factory=list)
-    vectors: dict[str, list[np.ndarray]] = field(default_factory=dict)  # tower -> per-clip vectors
-    thumbnails: list[str | None] = field(default_factory=list)
-    stats: dict = field(default_factory=dict)  # duration, frames, warning
-    error: ProbeError | None = None  # decoding failed: nothing to store
-    pending: int = 0  # clips decoded but not embedded yet
-    skipped: int = 0  # windows not embedded: no different from the last embedded one
-    embed_seconds: float = 0.0  # this video's share of encoder time
-    ended: bool = False  # the decoder is done with this video
-
-    def matrix(self, tower: str) -> np.ndarray:
-        return np.stack(self.vectors[tower])
-
-
 _END, _CLIP, _EXTEND, _FATAL = "end", "clip", "extend", "fatal"
+CLIP, EXTEND = _CLIP, _EXTEND  # the kinds of event decode_video yields, for other engines
 
 
 class DecodeThread(threading.Thread):
@@ -78,12 +50,11 @@ class DecodeThread(threading.Thread):
         self,
         jobs: Iterable[Job],
         towers: Towers,
-        data_root: Path,
         out: queue.Queue,
         should_stop: Callable[[], bool],
     ):
         super().__init__(name="tubelet-decode", daemon=True)
-        self.jobs, self.towers, self.data_root, self.out = list(jobs), towers, data_root, out
+        self.jobs, self.towers, self.out = list(jobs), towers, out
         self.should_stop = should_stop
         self.abort = threading.Event()  # set by the consumer when it fails
 
@@ -99,35 +70,10 @@ class DecodeThread(threading.Thread):
 
     def _decode(self, job: Job) -> None:
         video = EmbeddedVideo(job, vectors={name: [] for name in job.towers})
-        try:
-            video.info = job.info or probe(job.file.path)
-            decoder = self.towers.clip_decoder(job.file.path, video.info, job.towers, change=self._detector(job))
-            for clip in decoder.clips():
-                if self.abort.is_set():
-                    return
-                if isinstance(clip, UnchangedWindow):
-                    self._put((_EXTEND, video, clip.window.end))
-                    continue
-                thumb = (
-                    thumbnails.write_thumbnail(self.data_root, job.fingerprint, clip.window.ordinal, clip.full_frames)
-                    if job.fingerprint
-                    else None
-                )
-                self._put((_CLIP, video, (replace(clip, full_frames=[]), thumb)))  # thumbnail done: drop them
-            video.stats = decoder_stats(decoder)
-            if decoder.summary.frames == 0:
-                raise ProbeError(decoder.summary.error or "no decodable video frames")
-        except ProbeError as exc:
-            video.error = exc
-        self._put((_END, video, None))
-
-    def _detector(self, job: Job) -> ChangeDetector | None:
-        """Skipping is for new content (a backfill must meet the stored windows) and for windows that
-        tile the video (sparse windows leave gaps by design: there is nothing to extend over)."""
-        sampling = self.towers.sampling
-        if sampling.change_threshold is None or job.fingerprint is None or sampling.stride > sampling.span:
-            return None
-        return ChangeDetector(sampling.change_threshold)
+        for kind, payload in decode_video(video, self.towers, self.abort.is_set):
+            self._put((kind, video, payload))
+        if not self.abort.is_set():
+            self._put((_END, video, None))
 
     def _put(self, item) -> None:
         while not self.abort.is_set():
@@ -138,13 +84,43 @@ class DecodeThread(threading.Thread):
                 continue
 
 
+def decode_video(video: EmbeddedVideo, towers: Towers, aborted: Callable[[], bool]) -> Iterator[tuple[str, object]]:
+    """One job's clips as (_CLIP, (clip, thumbnail JPEG or None)) and (_EXTEND, end of a skipped window)
+    events; fills `video.info` and `.stats`, and `.error` when decoding fails."""
+    job = video.job
+    try:
+        video.info = job.info or probe(job.file.path)
+        decoder = towers.clip_decoder(job.file.path, video.info, job.towers, change=_detector(job, towers))
+        for clip in decoder.clips():
+            if aborted():
+                return
+            if isinstance(clip, UnchangedWindow):
+                yield _EXTEND, clip.window.end
+                continue
+            thumb = thumbnails.thumbnail_jpeg(clip.full_frames) if job.new_content else None
+            yield _CLIP, (replace(clip, full_frames=[]), thumb)  # thumbnail done: drop them
+        video.stats = decoder_stats(decoder)
+        if decoder.summary.frames == 0:
+            raise ProbeError(decoder.summary.error or "no decodable video frames")
+    except ProbeError as exc:
+        video.error = exc
+
+
+def _detector(job: Job, towers: Towers) -> ChangeDetector | None:
+    """Skipping is for new content (a backfill must meet the stored windows) and for windows that
+    tile the video (sparse windows leave gaps by design: there is nothing to extend over)."""
+    sampling = towers.sampling
+    if sampling.change_threshold is None or not job.new_content or sampling.stride > sampling.span:
+        return None
+    return ChangeDetector(sampling.change_threshold)
+
+
 def embed_videos(
     jobs: Iterable[Job],
     towers: Towers,
-    data_root: Path,
     batch_size: int,
     should_stop: Callable[[], bool] = lambda: False,
-    on_embedded: Callable[[Job, float], None] = lambda job, end_s: None,
+    on_embedded: OnEmbedded = lambda job, end_s: None,
 ) -> Iterator[EmbeddedVideo]:
     """Yield each video once all its clips are embedded (or its decoding failed).
 
@@ -154,7 +130,7 @@ def embed_videos(
     clips, and everything left is flushed when decoding is over.
     """
     channel: queue.Queue = queue.Queue(maxsize=QUEUE_CLIPS)
-    worker = DecodeThread(jobs, towers, data_root, channel, should_stop)
+    worker = DecodeThread(jobs, towers, channel, should_stop)
     batches: dict[tuple[str, ...], list[tuple[EmbeddedVideo, DecodedClip]]] = {}
     waiting: list[EmbeddedVideo] = []  # ended, some clips not embedded yet
     worker.start()
@@ -192,9 +168,7 @@ def embed_videos(
         worker.join(timeout=30)
 
 
-def _embed_batch(
-    batch: list[tuple[EmbeddedVideo, DecodedClip]], towers: Towers, on_embedded: Callable[[Job, float], None]
-) -> None:
+def _embed_batch(batch: list[tuple[EmbeddedVideo, DecodedClip]], towers: Towers, on_embedded: OnEmbedded) -> None:
     names = list(batch[0][0].job.towers)
     started = time.monotonic()
     vectors = towers.embed(names, stack_by_size([clip for _, clip in batch]))
@@ -207,6 +181,18 @@ def _embed_batch(
         on_embedded(video.job, clip.window.end)
     batch.clear()  # drop the frames now, then hand their pages back: memory stays flat over hours
     release_free_memory()
+
+
+@dataclass(frozen=True)
+class LocalEngine:
+    """The default engine: one decode thread and the encoders in this process (see the module's note)."""
+
+    batch_size: int  # clips per encoder call
+
+    def embed(
+        self, jobs: list[Job], towers: Towers, should_stop: Callable[[], bool], on_embedded: OnEmbedded
+    ) -> Iterator[EmbeddedVideo]:
+        return embed_videos(jobs, towers, self.batch_size, should_stop, on_embedded)
 
 
 def decoder_stats(decoder: ClipDecoder) -> dict:

@@ -19,8 +19,9 @@ from encoder.weights import remove_stale_temp_files
 from indexer import store, thumbnails
 from indexer.catalog import Catalog, CatalogBackendError, DataDirError, VectorSetInfo
 from indexer.decode import ProbeError, probe, read_recorded
-from indexer.embedding import EmbeddedVideo, Job, embed_videos
+from indexer.embedding import LocalEngine
 from indexer.fingerprint import content_fingerprint
+from indexer.jobs import AddVectors, EmbeddedVideo, EmbeddingEngine, Job, NewVideo
 from indexer.lock import IndexLock
 from indexer.plan import EmbedTask, Plan, plan_changes
 from indexer.progress import NoProgress, Progress, ProgressFactory, VideoSeconds
@@ -41,8 +42,10 @@ class Indexer:
         catalog: Catalog,
         progress: ProgressFactory = lambda total: NoProgress(),
         should_stop: Callable[[], bool] = lambda: False,
+        engine: EmbeddingEngine | None = None,
     ):
         self.settings = settings
+        self.engine = engine or LocalEngine(settings.batch_size)  # decodes and embeds; writes nothing
         self.catalog = catalog
         self.progress = progress
         self.should_stop = should_stop  # polled between videos: a cancelled run keeps what it finished
@@ -64,15 +67,15 @@ class Indexer:
                 deleted = self._apply_path_changes(plan, report)
                 self._backfill_recorded()
                 backfill = self._backfill_tasks(sets, skip={str(t.file.path) for t in plan.embed})
-                jobs = [Job(t.file, tuple(sets), t.fingerprint, t) for t in plan.embed]
-                jobs += [Job(f, tuple(names), None, video_id) for video_id, _, f, names in backfill]
+                jobs: list[Job] = [NewVideo(t, tuple(sets)) for t in plan.embed]
+                jobs += [AddVectors(video_id, f, tuple(names)) for video_id, _, f, names in backfill]
                 jobs = self._probed(jobs)
                 bar = self.progress(sum(_planned_seconds(job) for job in jobs))
                 try:
                     self._embed(jobs, towers, sets, report, bar)
                 finally:
                     bar.close()
-                report.runtimes = towers.runtimes()
+                report.runtimes = {**report.runtimes, **towers.runtimes()}  # an engine's workers', then ours
                 report.cancelled = self.should_stop()
                 if not self.settings.keep_active:
                     report.activated = switch_complete(self.catalog, planned)
@@ -96,8 +99,7 @@ class Indexer:
             bar.set_postfix_str(job.file.path.name[-40:])
             seconds.reached(_key(job), end_s)
 
-        data_root, batch_size = self.settings.data.root, self.settings.batch_size
-        for video in embed_videos(jobs, towers, data_root, batch_size, self.should_stop, on_embedded):
+        for video in self.engine.embed(jobs, towers, self.should_stop, on_embedded):
             self._store(video, sets, report)
             seconds.finished(_key(video.job))  # stored, failed or shorter than it said: all of it is done
 
@@ -189,10 +191,10 @@ class Indexer:
 
     # -- storing ------------------------------------------------------------------------------
     def _store(self, video: EmbeddedVideo, sets: dict[str, VectorSetInfo], report: IndexReport) -> None:
-        if isinstance(video.job.payload, EmbedTask):
-            self._store_new(video, video.job.payload, sets, report)
+        if isinstance(video.job, NewVideo):
+            self._store_new(video, video.job.task, sets, report)
         else:
-            self._store_backfill(video, video.job.payload, sets, report)
+            self._store_backfill(video, video.job.video_id, sets, report)
 
     def _store_new(
         self, video: EmbeddedVideo, task: EmbedTask, sets: dict[str, VectorSetInfo], report: IndexReport
@@ -208,8 +210,10 @@ class Indexer:
             )
             return
         vectors = {sets[name].id: video.matrix(name) for name in video.job.towers}
-        self.catalog.store_video(f, task.fingerprint, video.info, video.stats, video.windows, vectors, video.thumbnails)
+        thumbs = self._save_thumbnails(task.fingerprint, video)  # files first: the rows that name them follow
+        self.catalog.store_video(f, task.fingerprint, video.info, video.stats, video.windows, vectors, thumbs)
         report.clips_embedded += len(video.windows)
+        report.runtimes.update(video.runtimes)
         report.windows_skipped += video.skipped
         self._embed_seconds += video.embed_seconds
         if report.clips_embedded:  # what the skipped windows would have cost at this run's pace
@@ -222,6 +226,13 @@ class Indexer:
             report.files.new += 1
         else:
             report.files.changed += 1
+
+    def _save_thumbnails(self, fingerprint: str, video: EmbeddedVideo) -> list[str | None]:
+        root = self.settings.data.root
+        return [
+            thumbnails.save_thumbnail(root, fingerprint, w.ordinal, jpeg) if jpeg is not None else None
+            for w, jpeg in zip(video.windows, video.thumbnails)
+        ]
 
     def _store_backfill(
         self, video: EmbeddedVideo, video_id: int, sets: dict[str, VectorSetInfo], report: IndexReport
@@ -277,8 +288,9 @@ def run_index(
     roots: list[Path],
     progress: ProgressFactory = lambda t: NoProgress(),
     should_stop: Callable[[], bool] = lambda: False,
+    engine: EmbeddingEngine | None = None,
 ) -> IndexReport:
-    """Open the catalog, run one index over `roots`, close it.
+    """Open the catalog, run one index over `roots` with `engine` (default: the local one), close it.
 
     A data dir that cannot be written (read-only, full, permissions) stops the run with a
     DataDirError; every video committed before that stays indexed and searchable.
@@ -295,7 +307,7 @@ def run_index(
                 f"cannot index into {root}: {catalog.read_only_reason}. Searching it still "
                 "works; free space, fix permissions or use another --data to index"
             )
-        return Indexer(settings, catalog, progress, should_stop).run(roots)
+        return Indexer(settings, catalog, progress, should_stop, engine).run(roots)
     except CatalogBackendError as exc:
         raise _data_dir_error(root, exc) from exc
     except OSError as exc:

@@ -6,13 +6,14 @@ catalog commit that references them (an interrupted run leaves only files it wil
 
 from __future__ import annotations
 
+import io
 import shutil
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from indexer.atomic import atomic_write
+from indexer.atomic import write_bytes_atomic
 
 BLACK_LUMA = 16  # mean luma (0-255) under which a frame counts as black
 JPEG_QUALITY = 85
@@ -40,12 +41,21 @@ def relative_path(fingerprint: str, ordinal: int) -> str:
     return f"thumbs/{fingerprint[:2]}/{fingerprint}/{ordinal:05d}.jpg"
 
 
-def write_thumbnail(data_root: Path, fingerprint: str, ordinal: int, frames: list[np.ndarray]) -> str:
+def thumbnail_jpeg(frames: list[np.ndarray]) -> bytes:
+    """The clip's thumbnail as JPEG bytes: made where the frames are (an engine's worker), written by the store step."""
+    out = io.BytesIO()
+    Image.fromarray(frames[pick_thumbnail(frames)]).save(out, format="JPEG", quality=JPEG_QUALITY)
+    return out.getvalue()
+
+
+def save_thumbnail(data_root: Path, fingerprint: str, ordinal: int, jpeg: bytes) -> str:
     relative = relative_path(fingerprint, ordinal)
-    path = data_root / relative
-    with atomic_write(path) as tmp:
-        Image.fromarray(frames[pick_thumbnail(frames)]).save(tmp, format="JPEG", quality=JPEG_QUALITY)
+    write_bytes_atomic(data_root / relative, jpeg)
     return relative
+
+
+def write_thumbnail(data_root: Path, fingerprint: str, ordinal: int, frames: list[np.ndarray]) -> str:
+    return save_thumbnail(data_root, fingerprint, ordinal, thumbnail_jpeg(frames))
 
 
 def remove_thumbnails(data_root: Path, fingerprint: str) -> None:

@@ -109,7 +109,7 @@ def test_bad_queries_are_clear_errors(library, tmp_path):
 
 
 def test_status_and_help_do_not_load_the_model_libraries(library):
-    """torch and open_clip take seconds to import: commands that need no model never import them."""
+    """torch, open_clip and ray take seconds to import: commands that need no model never import them."""
     _, data, _ = library
     script = (
         "import contextlib, io, json, sys, run\n"
@@ -117,7 +117,7 @@ def test_status_and_help_do_not_load_the_model_libraries(library):
         "    codes = [run.main(['status', '--data', sys.argv[1], '--json'])]\n"
         "    try:\n        run.main(['index', '--help'])\n    except SystemExit as exc:\n"
         "        codes.append(exc.code)\n"
-        "print(json.dumps([codes, [m for m in ('torch', 'open_clip') if m in sys.modules]]))"
+        "print(json.dumps([codes, [m for m in ('torch', 'open_clip', 'ray') if m in sys.modules]]))"
     )
     done = subprocess.run(
         [sys.executable, "-c", script, str(data)],
