@@ -21,7 +21,6 @@ from indexer.catalog import Catalog, CatalogBackendError, DataDirError, VectorSe
 from indexer.decode import ProbeError, probe, read_recorded
 from indexer.embedding import EmbeddedVideo, Job, embed_videos
 from indexer.fingerprint import content_fingerprint
-from indexer.lock import IndexLock
 from indexer.plan import EmbedTask, Plan, plan_changes
 from indexer.progress import NoProgress, Progress, ProgressFactory, VideoSeconds
 from indexer.records import Failure, IndexReport, ScannedFile
@@ -48,7 +47,7 @@ class Indexer:
 
     def run(self, roots: list[Path]) -> IndexReport:
         started = time.monotonic()
-        with IndexLock(self.settings.data.lock_file):
+        with self.catalog.run_lock(self.settings.data.lock_file):
             self.catalog.mark_interrupted_runs()  # we hold the lock: any "running" run died
             if self.settings.rebuild:
                 self.catalog.reset_embeddings()
