@@ -54,7 +54,8 @@ class PgServer:
     _databases: int = 0
 
     @classmethod
-    def start(cls) -> PgServer:
+    def start(cls, durable: bool = False) -> PgServer:
+        """A new cluster, started; `durable` keeps fsync and synchronous commits on (benchmarks)."""
         bin_path = bin_dir()
         prefix, user = _as_server_user()
         base = Path(tempfile.mkdtemp(prefix="tubelet-pg-"))
@@ -63,7 +64,9 @@ class PgServer:
         server = cls(base, prefix, bin_path)
         try:
             server._run("initdb", "-D", base / "data", "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-sync")
-            options = f"-k {base} -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            options = f"-k {base} -c listen_addresses=''"
+            if not durable:
+                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             server._run("pg_ctl", "-D", base / "data", "-o", options, "-l", base / "log", "-w", "-t", "60", "start")
         except PgUnavailable:
             shutil.rmtree(base, ignore_errors=True)
