@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 from helpers import ROOT, cli_in_process, index, search
@@ -16,6 +17,7 @@ from helpers import ROOT, cli_in_process, index, search
 from app.search import SearchService
 from indexer.catalog import Catalog
 from indexer.engine import describe_url
+from indexer.schema import SCHEMA_VERSION
 from indexer.settings import DataDir
 
 pytestmark = pytest.mark.postgres
@@ -90,3 +92,29 @@ def test_search_services_sharing_a_catalog_and_an_index_dir_pick_up_new_vectors(
     assert new["path"] == str(lib / demo_videos[2].name)
     for service in services:
         service.catalog.close()
+
+
+def test_a_new_postgresql_catalog_opened_by_several_connections_at_once_is_created_once(postgres):
+    """Machines starting `index` and `serve` on an empty database at the same moment: the schema is created
+    by one of them (the others wait on the schema lock and find it made), never twice."""
+    openers = 4
+    for _ in range(3):
+        url = postgres.new_database()
+        barrier, errors, catalogs = threading.Barrier(openers), [], []
+
+        def open_one(url=url, barrier=barrier, errors=errors, catalogs=catalogs):
+            barrier.wait()
+            try:
+                catalogs.append(Catalog(url).open())
+            except Exception as exc:
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=open_one) for _ in range(openers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert {c.get_meta("schema_version") for c in catalogs} == {str(SCHEMA_VERSION)}
+        for c in catalogs:
+            c.close()

@@ -19,6 +19,7 @@ Adding a revision (say schema 6):
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from sqlalchemy import inspect, text
@@ -28,6 +29,10 @@ from indexer.schema import SCHEMA_VERSION
 
 HEAD = "0005"  # the newest revision in versions/
 SCRIPTS = Path(__file__).resolve().parent
+# Alembic keeps the running migration in module globals (alembic.context, alembic.op): two upgrades in one
+# process at once (threads opening two catalogs) would see each other's. The catalog's own lock orders
+# openers of one catalog across processes; this orders them within a process.
+_ALEMBIC = threading.Lock()
 
 
 def stored_schema_version(conn: Connection) -> str | None:
@@ -61,4 +66,5 @@ def upgrade(conn: Connection) -> None:
     config = Config()
     config.set_main_option("script_location", str(SCRIPTS))
     config.attributes["connection"] = conn
-    command.upgrade(config, "head")
+    with _ALEMBIC:
+        command.upgrade(config, "head")
