@@ -81,9 +81,11 @@ def _schema_lock(conn: Connection) -> Iterator[None]:
 
     SQLite: BEGIN IMMEDIATE takes the database's write lock before reading anything; foreign keys are
     off meanwhile (a table that batch mode copies and drops must not cascade its rows away) and checked
-    before the commit. PostgreSQL: a transaction-scoped advisory lock (DDL there is transactional)."""
+    before the commit. PostgreSQL: a transaction-scoped advisory lock (DDL there is transactional). Other
+    server databases: the transaction alone."""
     if conn.dialect.name != "sqlite":
-        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")
         yield
         conn.commit()
         return
