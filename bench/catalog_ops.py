@@ -7,7 +7,9 @@ interleaved, and the median is reported:
   commits each video;
 - known paths: `Catalog.known_paths()`, the scan's first read of every index run;
 - filter selection: the rows a filtered search reads once per snapshot (`FilterRows.get()`: every indexed
-  video's row and every clip's video id and start).
+  video's row and every clip's video id and start);
+- store it again and remove it: a changed video (its old clips and vectors dropped, in the same
+  transaction) and a deleted one (`Catalog.remove_paths`).
 
 PostgreSQL is a throwaway server started here (tests/pg_server.py) with fsync and synchronous commit on,
 as SQLite's synchronous=FULL: a commit is durable on both. Or pass `--postgres-url`.
@@ -122,9 +124,12 @@ def _fill_postgres(cursor, set_id: int, videos: int, per_video: int, dim: int, r
     cursor.execute("ANALYZE")
 
 
+def new_path(n: int) -> str:
+    return f"/new/video{n:06d}.mp4"
+
+
 def store_one(catalog: Catalog, n: int, per_video: int, dim: int, rng) -> None:
-    name = f"/new/video{n:06d}.mp4"
-    f = ScannedFile(Path(name), 2000 + n, n, Path("/new"))
+    f = ScannedFile(Path(new_path(n)), 2000 + n, n, Path("/new"))
     windows = [ClipWindow(i, 2.0 * i, 2.0 * i + 2) for i in range(per_video)]
     vset = catalog.vector_set("video")
     catalog.store_video(
@@ -172,6 +177,10 @@ def main() -> int:
                     ),
                     "known-paths scan": catalog.known_paths,
                     "filter selection (video rows + clip times)": lambda c=catalog: FilterRows(c).get(),
+                    "store it again (a changed video: its clips dropped first)": lambda c=catalog, r=r: store_one(
+                        c, r, args.clips_per_video, args.dim, rng
+                    ),
+                    "remove it (a deleted video)": lambda c=catalog, r=r: c.remove_paths([new_path(r)]),
                 }
                 for op, fn in ops.items():
                     times.setdefault((op, name), []).append(timed(fn))

@@ -5,15 +5,16 @@ no alembic.ini and no command to run: a data dir or database made by an older re
 upgrade. `versions/0005_baseline.py` is schema 5 and also adopts catalogs made before Alembic (schemas 3,
 4 and 5, whose version is only in the `meta` table).
 
-Adding a revision (say schema 6):
+Adding a revision (say the one after 0006, with schema 6):
   1. change the model in indexer/schema.py and set SCHEMA_VERSION = 6 there;
-  2. copy versions/0005_baseline.py's header to versions/0006_<what>.py with `revision = "0006"` and
-     `down_revision = "0005"`; in `upgrade()`, change tables through `with op.batch_alter_table(NAME) as
+  2. copy versions/0006_vectors_clip_index.py to versions/0007_<what>.py with `revision = "0007"` and
+     `down_revision = "0006"`; in `upgrade()`, change tables through `with op.batch_alter_table(NAME) as
      batch:` (SQLite cannot ALTER most things; batch mode copies the table where it must; foreign keys
      are off while migrations run, and checked before the commit), and end with
-     `op.execute(meta.update().where(meta.c.key == "schema_version").values(value="6"))`: older releases
-     read that row to refuse a catalog newer than they are;
-  3. set HEAD = "0006" below. tests/test_migrations.py checks that HEAD is Alembic's head and that the
+     `op.execute(meta.update().where(meta.c.key == "schema_version").values(value="6"))` (`meta` as in
+     0005_baseline.py): older releases read that row to refuse a catalog newer than they are. A revision
+     that older releases can still read (an added index, like 0006) keeps the schema version;
+  3. set HEAD = "0007" below. tests/test_migrations.py checks that HEAD is Alembic's head and that the
      migrated tables equal the models, on SQLite and PostgreSQL.
 """
 
@@ -27,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from indexer.schema import SCHEMA_VERSION
 
-HEAD = "0005"  # the newest revision in versions/
+HEAD = "0006"  # the newest revision in versions/
 SCRIPTS = Path(__file__).resolve().parent
 # Alembic keeps the running migration in module globals (alembic.context, alembic.op): two upgrades in one
 # process at once (threads opening two catalogs) would see each other's. The catalog's own lock orders
