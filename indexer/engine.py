@@ -25,6 +25,7 @@ from indexer.catalog_errors import CatalogDamaged
 from indexer.files import inode_key
 
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # primary result codes of a damaged database file
+SQLITE_PERM, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN = 3, 8, 10, 13, 14  # ... of one not writable
 
 
 def open_engine(
@@ -45,8 +46,8 @@ def open_engine(
     try:
         _upgrade_schema(engine, needs_upgrade, upgrade)
     except OperationalError as exc:
-        if sqlite_file is None or not sqlite_file.exists():
-            raise
+        if sqlite_file is None or not sqlite_file.exists() or not _cannot_write(exc.orig):
+            raise  # a migration that fails for another reason is a bug to see, not a read-only catalog
         engine.dispose()  # reading still works
         return _read_only_engine(url, sqlite_file), str(exc.orig) or "it cannot be written"
     return engine, ""
@@ -217,6 +218,18 @@ def _read_only_connection(path: Path) -> sqlite3.Connection:
         if _is_damaged_file_error(exc):
             raise CatalogDamaged(str(path), str(exc)) from exc
         raise
+
+
+def _cannot_write(exc: BaseException) -> bool:
+    """Whether a SQLite error says the file cannot be written (permissions, read-only mount, full disk, I/O)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (
+        SQLITE_PERM,
+        SQLITE_READONLY,
+        SQLITE_IOERR,
+        SQLITE_FULL,
+        SQLITE_CANTOPEN,
+    )
 
 
 def _is_damaged_file_error(exc: BaseException) -> bool:

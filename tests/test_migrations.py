@@ -52,6 +52,7 @@ def test_an_upgrade_from_the_current_schema_keeps_every_row(catalog_url):
     engine = create_engine(catalog_url)
     with engine.begin() as conn:
         Base.metadata.create_all(conn)
+        conn.execute(text("DROP INDEX ix_vectors_clip"))  # revision 0006 added it
         conn.execute(insert(Meta), [{"key": "schema_version", "value": "5"}, {"key": "note", "value": "kept"}])
         conn.execute(insert(Video), [_video(1, "fp-a"), _video(2, "fp-b", status="failed", error="no stream")])
         conn.execute(insert(VideoPath), [_path(1, 1, "/lib/a.mp4"), _path(2, 1, "/lib/copy.mp4"), _path(3, 2, "/x")])

@@ -4,6 +4,7 @@ scanned every vector (SQLite and PostgreSQL alike): re-indexing or removing one 
 catalog as it did (an index changes no row), so `meta` keeps its schema version.
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
@@ -11,4 +12,5 @@ down_revision = "0005"
 
 
 def upgrade() -> None:
-    op.create_index("ix_vectors_clip", "vectors", ["clip_id"])
+    if "ix_vectors_clip" not in {i["name"] for i in sa.inspect(op.get_bind()).get_indexes("vectors")}:
+        op.create_index("ix_vectors_clip", "vectors", ["clip_id"])
