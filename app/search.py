@@ -40,7 +40,6 @@ from encoder.tower import TextTower
 from indexer import store
 from indexer.catalog import Catalog, VectorSetInfo
 from indexer.decode import DecodeTimeout, ProbeError, probe, read_image
-from indexer.lock import IndexLock
 from indexer.records import IMAGE_SET, VIDEO_SET, Moment, in_folder, stack_by_size
 from indexer.settings import DataDir
 from indexer.towers import Towers, towers_from_catalog
@@ -250,7 +249,7 @@ class SearchService:
         if (
             not loaded.from_file
             and not self.catalog.read_only
-            and not IndexLock(self.data.lock_file).is_held_elsewhere()
+            and not self.catalog.run_lock(self.data.lock_file).is_held_elsewhere()
         ):
             try:
                 loaded.save(self.data.index_dir)  # rebuilt from the catalog: keep it for the next reader

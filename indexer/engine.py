@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from sqlalchemy import MetaData, create_engine, event, inspect, make_url
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
@@ -25,16 +25,17 @@ from indexer.catalog_errors import CatalogDamaged
 from indexer.files import inode_key
 
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # primary result codes of a damaged database file
+SQLITE_PERM, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN = 3, 8, 10, 13, 14  # ... of one not writable
 
 
 def open_engine(
-    url: str, metadata: MetaData, first_rows: Callable[[Connection], None] | None = None
+    url: str, needs_upgrade: Callable[[Connection], bool], upgrade: Callable[[Connection], None]
 ) -> tuple[Engine, str]:
-    """(engine with the tables of `metadata` created, why it is read-only or "" when it can write).
+    """(engine with its schema brought up to date, why it is read-only or "" when it can write).
 
-    A new database gets its tables and `first_rows` in one transaction (see `_create_schema`). A SQLite
-    file that cannot be written (read-only file system or permissions), or whose schema cannot be created
-    (e.g. a full disk: no room for the WAL index), is opened read-only."""
+    `upgrade` runs when `needs_upgrade` says so, under the schema lock (see `_upgrade_schema`). A SQLite
+    file that cannot be written (read-only file system or permissions), or whose schema cannot be
+    upgraded (e.g. a full disk: no room for the WAL index), is opened read-only, not upgraded."""
     sqlite_file = _sqlite_file(url)
     if sqlite_file is not None and not _writable(sqlite_file):
         return _read_only_engine(url, sqlite_file), "it is read-only"
@@ -43,35 +44,63 @@ def open_engine(
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
-        _create_schema(engine, metadata, first_rows)
+        _upgrade_schema(engine, needs_upgrade, upgrade)
     except OperationalError as exc:
-        if sqlite_file is None or not sqlite_file.exists():
-            raise
+        if sqlite_file is None or not sqlite_file.exists() or not _cannot_write(exc.orig):
+            raise  # a migration that fails for another reason is a bug to see, not a read-only catalog
         engine.dispose()  # reading still works
         return _read_only_engine(url, sqlite_file), str(exc.orig) or "it cannot be written"
     return engine, ""
 
 
-def _create_schema(engine: Engine, metadata: MetaData, first_rows: Callable[[Connection], None] | None) -> None:
-    """Create what is missing of `metadata` and run `first_rows`, in one write transaction.
+def _upgrade_schema(
+    engine: Engine, needs_upgrade: Callable[[Connection], bool], upgrade: Callable[[Connection], None]
+) -> None:
+    """Create or upgrade the schema in one write transaction that one opener at a time runs.
 
-    Two processes (say `index` and `serve`) may open a catalog that does not exist yet at the same
-    moment. Each checking for tables and then creating them would collide ("no such table", a unique
-    row inserted twice), so on SQLite the transaction starts with BEGIN IMMEDIATE: it takes the write
-    lock before reading anything, and the second opener waits (busy_timeout) and finds the schema made.
-    A catalog that already has every table is left alone, without taking the lock; `first_rows` must
-    check what is there, as it runs after another opener's commit too."""
+    Two processes (say `index` and `serve`, or two machines sharing a PostgreSQL catalog) may open a
+    catalog that does not exist yet at the same moment; each checking and then creating tables would
+    collide ("no such table", a unique row inserted twice). So the transaction first takes a lock (see
+    `_schema_lock`), then asks again: the second opener waits and finds the work done. A catalog that is
+    up to date is left alone without taking the lock."""
     with engine.connect() as conn:
-        existing = set(inspect(conn).get_table_names())
+        pending = needs_upgrade(conn)
         conn.rollback()
-        if existing >= set(metadata.tables):
+        if not pending:
             return
-        if engine.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        metadata.create_all(conn)
-        if first_rows is not None:
-            first_rows(conn)
+        with _schema_lock(conn):
+            if needs_upgrade(conn):
+                upgrade(conn)
+
+
+SCHEMA_LOCK_KEY = 0x7475_6265  # "tube": pg_advisory_xact_lock's key for schema changes
+
+
+@contextmanager
+def _schema_lock(conn: Connection) -> Iterator[None]:
+    """A write transaction for a schema change, under a lock held until it commits (or rolls back).
+
+    SQLite: BEGIN IMMEDIATE takes the database's write lock before reading anything; foreign keys are
+    off meanwhile (a table that batch mode copies and drops must not cascade its rows away) and checked
+    before the commit. PostgreSQL: a transaction-scoped advisory lock (DDL there is transactional). Other
+    server databases: the transaction alone."""
+    if conn.dialect.name != "sqlite":
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")
+        yield
         conn.commit()
+        return
+    conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction: set before BEGIN
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    try:
+        yield
+        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise CatalogDamaged(describe_url(str(conn.engine.url)), f"rows whose parent is gone: {broken[:5]}")
+        conn.commit()
+    finally:
+        conn.rollback()  # no-op after the commit
+        conn.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 def describe_url(url: str) -> str:
@@ -189,6 +218,18 @@ def _read_only_connection(path: Path) -> sqlite3.Connection:
         if _is_damaged_file_error(exc):
             raise CatalogDamaged(str(path), str(exc)) from exc
         raise
+
+
+def _cannot_write(exc: BaseException) -> bool:
+    """Whether a SQLite error says the file cannot be written (permissions, read-only mount, full disk, I/O)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (
+        SQLITE_PERM,
+        SQLITE_READONLY,
+        SQLITE_IOERR,
+        SQLITE_FULL,
+        SQLITE_CANTOPEN,
+    )
 
 
 def _is_damaged_file_error(exc: BaseException) -> bool:

@@ -22,7 +22,6 @@ from indexer.decode import ProbeError, probe, read_recorded
 from indexer.embedding import LocalEngine
 from indexer.fingerprint import content_fingerprint
 from indexer.jobs import AddVectors, EmbeddedVideo, EmbeddingEngine, Job, NewVideo
-from indexer.lock import IndexLock
 from indexer.plan import EmbedTask, Plan, plan_changes
 from indexer.progress import NoProgress, Progress, ProgressFactory, VideoSeconds
 from indexer.records import Failure, IndexReport, ScannedFile
@@ -53,7 +52,7 @@ class Indexer:
 
     def run(self, roots: list[Path]) -> IndexReport:
         started = time.monotonic()
-        with IndexLock(self.settings.data.lock_file):
+        with self.catalog.run_lock(self.settings.data.lock_file):
             self.catalog.mark_interrupted_runs()  # we hold the lock: any "running" run died
             if self.settings.rebuild:
                 self.catalog.reset_embeddings()

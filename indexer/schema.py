@@ -103,6 +103,9 @@ class Vector(Base):
     clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id", ondelete="CASCADE"), primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian, L2-normalised
 
+    # A deleted clip's vectors cascade by clip id, which the primary key (set, clip) cannot find alone.
+    __table_args__ = (Index("ix_vectors_clip", "clip_id"),)
+
 
 class IndexRun(Base):
     __tablename__ = "runs"

@@ -46,6 +46,7 @@ class DataDir:
 
     @property
     def lock_file(self) -> Path:
+        """One index run at a time on a SQLite catalog; a PostgreSQL one locks in the server (Catalog.run_lock)."""
         return self.root / "index.lock"
 
 

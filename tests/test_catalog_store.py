@@ -1,4 +1,5 @@
-"""The catalog (a real SQLite file through SQLAlchemy) and the FAISS indexes derived from it."""
+"""The catalog (a real SQLite file, and a real PostgreSQL database, through SQLAlchemy) and the FAISS
+indexes derived from it."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ IDENTITY = {
 
 
 @pytest.fixture
-def catalog(tmp_path):
-    cat = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}").open()
+def catalog(catalog_url):
+    cat = Catalog(catalog_url).open()
     yield cat
     cat.close()
 

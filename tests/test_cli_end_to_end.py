@@ -176,34 +176,41 @@ def test_an_unknown_encoder_is_refused_with_the_valid_names(tmp_path):
     assert "unknown VideoMAE v2 variant 'vit-huge'; valid: vit-tiny, vit-s" in done.stderr
 
 
-def test_incremental_reindex(tmp_path, demo_videos):
+def test_incremental_reindex(tmp_path, demo_videos, catalog_url):
+    """Index, re-index unchanged, replaced, moved and deleted files; on the default SQLite catalog in the data dir
+    and on a PostgreSQL one (`--catalog-url`)."""
     lib, data = tmp_path / "lib", tmp_path / "data"
+    url = [] if catalog_url.startswith("sqlite") else ["--catalog-url", catalog_url]
     lib.mkdir()
     for video in demo_videos:
         shutil.copy(video, lib / video.name)
-    first = index(data, lib)
+    first = index(data, lib, *url)
     assert first["files"]["new"] == 6 and first["clips_embedded"] == 24  # 4 windows per 8 s video
+    assert (data / "catalog.db").exists() == (not url)  # the PostgreSQL catalog is all in the server
 
-    again = index(data, lib)
+    again = index(data, lib, *url)
     assert again["clips_embedded"] == 0 and again["files"]["unchanged"] == 6
 
     synthesize_video(lib / "scene_03.mp4", seed=42, seconds=4.0)  # replaced content, same name
-    replaced = index(data, lib)
+    replaced = index(data, lib, *url)
     assert replaced["files"]["changed"] == 1 and replaced["files"]["unchanged"] == 5
     assert replaced["clips_embedded"] == 2  # only the new 4 s video's windows
 
     (lib / "scene_01.mp4").rename(lib / "renamed scene.mp4")
-    moved = index(data, lib)
+    moved = index(data, lib, *url)
     assert moved["files"]["moved"] == 1 and moved["clips_embedded"] == 0
-    hits = search(data, "--video", lib / "renamed scene.mp4", "-k", "1")
+    hits = search(data, "--video", lib / "renamed scene.mp4", "-k", "1", *url)
     assert hits[0]["path"] == str(lib / "renamed scene.mp4")
 
-    doomed = search(data, "--video", lib / "scene_05.mp4", "-k", "1")[0]
+    doomed = search(data, "--video", lib / "scene_05.mp4", "-k", "1", *url)[0]
     (lib / "scene_05.mp4").unlink()
-    deleted = index(data, lib)
+    deleted = index(data, lib, *url)
     assert deleted["files"]["deleted"] == 1 and deleted["clips_embedded"] == 0
-    everything = search(data, "--like", hits[0]["clip_id"], "-k", "100")
+    everything = search(data, "--like", hits[0]["clip_id"], "-k", "100", *url)
     assert sum(len(h["clip_ids"]) for h in everything) == 24 - 4 + 2 - 4
     assert all("scene_05" not in h["path"] for h in everything)
-    assert json.loads(cli_in_process("status", "--data", data, "--json").stdout)["clips"] == 24 - 4 + 2 - 4
-    assert "no clip with id" in cli_in_process("search", "--data", data, "--like", doomed["clip_id"], expect=2).stderr
+    assert json.loads(cli_in_process("status", "--data", data, "--json", *url).stdout)["clips"] == 24 - 4 + 2 - 4
+    assert (
+        "no clip with id"
+        in cli_in_process("search", "--data", data, "--like", doomed["clip_id"], *url, expect=2).stderr
+    )

@@ -181,6 +181,7 @@ def test_a_schema_4_catalog_is_migrated_keeping_its_vectors_and_the_next_index_f
         conn.execute("ALTER TABLE videos DROP COLUMN recorded_at")
         conn.execute("ALTER TABLE videos DROP COLUMN recorded_source")
         conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+        conn.execute("DROP TABLE alembic_version")  # schema 4 predates Alembic
         assert conn.execute("SELECT sql FROM sqlite_master WHERE name = 'videos'").fetchone()[0] == SCHEMA_4_VIDEOS
     vectors = _vectors(data)
 
