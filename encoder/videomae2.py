@@ -37,6 +37,9 @@ class VideoMAE2Config:
     num_heads: int = 12  # attention heads; head_dim = D / heads
     mlp_ratio: float = 4.0  # hidden width of the MLP relative to D (ViT-g: 48/11)
     norm_eps: float = 1e-6  # every LayerNorm in the released models uses 1e-6
+    # Stochastic depth of the deepest block while training (linear from 0 at the first block, as the
+    # official code); 0 = off, and always off in eval mode, so inference never depends on it.
+    drop_path_rate: float = 0.0
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -125,10 +128,11 @@ class TubeletEmbed(nn.Module):
 class Attention(nn.Module):
     """Multi-head self-attention with one fused qkv matrix; q and v have a bias, k has none."""
 
-    def __init__(self, cfg: VideoMAE2Config):
+    def __init__(self, dim: int, num_heads: int):
         super().__init__()
-        dim = cfg.embed_dim
-        self.num_heads = cfg.num_heads
+        if dim % num_heads:
+            raise ConfigError(f"width {dim} is not a multiple of {num_heads} heads")
+        self.num_heads = num_heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)  # rows: q | k | v
         self.q_bias = nn.Parameter(torch.zeros(dim))
         self.v_bias = nn.Parameter(torch.zeros(dim))
@@ -145,29 +149,65 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
-    def __init__(self, cfg: VideoMAE2Config):
+    def __init__(self, dim: int, hidden: int):
         super().__init__()
-        self.fc1 = nn.Linear(cfg.embed_dim, cfg.mlp_hidden)
+        self.fc1 = nn.Linear(dim, hidden)
         self.act = nn.GELU()  # exact erf GELU, as in the official code
-        self.fc2 = nn.Linear(cfg.mlp_hidden, cfg.embed_dim)
+        self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
 
 
-class Block(nn.Module):
-    """Pre-norm transformer block. Layer scale is off in every released model, so absent here."""
+class DropPath(nn.Module):
+    """Stochastic depth: while training, drop a residual branch for a whole sample with probability
+    `p` and scale the kept ones by 1/(1-p). The identity in eval mode."""
 
-    def __init__(self, cfg: VideoMAE2Config):
+    def __init__(self, p: float):
         super().__init__()
-        self.norm1 = nn.LayerNorm(cfg.embed_dim, eps=cfg.norm_eps)
-        self.attn = Attention(cfg)
-        self.norm2 = nn.LayerNorm(cfg.embed_dim, eps=cfg.norm_eps)
-        self.mlp = Mlp(cfg)
+        self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        if not self.training or self.p == 0.0:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1.0 - self.p)
+        return x * keep / (1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block, shared by the encoder and the pretraining decoder.
+
+    Layer scale is off in every released model (encoder and decoder alike), so absent here.
+    """
+
+    def __init__(
+        self, dim: int, num_heads: int, mlp_ratio: float = 4.0, norm_eps: float = 1e-6, drop_path: float = 0.0
+    ):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = Attention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        # Identity when off: no parameters, and the residual sums stay exactly the inference ones.
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+def drop_path_rates(rate: float, depth: int) -> list[float]:
+    """The official stochastic depth decay rule: linear from 0 (first block) to `rate` (last)."""
+    return [x.item() for x in torch.linspace(0, rate, depth)]
+
+
+def keep_tokens(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """x: (B, N, D), keep: bool (B, N) with the same count per row -> (B, K, D) in token order."""
+    B, _, D = x.shape
+    return x[keep].reshape(B, -1, D)
 
 
 class VideoMAE2(nn.Module):
@@ -179,7 +219,10 @@ class VideoMAE2(nn.Module):
         self.patch_embed = TubeletEmbed(cfg)
         # Not a parameter and never in checkpoints: rebuilt from the config.
         self.register_buffer("pos_embed", sinusoid_table(cfg.num_tokens, cfg.embed_dim), persistent=False)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.blocks = nn.ModuleList(
+            Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, cfg.norm_eps, rate)
+            for rate in drop_path_rates(cfg.drop_path_rate, cfg.depth)
+        )
         self.fc_norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.norm_eps)
 
     @property
@@ -194,17 +237,38 @@ class VideoMAE2(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, 3, T, H, W) normalised pixels, H = W = img_size, T a multiple of tubelet_size."""
-        _B, _C, _T, H, W = x.shape
-        if self.cfg.img_size != H or self.cfg.img_size != W:
-            raise ValueError(f"expected {self.cfg.img_size}x{self.cfg.img_size} frames, got {H}x{W}")
-        return self.forward_tokens(self.patch_embed(x))
+        return self.forward_tokens(self.patch_embed(self._checked(x)))
 
     def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, N, D) tubelet embeddings in (t, h, w) order -> pooled feature (B, D)."""
-        x = x + self._position_table(x.shape[1]).to(x.dtype)
+        return self.pool(self.forward_blocks(self.add_positions(x)))
+
+    def forward_visible(self, x: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """The pretraining encoder: x (B, 3, T, H, W) normalised pixels, `hidden` bool (B, N) with the
+        same count per clip (True = hidden) -> the visible tokens after every block and the final
+        LayerNorm, per token (B, N_visible, D), in token order (official `forward_features(x, mask)`)."""
+        tokens = self.add_positions(self.patch_embed(self._checked(x)))
+        return self.fc_norm(self.forward_blocks(keep_tokens(tokens, ~hidden)))
+
+    def add_positions(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, D) tubelet embeddings -> the same plus each token's fixed sinusoid position."""
+        return x + self._position_table(x.shape[1]).to(x.dtype)
+
+    def forward_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, K, D) positioned tokens, all N of a clip or any subset of them -> (B, K, D)."""
         for block in self.blocks:
             x = block(x)
-        return self.fc_norm(x.mean(dim=1))  # (B, D)
+        return x
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, K, D) block outputs -> the embedding fc_norm(mean over tokens), (B, D)."""
+        return self.fc_norm(x.mean(dim=1))
+
+    def _checked(self, x: torch.Tensor) -> torch.Tensor:
+        _B, _C, _T, H, W = x.shape
+        if self.cfg.img_size != H or self.cfg.img_size != W:
+            raise ValueError(f"expected {self.cfg.img_size}x{self.cfg.img_size} frames, got {H}x{W}")
+        return x
 
     forward = forward_features
 
