@@ -177,7 +177,67 @@ def build_parser() -> argparse.ArgumentParser:
     demo = _command(sub, "demo", cmd_demo, "index a folder (default: a generated library) and search it")
     demo.add_argument("folder", nargs="?", type=Path, help="videos to index (default: generate 6)")
     _encoder_options(demo)
+    _pretrain_parsers(sub)
     return parser
+
+
+def _pretrain_parsers(sub) -> None:
+    pretrain = _command(
+        sub, "pretrain", cmd_pretrain, "adapt the video encoder to your footage (VideoMAE v2 pretraining)"
+    )
+    pretrain.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="folders or videos to learn from (default: the indexed ones)",
+    )
+    pretrain.add_argument("--encoder", help="VideoMAE v2 variant to start from; default: the data dir's, else vit-s")
+    pretrain.add_argument(
+        "--weights", help="weights to start from (as for index; a pretraining checkpoint keeps its decoder)"
+    )
+    pretrain.add_argument("--window-frames", type=positive_int, help="frames per clip (default: the weights')")
+    pretrain.add_argument("--frame-interval", type=positive_int, help="take every Nth frame (default: the weights')")
+    budget = pretrain.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--steps", type=positive_int, help="optimizer steps to train")
+    budget.add_argument("--minutes", type=positive_number, help="minutes to train (steps fitted to the time)")
+    pretrain.add_argument("--batch-size", type=positive_int, default=4, help="clips per forward pass (default 4)")
+    pretrain.add_argument("--accum", type=positive_int, default=1, help="forward passes per optimizer step")
+    pretrain.add_argument(
+        "--lr",
+        type=positive_seconds,
+        default=1e-3,
+        help="base learning rate per 256 clips (default 1e-3), scaled by batch",
+    )
+    pretrain.add_argument("--mask", choices=["tube", "random"], default="tube", help="encoder masking (default tube)")
+    pretrain.add_argument("--mask-ratio", type=float, default=0.9, help="share of tokens hidden (default 0.9)")
+    pretrain.add_argument(
+        "--decoder-mask-ratio", type=float, default=0.5, help="running-cell decoder masking; 0 = decode all hidden"
+    )
+    pretrain.add_argument("--seed", type=int, default=0, help="seeds data order, masks and a fresh decoder")
+    pretrain.add_argument(
+        "--clip-grad", type=number_at_least_zero, default=1.0, help="max gradient norm, 0 = off (default 1)"
+    )
+    pretrain.add_argument(
+        "--checkpoint-minutes",
+        type=number_at_least_zero,
+        default=5.0,
+        help="checkpoint this often (default 5; 0 = every step)",
+    )
+    pretrain.add_argument("--restart", action="store_true", help="discard an unfinished run and start over")
+    pretrain.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    pretrain.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    pretrain.add_argument("--json", action="store_true", help="print one JSON document at the end")
+
+    reconstruct = _command(
+        sub, "reconstruct", cmd_reconstruct, "picture what the pretrained model fills in for an indexed clip"
+    )
+    reconstruct.add_argument("clip_id", type=int, metavar="CLIP_ID")
+    reconstruct.add_argument("--out", type=Path, required=True, help="the PNG to write")
+    reconstruct.add_argument("--mask", choices=["tube", "random"], default="tube")
+    reconstruct.add_argument("--mask-ratio", type=float, default=0.9)
+    reconstruct.add_argument("--seed", type=int, default=0, help="seeds the mask")
+    reconstruct.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
 
 
 def _command(sub, name: str, handler, help_text: str) -> argparse.ArgumentParser:
@@ -300,6 +360,24 @@ def positive_seconds(text: str) -> float:
     value = seconds(text)
     if value == 0:
         raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def number_at_least_zero(text: str) -> float:
+    """argparse type: a finite number, 0 or more (a learning rate, a norm, minutes)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    value = number_at_least_zero(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
     return value
 
 
@@ -599,6 +677,82 @@ def cmd_demo(args) -> int:
         f"--like CLIP_ID  |  python run.py status --data {settings.data.root}"
     )
     return EXIT_SOME_FAILED if report.failures else EXIT_OK
+
+
+def pretrain_settings(args):
+    from indexer.encoder_choice import EncoderFlags, choose_encoders, recorded_settings
+    from indexer.pretrain import PretrainSettings
+    from indexer.settings import EncoderSettings, IndexSettings
+
+    data = data_dir(args)
+    base = IndexSettings(data, EncoderSettings(device=args.device, precision=args.precision, runtime="torch"))
+    flags = EncoderFlags(args.encoder, args.weights, args.window_frames, args.frame_interval)
+    chosen = choose_encoders(base, flags, recorded_settings(data, args.device, args.precision, "torch"))
+    return PretrainSettings(
+        data,
+        chosen.encoder,
+        chosen.window_frames,
+        chosen.frame_interval,
+        paths=tuple(args.paths),
+        steps=args.steps,
+        minutes=args.minutes,
+        batch_size=args.batch_size,
+        accum=args.accum,
+        lr=args.lr,
+        mask=args.mask,
+        mask_ratio=args.mask_ratio,
+        decoder_mask_ratio=args.decoder_mask_ratio,
+        seed=args.seed,
+        clip_grad=args.clip_grad or None,
+        checkpoint_minutes=args.checkpoint_minutes,
+        restart=args.restart,
+    )
+
+
+def cmd_pretrain(args) -> int:
+    """Ctrl+C (or SIGTERM) once: checkpoint after the current step and stop; twice: stop at once."""
+    import signal
+    import threading
+
+    from app.pretrain_cli import PretrainProgress, print_pretrain_report
+    from indexer.pretrain import run_pretrain
+
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        print("\nstopping after this step (Ctrl+C again to stop at once)", file=sys.stderr, flush=True)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    progress = PretrainProgress()
+
+    def say(message: str) -> None:
+        progress.close()
+        print(message, file=sys.stderr, flush=True)
+
+    try:
+        report = run_pretrain(pretrain_settings(args), say, progress, stop)
+    finally:
+        progress.close()
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print_pretrain_report(report)
+    if report.stopped:
+        print(f"stopped at step {report.steps}: run the same command to continue", file=sys.stderr)
+        return 130
+    return EXIT_OK
+
+
+def cmd_reconstruct(args) -> int:
+    from app.reconstruct import reconstruct_clip
+
+    done = reconstruct_clip(data_dir(args), args.clip_id, args.out, args.mask, args.mask_ratio, args.seed, args.device)
+    print(f"wrote {done} (rows: original, masked input, reconstruction)")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from app.query import QueryError
 from encoder.errors import EncoderError
 from indexer.catalog import CatalogError
 from indexer.lock import LockHeld
+from indexer.pretrain_errors import PretrainError
 from indexer.scan import RootError
 
-USER_ERRORS = (QueryError, EncoderError, CatalogError, LockHeld, RootError)
+USER_ERRORS = (QueryError, EncoderError, CatalogError, LockHeld, RootError, PretrainError)
