@@ -35,7 +35,7 @@ from machine import describe_machine  # noqa: E402
 from motion_library import make_library  # noqa: E402
 from pretrain_knn import OUT, score  # noqa: E402
 
-from encoder.contrastive import appearance_jitter, info_nce, reverse_time  # noqa: E402
+from encoder.contrastive import appearance_jitter, clip_contrastive_loss, info_nce, reverse_time  # noqa: E402
 from encoder.masking import MaskSpec, make_masks  # noqa: E402
 from encoder.pretrain_step import normalize_input, pretrain_loss  # noqa: E402
 from encoder.videomae2_pretrain import VideoMAE2Pretrain, pretrain_config  # noqa: E402
@@ -67,7 +67,7 @@ def windows(videos: torch.Tensor, video: torch.Tensor, start: torch.Tensor) -> t
 
 def crop_flip(clips: torch.Tensor, generator: torch.Generator, flip: torch.Tensor) -> torch.Tensor:
     """Multi-scale crop (side 0.66-1 of the frame, anywhere) resized back, then a horizontal flip where `flip`."""
-    B, C, T, H, W = clips.shape
+    B, _C, _T, H, W = clips.shape
     out = torch.empty_like(clips)
     for i in range(B):
         side = int(H * (0.66 + 0.34 * torch.rand(1, generator=generator).item()))
@@ -111,7 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--objective", default="mae", choices=["mae", "nce", "mae+nce"])
     p.add_argument("--nce-weight", type=float, default=1.0)
     p.add_argument("--temperature", type=float, default=0.1)
-    p.add_argument("--no-reversed-negatives", action="store_true")
+    p.add_argument("--no-reversed-negatives", action="store_true", help="(nearby positives only)")
+    p.add_argument(
+        "--positive",
+        default="same",
+        choices=["same", "nearby"],
+        help="same: two views of the clip, the product's code (encoder/pretrain_objective.py); nearby: another "
+        "window of the same video within +-16 frames",
+    )
     p.add_argument("--mask", default="tube")
     p.add_argument("--mask-ratio", type=float, default=0.9)
     p.add_argument("--decoder-mask-ratio", type=float, default=0.5)
@@ -164,7 +171,14 @@ def main(argv: list[str] | None = None) -> int:
             hidden, decoded = make_masks(spec, model.cfg.grid, B, gen)
             parts["mae"] = pretrain_loss(model, clips, hidden, decoded)
             loss = loss + parts["mae"]
-        if "nce" in args.objective:
+        if "nce" in args.objective and args.positive == "same":
+
+            def embed_01(x: torch.Tensor) -> torch.Tensor:
+                return embed(model, normalize_input(x, model.cfg), args.pooling)
+
+            parts["nce"] = clip_contrastive_loss(embed_01, clips, gen, args.temperature)
+            loss = loss + args.nce_weight * parts["nce"]
+        elif "nce" in args.objective:
             # the positive: a nearby window of the same video (+-16 source frames), its own crop, same flip
             shift = torch.randint(-16, 17, (B,), generator=gen)
             start2 = (start + shift).clamp(0, videos.shape[1] - SPAN + INTERVAL - 1)
@@ -173,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             b = embed(model, normalize_input(appearance_jitter(view2, gen), model.cfg), args.pooling)
             neg = None
             if not args.no_reversed_negatives:
-                neg = embed(model, normalize_input(reverse_time(appearance_jitter(clips, gen)), model.cfg), args.pooling)
+                backwards = reverse_time(appearance_jitter(clips, gen))
+                neg = embed(model, normalize_input(backwards, model.cfg), args.pooling)
             parts["nce"] = info_nce(a, b, neg, args.temperature)
             loss = loss + args.nce_weight * parts["nce"]
         opt.zero_grad(set_to_none=True)
@@ -184,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         losses.append({k: v.item() for k, v in parts.items()})
         if clock() - last_eval >= args.eval_every:
             before = clock()
-            print(json.dumps({"step": step, "loss": {k: round(np.mean([x[k] for x in losses[-50:]]), 4) for k in parts}}))
+            recent = {k: round(float(np.mean([x[k] for x in losses[-50:]])), 4) for k in parts}
+            print(json.dumps({"step": step, "loss": recent}))
             evaluate(step, before - started)
             last_eval = clock()  # evaluation time is not training budget
             started += last_eval - before

@@ -15,6 +15,8 @@ the same for every frame): it changes what the clip looks like and leaves its mo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -61,3 +63,31 @@ def info_nce(
         logits_a = torch.cat([logits_a, a @ n.T], dim=1)
         logits_p = torch.cat([logits_p, p @ n.T], dim=1)
     return 0.5 * (F.cross_entropy(logits_a / temperature, targets) + F.cross_entropy(logits_p / temperature, targets))
+
+
+def random_crop(clips: torch.Tensor, generator: torch.Generator | None, min_side: float = 0.66) -> torch.Tensor:
+    """(B, C, T, H, W) -> per clip a random square crop (side min_side..1 of the frame, the same for every
+    frame, so the motion is kept) resized back to H x W."""
+    B, _C, _T, H, W = clips.shape
+    out = torch.empty_like(clips)
+    for i in range(B):
+        side = int(min(H, W) * (min_side + (1 - min_side) * torch.rand(1, generator=generator).item()))
+        y = int(torch.randint(0, H - side + 1, (1,), generator=generator))
+        x = int(torch.randint(0, W - side + 1, (1,), generator=generator))
+        part = clips[i, :, :, y : y + side, x : x + side].transpose(0, 1)  # (T, C, side, side)
+        out[i] = F.interpolate(part, size=(H, W), mode="bilinear", align_corners=False).transpose(0, 1)
+    return out
+
+
+def clip_contrastive_loss(
+    embed: Callable[[torch.Tensor], torch.Tensor],
+    clips_01: torch.Tensor,
+    generator: torch.Generator | None,
+    temperature: float = DEFAULT_TEMPERATURE,
+) -> torch.Tensor:
+    """InfoNCE between two views of each clip (own crop and colour change each), with every view-a clip
+    played backwards as an extra negative. `embed`: (B, 3, T, H, W) pixels in [0, 1] -> (B, D), the
+    pooled clip embedding that search uses (e.g. the encoder's `forward_features` after normalising)."""
+    view_a = appearance_jitter(random_crop(clips_01, generator), generator)
+    view_b = appearance_jitter(random_crop(clips_01, generator), generator)
+    return info_nce(embed(view_a), embed(view_b), embed(reverse_time(view_a)), temperature)
