@@ -57,3 +57,28 @@ def test_appearance_jitter_is_the_same_for_every_frame_and_seeded():
     assert not torch.allclose(out, still)  # but the appearance changed
     assert torch.equal(out, appearance_jitter(still, torch.Generator().manual_seed(7)))
     assert out.min() >= 0 and out.max() <= 1
+
+
+def test_mae_plus_nce_is_the_reconstruction_loss_plus_the_weighted_contrastive_term():
+    from encoder.contrastive import clip_contrastive_loss
+    from encoder.masking import MaskSpec, make_masks
+    from encoder.pretrain_objective import MAE, Objective, objective_loss
+    from encoder.pretrain_step import normalize_input, pretrain_loss
+    from encoder.videomae2_pretrain import VideoMAE2Pretrain, pretrain_config
+
+    torch.manual_seed(0)
+    model = VideoMAE2Pretrain(pretrain_config("vit-tiny")).init_random_(0).eval()
+    clips = torch.rand(3, 3, 16, 64, 64, generator=torch.Generator().manual_seed(1))
+    hidden, decoded = make_masks(MaskSpec(), model.cfg.grid, 3, torch.Generator().manual_seed(2))
+    mae = pretrain_loss(model, clips, hidden, decoded)
+
+    def embed(x):
+        return model.encoder.forward_features(normalize_input(x, model.cfg))
+
+    nce = clip_contrastive_loss(embed, clips, torch.Generator().manual_seed(5))
+    both = objective_loss(model, clips, hidden, decoded, Objective("mae+nce", 0.5), torch.Generator().manual_seed(5))
+    assert abs(both.item() - (mae.item() + 0.5 * nce.item())) < 1e-5
+    assert nce.item() > 0.1  # a real term, not a zero that would make the sum trivially equal
+    assert objective_loss(model, clips, hidden, decoded, MAE, None).item() == mae.item()
+    both.backward()  # differentiable through the encoder's pooled embedding
+    assert model.encoder.patch_embed.proj.weight.grad is not None
