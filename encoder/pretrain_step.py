@@ -79,6 +79,7 @@ def pretrain_loss(
 ) -> torch.Tensor:
     """One training step's loss. clips_01: (B, 3, T, H, W) in [0, 1] on the model's device; hidden,
     decoded: bool (B, N) on the same device. Differentiable; the caller runs backward and the optimiser."""
-    targets, counted = pixel_targets(clips_01, model.cfg, hidden, decoded)
-    predicted = model(normalize_input(clips_01, model.cfg), hidden, decoded)
+    cfg = getattr(model, "module", model).cfg  # the model itself, or its DistributedDataParallel wrapper
+    targets, counted = pixel_targets(clips_01, cfg, hidden, decoded)
+    predicted = model(normalize_input(clips_01, cfg), hidden, decoded)
     return masked_mse(predicted, targets, counted)

@@ -4,7 +4,9 @@ Architecture follows the official OpenGVLab/VideoMAEv2 `models/modeling_finetune
 (`VisionTransformer` with mean pooling): a Conv3d tubelet embedding, a fixed 1-D sinusoid
 position table, pre-norm ViT blocks whose attention has a bias on q and v but not on k, and a
 pooled feature `fc_norm(tokens.mean(1))`. Classification heads are not part of Tubelet: the
-pooled feature is the embedding.
+pooled feature is the embedding. The forward is embed -> blocks -> pool; pretraining
+(`encoder/videomae2_pretrain.py`) runs the same blocks over the visible tokens only (`forward_visible`)
+and shares `Block` with its decoder.
 
 Which architecture (`VARIANTS`) and which weights (`encoder/weights.py`) are separate things;
 `checkpoint_filter_fn` maps every official checkpoint layout onto this module's keys.
@@ -66,6 +68,8 @@ VARIANTS: dict[str, dict] = {
     "vit-l": dict(embed_dim=1024, depth=24, num_heads=16),
     "vit-h": dict(embed_dim=1280, depth=32, num_heads=16),
     "vit-g": dict(patch_size=14, embed_dim=1408, depth=40, num_heads=16, mlp_ratio=48 / 11),
+    # Tubelet's own, for CPU pretraining benchmarks: vit-tiny's input, twice as wide and deep.
+    "vit-mini": dict(img_size=64, embed_dim=128, depth=4, num_heads=4),
 }
 
 
@@ -237,7 +241,7 @@ class VideoMAE2(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, 3, T, H, W) normalised pixels, H = W = img_size, T a multiple of tubelet_size."""
-        return self.forward_tokens(self.patch_embed(self._checked(x)))
+        return self.pool(self.forward_blocks(self.embed(x)))
 
     def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, N, D) tubelet embeddings in (t, h, w) order -> pooled feature (B, D)."""
@@ -247,8 +251,14 @@ class VideoMAE2(nn.Module):
         """The pretraining encoder: x (B, 3, T, H, W) normalised pixels, `hidden` bool (B, N) with the
         same count per clip (True = hidden) -> the visible tokens after every block and the final
         LayerNorm, per token (B, N_visible, D), in token order (official `forward_features(x, mask)`)."""
-        tokens = self.add_positions(self.patch_embed(self._checked(x)))
-        return self.fc_norm(self.forward_blocks(keep_tokens(tokens, ~hidden)))
+        return self.fc_norm(self.forward_blocks(keep_tokens(self.embed(x), ~hidden)))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) normalised pixels -> tubelet tokens with their positions, (B, N, D)."""
+        _B, _C, _T, H, W = x.shape
+        if self.cfg.img_size != H or self.cfg.img_size != W:
+            raise ValueError(f"expected {self.cfg.img_size}x{self.cfg.img_size} frames, got {H}x{W}")
+        return self.add_positions(self.patch_embed(x))
 
     def add_positions(self, x: torch.Tensor) -> torch.Tensor:
         """(B, N, D) tubelet embeddings -> the same plus each token's fixed sinusoid position."""
@@ -263,12 +273,6 @@ class VideoMAE2(nn.Module):
     def pool(self, x: torch.Tensor) -> torch.Tensor:
         """(B, K, D) block outputs -> the embedding fc_norm(mean over tokens), (B, D)."""
         return self.fc_norm(x.mean(dim=1))
-
-    def _checked(self, x: torch.Tensor) -> torch.Tensor:
-        _B, _C, _T, H, W = x.shape
-        if self.cfg.img_size != H or self.cfg.img_size != W:
-            raise ValueError(f"expected {self.cfg.img_size}x{self.cfg.img_size} frames, got {H}x{W}")
-        return x
 
     forward = forward_features
 

@@ -50,9 +50,11 @@ class PretrainConfig:
         return e.tubelet_size * e.patch_size * e.patch_size * e.in_chans
 
 
-# Decoder per encoder variant (official `pretrain_videomae_*`); "vit-tiny" is Tubelet's test/benchmark size.
+# Decoder per encoder variant (official `pretrain_videomae_*`); "vit-tiny" (tests) and "vit-mini" (CPU
+# benchmarks) are Tubelet's own: half the encoder's width, 2 blocks.
 DECODERS: dict[str, dict] = {
     "vit-tiny": dict(decoder_dim=32, decoder_heads=2, decoder_depth=2),
+    "vit-mini": dict(decoder_dim=64, decoder_heads=2, decoder_depth=2),
     "vit-s": dict(decoder_dim=192, decoder_heads=3),
     "vit-b": dict(decoder_dim=384, decoder_heads=6),
     "vit-l": dict(decoder_dim=512, decoder_heads=8),

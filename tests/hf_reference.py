@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from transformers import VideoMAEConfig, VideoMAEForVideoClassification
+from transformers import VideoMAEConfig, VideoMAEForPreTraining, VideoMAEForVideoClassification
 
 from encoder.videomae2 import VideoMAE2Config
 
@@ -67,3 +67,50 @@ def hf_pooled(model: VideoMAEForVideoClassification, x: torch.Tensor) -> torch.T
     """The same pooled feature as VideoMAE2.forward_features; x is (B, 3, T, H, W)."""
     tokens = model.videomae(x.permute(0, 2, 1, 3, 4)).last_hidden_state
     return model.fc_norm(tokens.mean(1))
+
+
+def hf_pretraining_model(cfg) -> VideoMAEForPreTraining:
+    """transformers' VideoMAE pretraining model with the shapes of a `PretrainConfig` and every LayerNorm
+    at eps 1e-6 (its decoder's final norm defaults to 1e-5; the official one is 1e-6)."""
+    e = cfg.encoder
+    model = VideoMAEForPreTraining(
+        VideoMAEConfig(
+            image_size=e.img_size,
+            patch_size=e.patch_size,
+            num_frames=e.num_frames,
+            tubelet_size=e.tubelet_size,
+            hidden_size=e.embed_dim,
+            num_hidden_layers=e.depth,
+            num_attention_heads=e.num_heads,
+            intermediate_size=e.mlp_hidden,
+            layer_norm_eps=1e-6,
+            use_mean_pooling=False,  # the pretraining encoder ends in a per-token LayerNorm
+            decoder_hidden_size=cfg.decoder_dim,
+            decoder_num_hidden_layers=cfg.decoder_depth,
+            decoder_num_attention_heads=cfg.decoder_heads,
+            decoder_intermediate_size=int(cfg.decoder_dim * cfg.decoder_mlp_ratio),
+            norm_pix_loss=cfg.normalize_target,
+        )
+    )
+    model.decoder.norm.eps = 1e-6
+    return model.eval()
+
+
+def to_hf_pretrain_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`VideoMAE2Pretrain.state_dict()` keys -> `VideoMAEForPreTraining` keys."""
+    encoder = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
+    out = {k: v for k, v in to_hf_state(encoder).items() if not k.startswith("fc_norm.")}
+    out["videomae.layernorm.weight"] = encoder["fc_norm.weight"]
+    out["videomae.layernorm.bias"] = encoder["fc_norm.bias"]
+    for key, value in state.items():
+        if key.startswith("decoder.blocks."):
+            _, _, i, rest = key.split(".", 3)
+            prefix = f"decoder.decoder_layers.{i}."
+            if rest == "attn.qkv.weight":
+                for name, part in zip(("query", "key", "value"), value.chunk(3)):
+                    out[f"{prefix}attention.attention.{name}.weight"] = part
+            else:
+                out[prefix + BLOCK_KEYS[rest]] = value
+        elif not key.startswith("encoder."):
+            out[key] = value  # decoder.norm, decoder.head, encoder_to_decoder, mask_token
+    return out
