@@ -235,7 +235,9 @@ def _pretrain_parsers(sub) -> None:
     )
     pretrain.add_argument("--restart", action="store_true", help="discard an unfinished run and start over")
     pretrain.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    pretrain.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    pretrain.add_argument(
+        "--precision", default="auto", choices=["auto", "fp32", "bf16"], help="auto: bf16 where native, else fp32"
+    )
     pretrain.add_argument("--json", action="store_true", help="print one JSON document at the end")
 
     reconstruct = _command(

@@ -135,6 +135,20 @@ class Handlers:
         clip_id = int(moment["clip_id"])
         return self.play_clip(clip_id, [int(c) for c in moment.get("clip_ids") or [clip_id]]), clip_id
 
+    def reconstruct(self, clip_id: int | None):
+        """The reconstruction picture (app/reconstruct.py) of the selected moment's clip: uint8 (H, W, 3)."""
+        if clip_id is None:
+            raise gr.Error("Select a moment first.")
+        from app.reconstruct import reconstruction_picture
+        from indexer.pretrain_errors import PretrainError
+
+        try:
+            return self.slots.call(
+                True, lambda: reconstruction_picture(self.data, int(clip_id), device=self.service.device)
+            )
+        except PretrainError as exc:
+            raise gr.Error(without_server_paths(str(exc), self.data)) from exc
+
     def play_clip(self, clip_id: int, span: list[int] | None = None) -> str:
         """Player HTML for a clip of the catalog (over the merged clips `span` of its video, if given), with a
         download link of that moment; an id the catalog lacks is refused, naming no path, and a moment that
@@ -543,6 +557,10 @@ def _search_tab(h: Handlers) -> None:
         with gr.Column(scale=2):
             player = gr.HTML("<p>Select a moment to play it.</p>", elem_id="player")
             like = gr.Button("More like this", elem_id="more-like-this")
+            seen = gr.Button("What the model fills in", elem_id="reconstruct-button")
+            picture = gr.Image(
+                label="Original · masked input · reconstruction", type="numpy", elem_id="reconstruction", visible=True
+            )
     moments = gr.State([])
     selected = gr.State(None)
     form = SearchForm(
@@ -587,6 +605,7 @@ def _search_tab(h: Handlers) -> None:
         concurrency_limit=SEARCH_CONCURRENCY,
     )
     cards.select(_user_errors(h.select, h.data), [moments], [player, selected], api_visibility="private")
+    seen.click(_user_errors(h.reconstruct, h.data), [selected], [picture], api_visibility="private")
 
     def ui_more_like(values: dict, request: gr.Request):
         return h.more_like(form.request(values, like=values[selected]), page_root(request))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -131,6 +132,8 @@ def run_pretrain(
     footage = probe_footage(library_videos(settings), say)
     sampler = ClipSampler(footage, sampling, pre.size, settings.seed, say)
     runtime = pick_runtime(settings.encoder.device, settings.encoder.precision, "torch")
+    if runtime.amp_dtype == torch.float16:  # a GPU without bf16: fp16 training would need loss scaling
+        runtime = Runtime(runtime.device, None)
     run = run_options(settings, spec)
     path = checkpoint_path(settings.data)
     saved = None if settings.restart else load_checkpoint(path)
@@ -220,6 +223,28 @@ def step_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
 
 
+class Prefetch:
+    """Decodes the next batch of clips in a thread while the model trains on this one (PyAV releases the
+    GIL). The clips are the sampler's pure function of their numbers, so prefetching changes no order."""
+
+    def __init__(self, sampler: ClipSampler, batch_size: int):
+        self.sampler, self.batch_size = sampler, batch_size
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pretrain-clips")
+        self._pending: dict[int, Future] = {}
+
+    def take(self, first: int):
+        """Clips first .. first + batch_size - 1, and start decoding the batch after them."""
+        future = self._pending.pop(first, None)
+        batch = future.result() if future is not None else self.sampler.batch(first, self.batch_size)
+        following = first + self.batch_size
+        self._pending[following] = self._pool.submit(self.sampler.batch, following, self.batch_size)
+        return batch
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()
+
+
 class Trainer:
     """One pretraining run in memory: model, optimizer, schedule, progress. Built cheaply; `start` loads."""
 
@@ -238,6 +263,7 @@ class Trainer:
         self.progress = Progress()
         self.model = self.optimizer = self.schedule = None
         self.resumed = False
+        self.prefetch = Prefetch(sampler, settings.batch_size)
 
     # -- setting up ----------------------------------------------------------------------------
     def start(self, saved: TrainingState | None) -> None:
@@ -288,6 +314,13 @@ class Trainer:
 
     # -- training ------------------------------------------------------------------------------
     def train(self, on_step: Callable[[StepReport], None], stop: threading.Event) -> PretrainReport:
+        try:
+            self._loop(on_step, stop)
+        finally:
+            self.prefetch.close()
+        return self._finish(stopped=stop.is_set() and self.progress.step < self.progress.total_steps)
+
+    def _loop(self, on_step: Callable[[StepReport], None], stop: threading.Event) -> None:
         s = self.settings
         began = last_save = time.monotonic()
         start_step, start_seconds = self.progress.step, self.progress.seconds
@@ -297,12 +330,9 @@ class Trainer:
             loss = self._step(step)
             now = time.monotonic()
             seconds = start_seconds + now - began
+            self.progress.losses.append(loss)  # in place: copying a list per step is quadratic
             self.progress = replace(
-                self.progress,
-                step=step + 1,
-                clips_seen=self.progress.clips_seen + s.total_batch,
-                seconds=seconds,
-                losses=[*self.progress.losses, loss],
+                self.progress, step=step + 1, clips_seen=self.progress.clips_seen + s.total_batch, seconds=seconds
             )
             if budget is not None and seconds >= budget:  # out of time: the schedule ends here
                 self.progress = replace(self.progress, total_steps=self.progress.step)
@@ -310,7 +340,6 @@ class Trainer:
             if now - last_save >= s.checkpoint_minutes * 60 and self.progress.step < self.progress.total_steps:
                 self._checkpoint()
                 last_save = time.monotonic()
-        return self._finish(stopped=stop.is_set() and self.progress.step < self.progress.total_steps)
 
     def _step(self, step: int) -> float:
         batches = [self._micro_batch(step, m) for m in range(self.settings.accum)]
@@ -338,7 +367,7 @@ class Trainer:
     def _micro_batch(self, step: int, micro: int) -> MicroBatch:
         s = self.settings
         first = (step * s.accum + micro) * s.batch_size
-        frames = torch.from_numpy(self.sampler.batch(first, s.batch_size))  # uint8 (B, T, S, S, 3)
+        frames = torch.from_numpy(self.prefetch.take(first))  # uint8 (B, T, S, S, 3)
         clips = frames.to(self.runtime.device).permute(0, 4, 1, 2, 3).float().div_(255)
         generator = torch.Generator().manual_seed(step_seed(s.seed, step * s.accum + micro))
         hidden, decoded = make_masks(self.masks, self.grid, s.batch_size, generator)
