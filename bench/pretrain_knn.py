@@ -56,12 +56,12 @@ class Scores:
         return f"k-NN {self.knn:.3f}  fwd/rev {self.reversal:.3f}  ({self.clips} clips)"
 
 
-def call(*args) -> str:
-    """`run.py ARGS` in this process; its stdout, or an error with its stderr."""
+def call(*args, ok: tuple[int, ...] = (0,)) -> str:
+    """`run.py ARGS` in this process; its stdout, or an error with its stderr (exit codes in `ok` pass)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = run.main([str(a) for a in args])
-    if code != 0:
+    if code not in ok:
         raise RuntimeError(f"run.py {' '.join(map(str, args))} exited {code}:\n{err.getvalue()[-3000:]}")
     return out.getvalue()
 
