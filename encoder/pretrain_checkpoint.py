@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from encoder.errors import CheckpointError
-from encoder.videomae2 import _preview, checkpoint_filter_fn, load_filtered_state, unwrap_checkpoint
+from encoder.videomae2 import checkpoint_filter_fn, key_differences, load_filtered_state, unwrap_checkpoint
 from encoder.videomae2_pretrain import VideoMAE2Pretrain, pretrain_config
 
 DECODER_SIDE = ("decoder.", "encoder_to_decoder.", "mask_token")
@@ -76,14 +76,11 @@ def _decoder_shape(decoder_side: dict[str, torch.Tensor]) -> dict:
 
 def _load_decoder_side(model: VideoMAE2Pretrain, decoder_side: dict[str, torch.Tensor], variant: str) -> None:
     own = {key: value for key, value in model.state_dict().items() if key.startswith(DECODER_SIDE)}
-    missing = sorted(set(own) - set(decoder_side))
-    unexpected = sorted(set(decoder_side) - set(own))
-    mismatched = sorted(k for k in set(own) & set(decoder_side) if own[k].shape != decoder_side[k].shape)
-    if missing or unexpected or mismatched:
+    differences = key_differences(own, decoder_side)
+    if differences:
+        cfg = model.cfg
         raise CheckpointError(
-            f"pretraining checkpoint's decoder does not fit the {variant!r} decoder"
-            f" ({model.cfg.decoder_dim} wide, {model.cfg.decoder_depth} blocks, {model.cfg.decoder_heads} heads):"
-            f" missing keys: {_preview(missing)}; unexpected keys: {_preview(unexpected)};"
-            f" shape mismatches: {_preview(mismatched)}"
+            f"pretraining checkpoint's decoder does not fit the {variant!r} decoder ({cfg.decoder_dim} wide,"
+            f" {cfg.decoder_depth} blocks, {cfg.decoder_heads} heads): {differences}"
         )
-    model.load_state_dict(decoder_side, strict=False)
+    model.load_state_dict(decoder_side, strict=False)  # the decoder side only; its keys were checked above

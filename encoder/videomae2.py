@@ -372,19 +372,25 @@ def infer_variant(state: dict[str, torch.Tensor]) -> str | None:
 
 def load_filtered_state(model: VideoMAE2, state: dict[str, torch.Tensor], variant: str) -> None:
     """Strict load with an error that names the missing/unexpected keys and the likely variant."""
-    own = model.state_dict()
+    differences = key_differences(model.state_dict(), state)
+    if differences:
+        guess = infer_variant(state)
+        hint = f" The checkpoint looks like {guess!r}." if guess and guess != variant else ""
+        raise CheckpointError(f"checkpoint does not fit VideoMAE v2 {variant!r}.{hint} {differences}")
+    model.load_state_dict(state, strict=True)
+
+
+def key_differences(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> str | None:
+    """None when `state` has exactly `own`'s keys and shapes; else what is missing, unexpected, mismatched."""
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or mismatched:
-        guess = infer_variant(state)
-        hint = f" The checkpoint looks like {guess!r}." if guess and guess != variant else ""
-        raise CheckpointError(
-            f"checkpoint does not fit VideoMAE v2 {variant!r}.{hint}"
-            f" missing keys: {_preview(missing)}; unexpected keys: {_preview(unexpected)};"
-            f" shape mismatches: {_preview(mismatched)}"
-        )
-    model.load_state_dict(state, strict=True)
+    if not (missing or unexpected or mismatched):
+        return None
+    return (
+        f"missing keys: {_preview(missing)}; unexpected keys: {_preview(unexpected)};"
+        f" shape mismatches: {_preview(mismatched)}"
+    )
 
 
 def _preview(keys: list[str], limit: int = 8) -> str:

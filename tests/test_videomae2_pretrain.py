@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from checkpoints import distill_file, finetune_layout, official_pretrain_file, pretrain_file
+from helpers import cli_in_process
 from hf_reference import hf_pretraining_model, to_hf_pretrain_state
 from safetensors.torch import save_file
 
+from app.demo import synthesize_video
 from encoder.errors import CheckpointError, ConfigError
 from encoder.masking import MaskSpec, make_masks
 from encoder.pretrain_checkpoint import encoder_state, load_pretrain_state, save_pretrain_state
@@ -231,3 +235,23 @@ def test_reconstruction_pastes_visible_tubelets_back_and_inverts_the_target():
     model.forward = perfect
     exact = reconstruct_pixels(model, x, (hidden, hidden), statistics="own")
     assert (exact - x).abs().max() < 1e-5
+
+
+@pytest.mark.slow
+def test_index_accepts_the_encoder_file(tmp_path):
+    path = tmp_path / "adapted.safetensors"
+    save_file(encoder_state(random_pretrain_model()), str(path))
+    synthesize_video(tmp_path / "lib" / "a.mp4", seed=1, seconds=2.0, width=160, height=120)
+    done = cli_in_process(
+        "index",
+        tmp_path / "lib",
+        "--data",
+        tmp_path / "data",
+        "--encoder",
+        "vit-tiny",
+        "--weights",
+        path,
+        "--no-image-text",
+        "--json",
+    )
+    assert json.loads(done.stdout)["vectors_embedded"] == {"video": 1}
