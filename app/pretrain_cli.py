@@ -56,7 +56,7 @@ def print_pretrain_report(report, stream=None) -> None:
     first = "n/a" if report.first_loss is None else f"{report.first_loss:.4f}"
     final = "n/a" if report.final_loss is None else f"{report.final_loss:.4f}"
     print(
-        f"{report.steps} steps, {report.clips_seen} clips in {format_duration(report.seconds)}; "
+        f"{_count(report.steps, 'step')}, {_count(report.clips_seen, 'clip')} in {format_duration(report.seconds)}; "
         f"loss {first} -> {final}",
         file=out,
     )
@@ -64,3 +64,7 @@ def print_pretrain_report(report, stream=None) -> None:
     print(f"loss curve:      {report.curve}", file=out)
     print(f"encoder weights: {report.encoder_weights}", file=out)
     print(f"  use them: run.py index PATH --weights {report.encoder_weights}", file=out)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -9,6 +9,7 @@ command continues exactly as if it had never stopped.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from encoder.runtime import Runtime, pick_runtime
 from encoder.videomae2_pretrain import pretrain_config
 from encoder.weights import read_checkpoint
 from indexer.catalog import Catalog
+from indexer.lock import IndexLock, LockHeld
 from indexer.pretrain_clips import ClipSampler, probe_footage
 from indexer.pretrain_errors import PretrainError
 from indexer.pretrain_files import (
@@ -134,6 +136,32 @@ def run_pretrain(
     runtime = pick_runtime(settings.encoder.device, settings.encoder.precision, "torch")
     if runtime.amp_dtype == torch.float16:  # a GPU without bf16: fp16 training would need loss scaling
         runtime = Runtime(runtime.device, None)
+    with pretrain_lock(settings.data):
+        return _run(settings, spec, sampler, runtime, len(footage), say, on_step, stop or threading.Event())
+
+
+@contextlib.contextmanager
+def pretrain_lock(data: DataDir):
+    """One pretraining run per data dir (they would overwrite each other's checkpoint); index runs may go on."""
+    try:
+        with IndexLock(pretrain_dir(data) / ".lock"):
+            yield
+    except LockHeld:
+        raise PretrainError(
+            f"another pretraining run is using {pretrain_dir(data)}: wait for it to finish, or stop it (Ctrl+C)"
+        ) from None
+
+
+def _run(
+    settings: PretrainSettings,
+    spec: VideoEncoderSpec,
+    sampler: ClipSampler,
+    runtime: Runtime,
+    videos: int,
+    say: Say,
+    on_step: Callable[[StepReport], None],
+    stop: threading.Event,
+) -> PretrainReport:
     run = run_options(settings, spec)
     path = checkpoint_path(settings.data)
     saved = None if settings.restart else load_checkpoint(path)
@@ -143,8 +171,8 @@ def run_pretrain(
         saved = None  # a finished run with other options: this command starts a new one
     trainer = Trainer(settings, spec, sampler, runtime, say)
     trainer.start(saved)
-    say(trainer.describe(len(footage)))
-    return trainer.train(on_step, stop or threading.Event())
+    say(trainer.describe(videos))
+    return trainer.train(on_step, stop)
 
 
 def _check(settings: PretrainSettings) -> None:
@@ -285,23 +313,33 @@ class Trainer:
             if not had_decoder:
                 self.say(f"{self.spec.weights.source} has no decoder: the decoder starts fresh")
             self._place(model)
-            self.progress = Progress(total_steps=self.settings.steps or self._steps_for_minutes())
+            self.progress = Progress(total_steps=self.settings.steps) if self.settings.steps else self._fit_minutes()
         self.schedule = scaled_schedule(self.settings.lr, self.settings.total_batch, self.progress.total_steps)
 
     def _place(self, model: torch.nn.Module) -> None:
         self.model = model.to(self.runtime.device).float()
         self.optimizer = build_optimizer(self.model)
 
-    def _steps_for_minutes(self) -> int:
-        """Steps that fit the budget, timed on one forward/backward of the first batch (no update made)."""
+    def _fit_minutes(self) -> Progress:
+        """Steps that fit the budget: the longer of one micro-batch's decoding and its second forward/backward
+        pass (the first one pays for warming up; decoding runs beside training), times `accum`. No update is
+        made; the timing counts as time spent, and the run stops at the time in any case."""
         began = time.monotonic()
         batch = self._micro_batch(0, 0)
-        with self.runtime.autocast():
-            loss = objective_loss(self.model, batch.clips, batch.hidden, batch.decoded, self.objective, batch.generator)
-        loss.backward()
-        self.model.zero_grad(set_to_none=True)
-        per_step = (time.monotonic() - began) * self.settings.accum
-        return max(1, int(self.settings.minutes * 60 / per_step))
+        decoded = time.monotonic()
+        for _ in range(2):
+            passed = time.monotonic()
+            with self.runtime.autocast():
+                loss = objective_loss(
+                    self.model, batch.clips, batch.hidden, batch.decoded, self.objective, batch.generator
+                )
+            loss.backward()
+            self.model.zero_grad(set_to_none=True)
+        now = time.monotonic()
+        per_step = max(decoded - began, now - passed) * self.settings.accum
+        spent = now - began
+        steps = int((self.settings.minutes * 60 - spent) / per_step)
+        return Progress(total_steps=max(1, steps), seconds=spent)
 
     def describe(self, videos: int) -> str:
         s, lr = self.settings, self.schedule.lr

@@ -11,7 +11,6 @@ resumed run, which knows nothing of earlier failures, draws exactly the same cli
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,6 @@ import numpy as np
 from indexer.decode import ClipDecoder, ProbeError, probe
 from indexer.pretrain_errors import NoClipsError
 from indexer.records import ClipSampling, VideoInfo
-
-log = logging.getLogger(__name__)
 
 # Official `GroupMultiScaleCrop(input_size, [1, .875, .75, .66])`: crop sides as fractions of the short side.
 CROP_SCALES = (1.0, 0.875, 0.75, 0.66)
@@ -144,7 +141,3 @@ class ClipSampler:
             self.warned.add(path)
             self.warn(f"skipping {path}: {reason}")
         return None
-
-
-def log_warning(message: str) -> None:
-    log.warning(message)

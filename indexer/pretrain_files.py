@@ -103,10 +103,12 @@ def save_curve(path: Path, losses: list[float], title: str) -> None:
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(6, 3.5), dpi=100)
     axes = figure.add_subplot()
     axes.plot(range(1, len(losses) + 1), losses, linewidth=1)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     axes.set_xlabel("step")
     axes.set_ylabel("reconstruction loss (MSE)")
     axes.set_title(title, fontsize=9)

@@ -125,7 +125,7 @@ def test_bad_footage_is_skipped_with_a_warning(library, tmp_path):
     (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
     done = pretrain(tmp_path / "data", folder, *TINY, "--steps", "1", "--batch-size", "1")
     assert f"skipping {folder / 'broken.mp4'}:" in done.stderr
-    assert "1 steps, 1 clips" in done.stdout
+    assert "1 step, 1 clip in" in done.stdout
 
     (folder / "good.mp4").unlink()
     refused = pretrain(tmp_path / "data2", folder, *TINY, "--steps", "1", expect=2)
