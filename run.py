@@ -237,6 +237,15 @@ def _pretrain_parsers(sub) -> None:
     pretrain.add_argument(
         "--decoder-mask-ratio", type=float, default=0.5, help="running-cell decoder masking; 0 = decode all hidden"
     )
+    pretrain.add_argument(
+        "--objective",
+        choices=["mae", "mae+nce"],
+        default="mae",
+        help="mae: masked reconstruction; mae+nce: plus a clip-level contrastive term (bench/RESULTS.md)",
+    )
+    pretrain.add_argument(
+        "--nce-weight", type=number_at_least_zero, default=1.0, help="weight of the contrastive term (default 1)"
+    )
     pretrain.add_argument("--seed", type=int, default=0, help="seeds data order, masks and a fresh decoder")
     pretrain.add_argument(
         "--clip-grad", type=number_at_least_zero, default=1.0, help="max gradient norm, 0 = off (default 1)"
@@ -756,6 +765,8 @@ def pretrain_settings(args):
         mask=args.mask,
         mask_ratio=args.mask_ratio,
         decoder_mask_ratio=args.decoder_mask_ratio,
+        objective=args.objective,
+        nce_weight=args.nce_weight,
         seed=args.seed,
         clip_grad=args.clip_grad or None,
         checkpoint_minutes=args.checkpoint_minutes,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from encoder.pretrain_step import pretrain_loss
+from encoder.pretrain_objective import MAE, Objective, objective_loss
 
 REFERENCE_BATCH = 256  # the official code scales every learning rate by total batch / 256
 BETAS = (0.9, 0.95)
@@ -75,6 +75,7 @@ class MicroBatch:
     clips: torch.Tensor  # float (B, 3, T, H, W) in [0, 1]
     hidden: torch.Tensor  # bool (B, N): True = hidden from the encoder
     decoded: torch.Tensor  # bool (B, N): True = reconstructed by the decoder
+    generator: torch.Generator | None = None  # seeded per micro-batch: the contrastive term's views
 
 
 def train_step(
@@ -84,6 +85,7 @@ def train_step(
     lr: float,
     clip_grad: float | None = None,
     autocast=None,
+    objective: Objective = MAE,
 ) -> float:
     """One optimizer step over `micro_batches` (gradients accumulated, averaged); returns the mean loss.
 
@@ -95,7 +97,7 @@ def train_step(
     total = torch.zeros((), device=micro_batches[0].clips.device)
     for batch in micro_batches:
         with autocast() if autocast is not None else contextlib.nullcontext():
-            loss = pretrain_loss(model, batch.clips, batch.hidden, batch.decoded)
+            loss = objective_loss(model, batch.clips, batch.hidden, batch.decoded, objective, batch.generator)
         (loss.float() / len(micro_batches)).backward()
         total += loss.detach().float()
     mean = float(total) / len(micro_batches)  # one device sync per step

@@ -23,8 +23,8 @@ import torch
 from encoder.factory import VideoEncoderSpec, resolve_video_encoder
 from encoder.masking import MaskSpec, make_masks
 from encoder.pretrain_checkpoint import encoder_state, load_pretrain_state, save_pretrain_state
+from encoder.pretrain_objective import Objective, objective_loss
 from encoder.pretrain_optim import MicroBatch, NonFiniteLoss, build_optimizer, scaled_schedule, train_step
-from encoder.pretrain_step import pretrain_loss
 from encoder.runtime import Runtime, pick_runtime
 from encoder.videomae2_pretrain import pretrain_config
 from encoder.weights import read_checkpoint
@@ -66,6 +66,8 @@ class PretrainSettings:
     mask: str = "tube"  # encoder masking: tube | random
     mask_ratio: float = 0.9
     decoder_mask_ratio: float = 0.5  # running cell; 0 = decode every hidden token (VideoMAE v1)
+    objective: str = "mae"  # mae | mae+nce (encoder/pretrain_objective.py)
+    nce_weight: float = 1.0  # weight of the contrastive term (mae+nce)
     seed: int = 0
     clip_grad: float | None = DEFAULT_CLIP_GRAD  # max gradient norm; None = no clipping
     checkpoint_minutes: float = 5.0  # also at the end and on Ctrl+C; 0 = after every step
@@ -218,6 +220,8 @@ def run_options(settings: PretrainSettings, spec: VideoEncoderSpec) -> dict:
         "mask": settings.mask,
         "mask_ratio": settings.mask_ratio,
         "decoder_mask_ratio": settings.decoder_mask_ratio,
+        "objective": settings.objective,
+        "nce_weight": settings.nce_weight,
         "seed": settings.seed,
         "clip_grad": settings.clip_grad,
     }
@@ -282,6 +286,7 @@ class Trainer:
         self.say = say
         self.grid = model_grid(spec)
         self.masks = MaskSpec(settings.mask, settings.mask_ratio, settings.decoder_mask_ratio)
+        self.objective = Objective(settings.objective, settings.nce_weight)
         self.path = checkpoint_path(settings.data)
         self.progress = Progress()
         self.model = self.optimizer = self.schedule = None
@@ -325,7 +330,9 @@ class Trainer:
         for _ in range(2):
             passed = time.monotonic()
             with self.runtime.autocast():
-                loss = pretrain_loss(self.model, batch.clips, batch.hidden, batch.decoded)
+                loss = objective_loss(
+                    self.model, batch.clips, batch.hidden, batch.decoded, self.objective, batch.generator
+                )
             loss.backward()
             self.model.zero_grad(set_to_none=True)
         now = time.monotonic()
@@ -339,6 +346,7 @@ class Trainer:
         return (
             f"pretraining {self.spec.variant} on {videos} videos: {self.progress.total_steps} steps of "
             f"{s.batch_size}x{s.accum} clips, {s.mask} mask {s.mask_ratio:g}, decoder mask {s.decoder_mask_ratio:g}, "
+            f"objective {s.objective}{f' (nce weight {s.nce_weight:g})' if s.objective != 'mae' else ''}, "
             f"lr {lr:.3g} (= {s.lr:g} x {s.total_batch}/256), {self.runtime.describe()}"
         )
 
@@ -375,7 +383,9 @@ class Trainer:
         batches = [self._micro_batch(step, m) for m in range(self.settings.accum)]
         lr = self.schedule.at(step)
         try:
-            return train_step(self.model, self.optimizer, batches, lr, self.settings.clip_grad, self.runtime.autocast)
+            return train_step(
+                self.model, self.optimizer, batches, lr, self.settings.clip_grad, self.runtime.autocast, self.objective
+            )
         except NonFiniteLoss as exc:
             raise PretrainError(f"step {step + 1}: {exc}") from exc
         except torch.OutOfMemoryError as exc:
@@ -400,7 +410,7 @@ class Trainer:
         generator = torch.Generator().manual_seed(step_seed(s.seed, step * s.accum + micro))
         hidden, decoded = make_masks(self.masks, self.grid, s.batch_size, generator)
         device = self.runtime.device
-        return MicroBatch(clips, hidden.to(device), decoded.to(device))
+        return MicroBatch(clips, hidden.to(device), decoded.to(device), generator)
 
     def _report(self, loss: float, elapsed: float, start_step: int) -> StepReport:
         done = self.progress.step - start_step
