@@ -10,14 +10,21 @@ clip window converted with `frame.to_ndarray(format="rgb24")`, then per clip
 Tubelet: a real index run with the same VideoMAE v2 ViT-S (`--no-image-text`, so the same single model),
 whatever precision it picks on this machine. Both use the same clip windows (Tubelet's planner) and
 random weights of the same architecture (no model hub here; speed does not depend on weights).
+
+Tubelet's wall time is its whole `index` run: scan, fingerprints, probes, loading the (already converted)
+model, decoding, thumbnails (the peer writes none), catalog writes and the FAISS index. The peer's is its
+decode + preprocess + model loop only (its model is built before the clock starts). Below the table, each
+pipeline's time per stage (bench/stages.py): wall seconds in the thread that ran it, that thread's CPU
+seconds, and each pipeline's CPU seconds in all threads (2 cores: CPU / wall near 2 means both were busy).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import av
@@ -30,13 +37,17 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from indexing_throughput import inputs  # noqa: E402
 from machine import describe_machine  # noqa: E402
+from stages import StageTimer  # noqa: E402
 
+from encoder.factory import VideoEncoderSpec  # noqa: E402
+from indexer import embedding, thumbnails  # noqa: E402
+from indexer.catalog import Catalog  # noqa: E402
 from indexer.decode import ClipDecoder, ProbeError, probe  # noqa: E402
 from indexer.memory import tune_malloc  # noqa: E402
-from indexer.pipeline import run_index  # noqa: E402
+from indexer.pipeline import Indexer, run_index  # noqa: E402
 from indexer.records import VIDEO_SET, ClipSampling  # noqa: E402
 from indexer.settings import DataDir, EncoderSettings, ImageTextSettings, IndexSettings  # noqa: E402
-from indexer.towers import resolve_towers  # noqa: E402
+from indexer.towers import Towers, resolve_towers  # noqa: E402
 
 
 def window_indices(path: Path, sampling: ClipSampling) -> list[list[int]]:
@@ -54,7 +65,7 @@ def window_indices(path: Path, sampling: ClipSampling) -> list[list[int]]:
     return out
 
 
-def peer(files: list[Path], sampling: ClipSampling) -> tuple[float, int]:
+def peer(files: list[Path], sampling: ClipSampling, timer: StageTimer) -> tuple[float, int]:
     from transformers import VideoMAEConfig, VideoMAEImageProcessor, VideoMAEModel
 
     processor = VideoMAEImageProcessor()  # the docs' defaults: shortest edge 224, crop 224, ImageNet
@@ -65,29 +76,59 @@ def peer(files: list[Path], sampling: ClipSampling) -> tuple[float, int]:
     ).eval()
     plans = {path: window_indices(path, sampling) for path in files}  # planning is not timed
     clips = 0
-    start = time.perf_counter()
+    with timer.span("whole run"):
+        clips = peer_loop(plans, processor, model, timer)
+    return timer.wall["whole run"], clips
+
+
+def peer_loop(plans: dict[Path, list[list[int]]], processor, model, timer: StageTimer) -> int:
+    """The docs recipe over every planned window: decode, RGB, processor, model."""
+    clips = 0
     for path, windows in plans.items():
         wanted = {i for w in windows for i in w}
         frames = {}
         last = None
         with av.open(str(path)) as container:
-            for i, frame in enumerate(container.decode(video=0)):
+            decoded = enumerate(container.decode(video=0))
+            while True:
+                with timer.span("decode"):
+                    i, frame = next(decoded, (None, None))
+                if frame is None:
+                    break
                 if i in wanted:
-                    frames[i] = frame.to_ndarray(format="rgb24")
+                    with timer.span("to RGB (full size)"):
+                        frames[i] = frame.to_ndarray(format="rgb24")
                 last = frame
         if last is None:
             continue
         final = last.to_ndarray(format="rgb24")  # windows past the end repeat the last frame, as ours do
         for window in windows:
             video = [frames.get(i, final) for i in window]
-            inputs = processor(video, return_tensors="pt")
-            with torch.no_grad():
+            with timer.span("VideoMAEImageProcessor"):
+                inputs = processor(video, return_tensors="pt")
+            with timer.span("model"), torch.no_grad():
                 model(**inputs).last_hidden_state.mean(1)
             clips += 1
-    return time.perf_counter() - start, clips
+    return clips
 
 
-def tubelet(files: list[Path], runtime: str = "auto") -> tuple[float, int, str]:
+# What Tubelet's run is timed by: (owner, attribute, stage). The embed loop's own wall time minus the model and
+# catalog writes is its wait for decoded clips (the pipeline's stall).
+TUBELET_STAGES = (
+    (Indexer, "_plan", "scan + fingerprints"),
+    (Indexer, "_probed", "probe"),
+    (VideoEncoderSpec, "load", "model load (converted, cached)"),
+    (Indexer, "_embed", "embed loop (main thread)"),
+    (Towers, "embed", "  model (preprocess + encoder)"),
+    (Catalog, "store_video", "  catalog writes"),
+    (ClipDecoder, "clips", "decode + resize + crop (decode thread)"),
+    (thumbnails, "write_thumbnail", "thumbnails (decode thread)"),
+    (embedding.DecodeThread, "_put", "decode thread blocked on a full queue"),
+    (Indexer, "_refresh_indexes", "FAISS index"),
+)
+
+
+def tubelet(files: list[Path], timer: StageTimer, runtime: str = "auto") -> tuple[float, int, str]:
     with tempfile.TemporaryDirectory() as tmp:
         lib = Path(tmp) / "lib"
         lib.mkdir()
@@ -109,9 +150,20 @@ def tubelet(files: list[Path], runtime: str = "auto") -> tuple[float, int, str]:
         for cached in ("weights", "runtime"):
             (Path(tmp) / "warm" / cached).mkdir(exist_ok=True)
             (Path(tmp) / "data" / cached).symlink_to(Path(tmp) / "warm" / cached)
-        start = time.perf_counter()
-        report = run_index(settings("data"), [lib])
-        return time.perf_counter() - start, report.clips_embedded, report.runtimes.get(VIDEO_SET, "?")
+        with contextlib.ExitStack() as stack:
+            for owner, attr, stage in TUBELET_STAGES:
+                stack.enter_context(timer.watch(owner, attr, stage))
+            with timer.span("whole run"):
+                report = run_index(settings("data"), [lib])
+        return timer.wall["whole run"], report.clips_embedded, report.runtimes.get(VIDEO_SET, "?")
+
+
+def print_stages(name: str, timer: StageTimer) -> None:
+    total = timer.process["whole run"]
+    print(f"\n{name}, per stage ({total:.1f} CPU s in all threads over the run):\n")
+    print("| stage | calls | wall s | thread CPU s |\n|---|---|---|---|")
+    for stage, calls, wall, cpu in timer.rows():
+        print(f"| {stage} | {calls} | {wall:.1f} | {cpu:.1f} |")
 
 
 def main() -> None:
@@ -120,6 +172,7 @@ def main() -> None:
     parser.add_argument("--input", default="shared", choices=["shared", "360p", "720p", "1080p"])
     parser.add_argument("--minutes", type=int, default=2)
     parser.add_argument("--runtime", default="auto", choices=["auto", "torch", "openvino"])
+    parser.add_argument("--tubelet-only", action="store_true", help="profile Tubelet's stages; no peer, no ratio")
     args = parser.parse_args()
     print(describe_machine(), flush=True)
     files = []
@@ -131,8 +184,16 @@ def main() -> None:
             files.append(path)
         except ProbeError:
             continue
-    ours, our_clips, ran = tubelet(files, args.runtime)
-    theirs, their_clips = peer(files, ClipSampling())
+    ours_timer, theirs_timer = StageTimer(), StageTimer()
+    print(f"load average at the start: {os.getloadavg()[0]:.1f}", flush=True)
+    ours, our_clips, ran = tubelet(files, ours_timer, args.runtime)
+    print(f"load average after Tubelet: {os.getloadavg()[0]:.1f}", flush=True)
+    if args.tubelet_only:
+        print(f"Tubelet index ({ran}): {our_clips} clips in {ours:.1f} s")
+        print_stages("Tubelet", ours_timer)
+        return
+    theirs, their_clips = peer(files, ClipSampling(), theirs_timer)
+    print(f"load average after the peer: {os.getloadavg()[0]:.1f}")
     print(f"input: {args.input}, {len(files)} videos; torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("| pipeline | clips | wall s | clips/s | speed-up |")
     print("|---|---|---|---|---|")
@@ -144,6 +205,8 @@ def main() -> None:
         f"| Tubelet index (VideoMAE v2 ViT-S, {ran}) | {our_clips} | {ours:.1f} | {our_clips / ours:.2f} | "
         f"{(our_clips / ours) / (their_clips / theirs):.1f} |"
     )
+    print_stages("Tubelet", ours_timer)
+    print_stages("HF-docs peer", theirs_timer)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from encoder.errors import ConfigError, WeightsError
-from encoder.preprocess import VideoPreprocess, normalize_clips, to_device
+from encoder.preprocess import VideoPreprocess, normalize_clips, resize_clips, to_device
 from encoder.runtime import Runtime, pick_runtime
 from encoder.tower import FromSpec
 from encoder.videomae2 import VideoMAE2, checkpoint_filter_fn, load_filtered_state, variant_config
@@ -83,30 +83,39 @@ class VideoEncoder(FromSpec):
         return features.cpu().numpy()
 
 
-class FeaturesOf(torch.nn.Module):
-    """`model.forward_features` as a module's forward: what a runtime converts."""
+class RawClipFeatures(torch.nn.Module):
+    """What a runtime converts: uint8 clips (B, T, S, S, 3) at the model's size in, features (B, D) out.
 
-    def __init__(self, model: VideoMAE2):
+    The layout change, the cast and the normalisation (folded into the tubelet embedding, as `VideoEncoder`
+    does) are part of the converted graph, so decoded clips go straight in: no float32 pass over every
+    frame in torch before each call (bench/RESULTS.md, the indexing hot path)."""
+
+    def __init__(self, model: VideoMAE2, pre: VideoPreprocess):
         super().__init__()
         self.model = model
+        self.raw_pixel_embed = model.patch_embed.for_raw_pixels(pre.mean, pre.std)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_features(x)
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        pixels = clips.permute(0, 4, 1, 2, 3).float()  # (B, 3, T, S, S), 0-255
+        return self.model.forward_tokens(self.raw_pixel_embed(pixels))
 
 
 class ConvertedVideoEncoder(FromSpec):
-    """VideoMAE v2 through a converted runtime (OpenVINO): normalised clips in, unit vectors out (a `Tower`)."""
+    """VideoMAE v2 through a converted runtime (OpenVINO): uint8 clips in, unit vectors out (a `Tower`)."""
 
     def __init__(self, spec: VideoEncoderSpec, part, runtime: Runtime):
         self.spec = spec
         self.part = part
         self.runtime = runtime
 
-    @torch.inference_mode()
     def embed(self, clips: np.ndarray) -> np.ndarray:
-        pre = self.preprocess
-        x = normalize_clips(torch.from_numpy(np.ascontiguousarray(clips)), pre.size, pre.mean, pre.std)
-        features = self.part(x.numpy())
+        """uint8 (B, T, S, S, 3), any square size S -> float32 (B, D), rows L2-normalised."""
+        size = self.preprocess.size
+        if clips.ndim != 5:
+            raise ValueError(f"expected clips shaped (B, T, S, S, 3), got {tuple(clips.shape)}")
+        if clips.shape[2:4] != (size, size):  # the decoder gives every tower its own size: rare
+            clips = resize_clips(clips, size)
+        features = self.part(clips)
         return features / np.linalg.norm(features, axis=1, keepdims=True)
 
 
@@ -151,16 +160,17 @@ class VideoEncoderSpec:
         return self._load_torch(runtime)
 
     def probe_shape(self, batch: int = 2) -> tuple[int, ...]:
+        """The shape of a batch of clips as the converted model takes them: (B, T, S, S, 3)."""
         pre = self.preprocess
-        return (batch, 3, pre.window_frames, pre.size, pre.size)
+        return (batch, pre.window_frames, pre.size, pre.size, 3)
 
     def _load_openvino(self, runtime: Runtime, cache_dir: Path | None) -> ConvertedVideoEncoder:
-        from encoder.openvino_runtime import Part, load_faithful, probe_batch, runtime_of
+        from encoder.openvino_runtime import Part, load_faithful, probe_clips, runtime_of
 
         def build() -> torch.nn.Module:
-            return FeaturesOf(build_videomae2(self.variant, self.weights)).eval()
+            return RawClipFeatures(build_videomae2(self.variant, self.weights), self.preprocess).eval()
 
-        part = Part("video", self.identity(), build, probe_batch(self.probe_shape()))
+        part = Part("video", self.identity(), build, probe_clips(self.probe_shape()))
         converted = load_faithful(part, runtime, cache_dir)
         return ConvertedVideoEncoder(self, converted, runtime_of(runtime, [converted]))
 

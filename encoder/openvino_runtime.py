@@ -231,3 +231,8 @@ def load_or_fall_back(runtime: Runtime, convert: Callable[[], object], in_torch:
 def probe_batch(shape: tuple[int, ...]) -> torch.Tensor:
     """A fixed pseudo-random batch (the same in every process) to trace and check a part with."""
     return torch.randn(shape, generator=torch.Generator().manual_seed(0))
+
+
+def probe_clips(shape: tuple[int, ...]) -> torch.Tensor:
+    """A fixed pseudo-random batch of uint8 pixels (the same in every process), for parts taking raw clips."""
+    return torch.randint(0, 256, shape, generator=torch.Generator().manual_seed(0), dtype=torch.uint8)

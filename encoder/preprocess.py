@@ -80,3 +80,16 @@ def normalize_clips(clips: np.ndarray | torch.Tensor, size: int, mean, std) -> t
     B, T = x.shape[:2]
     frames = normalize_images(x.reshape(B * T, *x.shape[2:]), size, mean, std)  # (B*T, 3, s, s)
     return frames.view(B, T, 3, size, size).permute(0, 2, 1, 3, 4)
+
+
+def resize_clips(clips: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (B, T, S, S, 3) -> uint8 (B, T, size, size, 3), resized as `normalize_images` resizes, rounded
+    back to whole levels: for a tower that takes raw pixels (the converted VideoMAE v2) given another size."""
+    x = torch.as_tensor(np.ascontiguousarray(clips))
+    B, T, S = x.shape[:3]
+    frames = x.reshape(B * T, S, S, 3).permute(0, 3, 1, 2).float()
+    frames = torch.nn.functional.interpolate(
+        frames, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )
+    frames = frames.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+    return frames.reshape(B, T, size, size, 3).numpy()

@@ -67,6 +67,24 @@ def test_real_size_image_text_tower_matches_pytorch_fp32(tmp_path):
     _image_text_fidelity("ViT-B-32", tmp_path, "bf16")
 
 
+@pytest.mark.slow
+def test_converted_video_tower_takes_decoded_uint8_clips_at_any_size(tmp_path):
+    """The hot path: decoded uint8 clips go straight into the converted graph (layout, cast and normalisation
+    inside it, no float pass in torch); a clip of another size is resized first and stays faithful."""
+    import openvino as ov
+
+    spec = resolve_video_encoder("vit-tiny", "random", tmp_path / "weights")
+    converted = spec.load("cpu", "fp32", "openvino", tmp_path / "runtime")
+    assert converted.part.compiled.input(0).get_element_type() == ov.Type.u8
+    assert converted.part.compiled.input(0).get_partial_shape().to_string() == "[?,16,64,64,3]"  # (B, T, S, S, 3)
+    reference = spec.load("cpu", "fp32", "torch")
+    for size in (64, 80):
+        clips = _clips(size, batch=2)
+        _assert_faithful(reference.embed(clips), converted.embed(clips))
+    with pytest.raises(ValueError, match="expected clips shaped"):
+        converted.embed(_clips(64)[0])
+
+
 def test_auto_is_openvino_on_cpu_and_explicit_choices_are_checked(monkeypatch):
     monkeypatch.delenv("TUBELET_RUNTIME")
     assert pick_runtime("cpu", "fp32").backend == "openvino"
