@@ -25,7 +25,6 @@ faiss-gpu, when it sees GPUs, trains the coarse quantizer and assigns vectors to
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ import faiss
 import numpy as np
 from faiss.contrib.ondisk import merge_ondisk
 
-from indexer.atomic import atomic_write, fsync_file
+from indexer.atomic import atomic_write, fsync_file, temp_path
 
 REFINE_SUFFIX = ",RFlat"  # factory suffix of the on-disk type: exact re-ranking (FAISS IndexRefineFlat)
 REFINE_FACTOR = 16  # candidates re-ranked exactly per result asked for
@@ -213,7 +212,7 @@ def write_shard(trained: faiss.Index, rows: np.ndarray, ids: np.ndarray, start: 
     lists = assign(ivf, x)
     ivf.add_core(len(x), faiss.swig_ptr(x), faiss.swig_ptr(shard_ids), faiss.swig_ptr(lists))
     shard.ntotal = ivf.ntotal
-    path = index_file.with_name(f".{index_file.name}.{os.getpid()}.shard{start}")
+    path = temp_path(index_file, f".shard{start}")  # a temporary name: a killed build's shards are cleaned up
     faiss.write_index(shard, str(path))
     fsync_file(path)
     return path
