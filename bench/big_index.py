@@ -14,6 +14,7 @@ streamed scan of the rows file for those queries. Data is written under --dir an
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -94,19 +95,22 @@ def search(args, index_file: Path) -> dict:
     disk = ondisk_index.OnDiskIndex.open(index_file, args.dim)
     queries = clustered(centres(args.dim, args.clusters), args.queries, 10**6, args.noise)
     opened = rss()
-    truth = exact_top(disk.rows, queries)
+    truth = np.load(args.dir / "truth.npy")  # scanned by the parent: this process maps only what searches touch
     out = {"before": before, "opened": opened, "runs": []}
-    for nprobe in args.nprobe:
+    default_threads = faiss.omp_get_max_threads()
+    for threads, nprobe, refine in itertools.product((default_threads, 1), args.nprobe, args.refine):
+        faiss.omp_set_num_threads(threads)
         disk.search(queries[0], K, nprobe)  # first touch of the quantizer
         times, found = [], []
         for q in queries:
             t = time.perf_counter()
-            found.append(disk.search(q, K, nprobe)[1])
+            found.append(disk.search(q, K, nprobe, refine=refine)[1])
             times.append((time.perf_counter() - t) * 1000)
         recall = float(np.mean([len(np.intersect1d(f, t)) / K for f, t in zip(found, truth)]))
         p50, p95 = np.percentile(times, [50, 95])
         # memory after searching: includes the pages of the mapped files the searches touched
-        out["runs"].append({"nprobe": nprobe, "recall": recall, "p50": p50, "p95": p95, "rss": rss()})
+        run = {"threads": threads, "nprobe": nprobe, "refine": refine, "recall": recall, "p50": p50, "p95": p95}
+        out["runs"].append({**run, "rss": rss()})
     return out
 
 
@@ -118,7 +122,8 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.5, help="noise std per dimension (centres: 1)")
     parser.add_argument("--budget", type=int, default=2 << 30, help="memory budget in bytes (default 2 GiB)")
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--nprobe", type=int, nargs="+", default=[32, 64, 128])
+    parser.add_argument("--nprobe", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--refine", type=int, nargs="+", default=[16, 64], help="candidates re-ranked per result")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/ivf16-bench"))
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     parser.add_argument("--search-only", action="store_true", help=argparse.SUPPRESS)
@@ -132,6 +137,11 @@ def main() -> None:
     try:
         built = build(args, index_file)
         print(json.dumps(built), flush=True)
+        rows = np.memmap(next(args.dir.glob("*.vectors")), dtype=np.float32, mode="r").reshape(-1, args.dim)
+        queries = clustered(centres(args.dim, args.clusters), args.queries, 10**6, args.noise)
+        t = time.perf_counter()
+        np.save(args.dir / "truth.npy", exact_top(rows, queries))
+        print(f"exact scan of {len(queries)} queries: {time.perf_counter() - t:.0f} s", flush=True)
         rest = [a for a in sys.argv[1:] if a != "--keep"]
         proc = subprocess.run([sys.executable, __file__, *rest, "--search-only"], capture_output=True, text=True)
         if proc.returncode:
@@ -140,7 +150,8 @@ def main() -> None:
         print(f"before opening: {result['before']} | opened: {result['opened']}")
         for run in result["runs"]:
             print(
-                f"| {built['count']:,} | {built['spec']} | {run['nprobe']} | {run['recall']:.3f} | "
+                f"| {built['count']:,} | {built['spec']} | {run['threads']} | {run['nprobe']} | {run['refine']} | "
+                f"{run['recall']:.3f} | "
                 f"{run['p50']:.2f} | {run['p95']:.2f} | {built['build_s']:.0f} | {run['rss']['VmRSS']:.2f} "
                 f"(anon {run['rss']['RssAnon']:.2f}, file {run['rss']['RssFile']:.2f}) |"
             )

@@ -113,13 +113,15 @@ class OnDiskIndex:
         at = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
         return ids[self.ids[at] == ids] if len(self.ids) else ids[:0]
 
-    def search(self, query: np.ndarray, k: int, nprobe: int, allowed: np.ndarray | None = None):
+    def search(
+        self, query: np.ndarray, k: int, nprobe: int, allowed: np.ndarray | None = None, refine: int = REFINE_FACTOR
+    ):
         """Top-k (inner products, ids) for one unit query: candidates from the codes, exact re-rank."""
         query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         ivf = ivf_of(self.index)
         selector = None if allowed is None else faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
         params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
-        wanted = max(1, min(k * REFINE_FACTOR, self.index.ntotal))
+        wanted = max(1, min(k * refine, self.index.ntotal))
         _, candidates = ivf.search(transform(self.index, query), wanted, params=params)
         candidates = np.sort(candidates[0][candidates[0] >= 0])  # sorted: the mapped rows are read in file order
         scores = self.vectors(candidates) @ query[0]
