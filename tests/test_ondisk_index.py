@@ -15,7 +15,7 @@ INFO = VideoInfo(0, "h264", 320, 240, 30.0, 8.0, 0, "mov,mp4")
 IDENTITY = {"tower": "videomae2", "variant": "vit-tiny", "weights": "random:0", "sha256": "ab" * 32}
 DIM, VIDEOS, CLIPS = 64, 20, 1500  # 30k vectors: three shards of 10k
 TINY_BUDGET = 1 << 20  # 1 MiB: nothing in RAM fits, so the on-disk type is chosen
-RECALL = 0.93  # measured 0.968 at nprobe 64 over these clusters (nlist 128)
+RECALL = 0.93  # this distribution measured 0.968 at nprobe 64, nlist 128 (bench/RESULTS.md, issue 16)
 CENTRES = np.random.default_rng(7).standard_normal((1000, DIM)).astype(np.float32)
 
 
