@@ -3,8 +3,8 @@
 Built from a stream of (clip ids, vectors) chunks in clip-id order (the catalog's order), never
 holding all vectors in memory:
 1. the chunks are written to a file of float32 rows (and one of their ids), memory-mapped from then on;
-2. OPQ + IVF-PQ is trained on a sample of those rows (`faiss.index_factory`, L2 on unit vectors,
-   which ranks as cosine does);
+2. IVF-PQ (with OPQ when the spec starts `OPQn,`) is trained on a seeded sample of those rows
+   (`faiss.index_factory`, L2 on unit vectors, which ranks as cosine does);
 3. it is filled in shards of `SHARD_ROWS` rows, each written as its own index file, and the shards
    merged into one `OnDiskInvertedLists` file (`faiss.contrib.ondisk.merge_ondisk`, the FAISS recipe
    for billion-scale indexes);
@@ -13,7 +13,7 @@ holding all vectors in memory:
    suffix `,RFlat`, which the spec names), done here because IndexRefine wants positional ids under an
    IndexIDMap2 (a hash map of every id in RAM) and a flat index that FAISS serialises from RAM.
 
-What stays resident is the coarse quantizer, the OPQ matrix and the PQ tables (a few tens of MB);
+What stays resident is the coarse quantizer, the OPQ matrix and the PQ tables (~0.05 GiB at 1M);
 the lists and rows are pages of mapped files that the kernel loads on demand and may drop again.
 
 Files of one index (`<name>.faiss` is `store.index_path`): `<name>.faiss` itself (quantizer, OPQ, PQ
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import mmap
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,9 +138,6 @@ def transform(index: faiss.Index, x: np.ndarray) -> np.ndarray:
         for i in range(index.chain.size()):
             x = index.chain.at(i).apply(x)
     return x
-
-
-Chunks = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
 
 
 def build(chunks: Iterable[tuple[np.ndarray, np.ndarray]], dim: int, factory: str, index_file: Path, on_chunk=None):
