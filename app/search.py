@@ -226,7 +226,9 @@ class SearchService:
             return False
         indexes = dict(state.indexes)
         for name in stale:
-            indexes[name] = store.catch_up(indexes[name], self.catalog, sets[name], self.memory_budget)
+            indexes[name] = store.catch_up(
+                indexes[name], self.catalog, sets[name], self.memory_budget, self.data.index_dir
+            )
         self._snapshot = Snapshot(state.towers, MappingProxyType(indexes), state.files, FilterRows(self.catalog))
         return True
 

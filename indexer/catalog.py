@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -506,6 +507,14 @@ class Catalog:
         if not id_chunks:
             return np.empty(0, np.int64), np.empty((0, dim), np.float32)
         return np.concatenate(id_chunks), np.concatenate(vector_chunks).reshape(-1, dim)
+
+    def iter_vectors(self, set_id: int, dim: int, chunk: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """All vectors of a set in clip-id order, `chunk` at a time: (ids (n,) int64, matrix (n, dim) float32).
+        Holds one chunk in memory, for indexes larger than RAM."""
+        with self.session() as s:
+            for rows in s.execute(_vector_queries(set_id, None)[0].execution_options(yield_per=chunk)).partitions():
+                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                yield ids, np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(-1, dim)
 
     def vector_ids(self, set_id: int) -> np.ndarray:
         """Sorted clip ids that have a vector in the set."""

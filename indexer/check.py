@@ -11,7 +11,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 from indexer import atomic, store, thumbnails
@@ -63,7 +62,7 @@ def _check_index(catalog: Catalog, vset, index_dir: Path, report: CheckReport) -
         report.problems.append(f"{vset.name} index file {path.name} (or its statistics) is missing or stale")
         return
     try:
-        index = store.read_index(path, vset).index
+        loaded = store.read_index(path, vset)
     except store.DamagedIndexFile as exc:
         report.problems.append(
             f"{vset.name} index file {path.name} is damaged: {exc}; searching rebuilds it "
@@ -71,15 +70,15 @@ def _check_index(catalog: Catalog, vset, index_dir: Path, report: CheckReport) -
         )
         return
     ids = catalog.vector_ids(vset.id)
-    indexed = np.sort(faiss.vector_to_array(index.id_map))
-    if index.d != vset.dim or not np.array_equal(indexed, ids):
+    indexed = loaded.ids
+    if loaded.index.d != vset.dim or not np.array_equal(indexed, ids):
         report.problems.append(
-            f"{vset.name} index file holds {index.ntotal} vectors, the catalog "
+            f"{vset.name} index file holds {loaded.index.ntotal} vectors, the catalog "
             f"{len(ids)} ({len(np.setdiff1d(ids, indexed))} missing, "
             f"{len(np.setdiff1d(indexed, ids))} unknown)"
         )
     for stray in index_dir.glob(f"{vset.name}-*"):
-        if stray.name not in (path.name, store.stats_path(path).name):
+        if stray.name not in (path.name, store.stats_path(path).name) and not stray.name.startswith(path.name + "."):
             report.notes.append(f"stale index file {stray.name}")
 
 
@@ -168,7 +167,7 @@ def repair_library(data: DataDir) -> CheckReport:
 def _repair(catalog: Catalog, data: DataDir) -> CheckReport:
     report = CheckReport()
     for vset in _vector_sets(catalog):
-        store.build_from_catalog(catalog, vset, 4 << 30).save(data.index_dir)
+        store.build_from_catalog(catalog, vset, 4 << 30, data.index_dir).save(data.index_dir)
         store.remove_stale(data.index_dir, vset)
         report.repaired.append(f"rebuilt the {vset.name} index from {catalog.vector_count(vset.id)} vectors")
     for tmp in data.index_dir.glob(atomic.TEMP_GLOB):

@@ -24,6 +24,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from indexer import ondisk_index
 from indexer.atomic import atomic_write
 from indexer.catalog import Catalog, VectorSetInfo
 from indexer.files import sha256_file
@@ -35,6 +36,7 @@ SUBSET_EXACT_LIMIT = 50_000  # a filter leaving at most this many clips is searc
 HNSW_M = 32  # graph degree
 HNSW_EF_SEARCH = 128  # recall@10 vs latency at 1M: bench/RESULTS.md
 HNSW_EF_CONSTRUCTION = 80
+ONDISK_NPROBE = 64  # on-disk IVF: lists visited per query (recall vs latency: bench/big_index.py)
 
 # Exact search over many queries at once is ~10x slower with faiss 1.15's default BLAS threshold.
 faiss.cvar.distance_compute_blas_threshold = 7680
@@ -60,6 +62,9 @@ def index_bytes(spec: IndexSpec, count: int, dim: int) -> int:
         code = dim if spec.factory.endswith("SQ8") else 4 * dim
         graph = count * (2 * HNSW_M * 4 + 16)  # level 0 holds 2M neighbours; upper levels ~1/M of it
         return count * code + graph + ids
+    if ondisk_index.is_on_disk(spec.factory):  # resident: quantizer (+ its graph), OPQ and PQ tables
+        nlist = int(spec.factory.split("IVF", 1)[1].split("_")[0])
+        return nlist * (4 * dim + 2 * HNSW_M * 4 + 16) + 4 * dim * dim + 256 * 4 * dim
     m = int(spec.factory.rsplit("PQ", 1)[1].split("x")[0])
     return count * m + ids
 
@@ -70,7 +75,8 @@ def choose_index_spec(count: int, dim: int, memory_budget: int) -> IndexSpec:
     exact (Flat)          up to EXACT_LIMIT vectors: perfect recall, ~2 ms
     HNSW32 (full floats)  if it fits: recall@10 >= 0.95 at a few ms even at 1M
     HNSW32,SQ8            8-bit scalar codes, 4x smaller, recall close to full floats
-    IVF-PQ                when nothing else fits: compact, lower recall
+    on-disk IVF-PQ        when nothing else fits: codes and exact vectors in memory-mapped files,
+                          candidates re-ranked exactly (`,RFlat`), see indexer/ondisk_index.py
     """
     candidates = [IndexSpec("Flat")] if count <= EXACT_LIMIT else []
     candidates += [
@@ -80,9 +86,17 @@ def choose_index_spec(count: int, dim: int, memory_budget: int) -> IndexSpec:
     for spec in candidates:
         if index_bytes(spec, count, dim) <= memory_budget:
             return spec
-    nlist = max(1, min(65536, 2 ** round(math.log2(4 * math.sqrt(max(count, 1))))))
-    fitting = [m for m in (64, 32, 16, 8) if dim % m == 0 and count * m <= memory_budget]
-    return IndexSpec(f"IVF{nlist}_HNSW32,PQ{fitting[0] if fitting else 8}", nprobe=32)
+    return ondisk_spec(count, dim)
+
+
+def ondisk_spec(count: int, dim: int) -> IndexSpec:
+    """IVF over ~sqrt(N) lists (k-means cost grows with lists squared), 8-dim PQ cells, re-ranked exactly.
+
+    No OPQ: on clustered vectors it left recall@10 as it was (0.913 vs 0.914 at 30k, RESULTS.md)
+    for 8x the training time; the exact re-rank, not the codes, decides the final order."""
+    nlist = max(64, min(65536, 2 ** round(math.log2(math.sqrt(max(count, 1))))))
+    m = next((m for m in (dim // 8, dim // 4, dim // 2) if m and dim % m == 0), dim)
+    return IndexSpec(f"IVF{nlist}_HNSW32,PQ{m}{ondisk_index.REFINE_SUFFIX}", nprobe=ONDISK_NPROBE)
 
 
 def build_index(ids: np.ndarray, vectors: np.ndarray, spec: IndexSpec) -> faiss.Index:
@@ -130,7 +144,7 @@ def remove_stale(index_dir: Path, vset: VectorSetInfo) -> None:
     current = index_path(index_dir, vset)
     keep = {current.name, stats_path(current).name}
     for old in index_dir.glob(f"{vset.name}-*"):
-        if old.name not in keep:
+        if old.name not in keep and not old.name.startswith(current.name + "."):  # + on-disk data files
             old.unlink(missing_ok=True)
 
 
@@ -242,9 +256,13 @@ class LoadedIndex:
     stats: ScoreStats
     spec: IndexSpec
     from_file: bool  # False when it was built or brought up to date from the catalog
+    disk: ondisk_index.OnDiskIndex | None = None  # the on-disk type: its mapped lists and exact vectors
 
     def __post_init__(self):
-        self.ids = np.sort(faiss.vector_to_array(self.index.id_map).astype(np.int64))
+        if self.disk is not None:
+            self.ids = self.disk.ids
+        else:
+            self.ids = np.sort(faiss.vector_to_array(self.index.id_map).astype(np.int64))
         self._searcher = _on_gpus(self.index) if self.spec.factory == "Flat" else self.index
 
     def save(self, index_dir: Path) -> None:
@@ -258,6 +276,8 @@ class LoadedIndex:
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """The indexed vectors of `ids` (all must be present)."""
+        if self.disk is not None:
+            return self.disk.vectors(ids)
         return self.index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
 
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None):
@@ -268,10 +288,12 @@ class LoadedIndex:
         """
         query = query.reshape(1, -1).astype(np.float32)
         if allowed is not None and len(allowed) <= SUBSET_EXACT_LIMIT:
-            allowed = np.intersect1d(allowed, self.ids)
+            allowed = self.disk.present(allowed) if self.disk is not None else np.intersect1d(allowed, self.ids)
             scores = self.vectors(allowed) @ query[0] if len(allowed) else np.empty(0, np.float32)
             top = np.argsort(-scores, kind="stable")[:k]
             return scores[top], allowed[top]
+        if self.disk is not None:
+            return self.disk.search(query, k, self.spec.nprobe or ONDISK_NPROBE, allowed)
         params = _search_params(self.spec, allowed)
         k = max(1, min(k, self.index.ntotal))
         searcher = self.index if params is not None else self._searcher  # GPU copies search unfiltered
@@ -305,13 +327,30 @@ def _search_params(spec: IndexSpec, allowed: np.ndarray | None):
     return None if selector is None else faiss.SearchParameters(sel=selector)
 
 
-def build_from_catalog(catalog: Catalog, vset: VectorSetInfo, memory_budget: int) -> LoadedIndex:
+def build_from_catalog(
+    catalog: Catalog, vset: VectorSetInfo, memory_budget: int, index_dir: Path | None = None
+) -> LoadedIndex:
+    """A fresh index of the catalog's vectors; the on-disk type streams them into files in `index_dir`."""
+    spec = choose_index_spec(catalog.vector_count(vset.id), vset.dim, memory_budget)
+    if ondisk_index.is_on_disk(spec.factory):
+        return _build_on_disk(catalog, vset, spec, index_dir)
     ids, vectors = catalog.load_vectors(vset.id, vset.dim)
-    spec = choose_index_spec(len(ids), vset.dim, memory_budget)
     return LoadedIndex(build_index(ids, vectors, spec), vset, ScoreStats.of(vectors), spec, from_file=False)
 
 
-def catch_up(loaded: LoadedIndex, catalog: Catalog, vset: VectorSetInfo, memory_budget: int) -> LoadedIndex:
+def _build_on_disk(catalog: Catalog, vset: VectorSetInfo, spec: IndexSpec, index_dir: Path | None) -> LoadedIndex:
+    if index_dir is None:
+        raise ValueError(f"the {vset.name} index ({spec.factory}) lives on disk: it needs an index directory")
+    stats = ScoreStats(0, np.zeros(vset.dim), np.zeros((vset.dim, vset.dim)))
+    chunks = catalog.iter_vectors(vset.id, vset.dim)
+    index, _, _ = ondisk_index.build(chunks, vset.dim, spec.factory, index_path(index_dir, vset), stats.add)
+    disk = ondisk_index.OnDiskIndex.open_built(index, index_path(index_dir, vset), vset.dim)
+    return LoadedIndex(index, vset, stats, spec, from_file=False, disk=disk)
+
+
+def catch_up(
+    loaded: LoadedIndex, catalog: Catalog, vset: VectorSetInfo, memory_budget: int, index_dir: Path | None = None
+) -> LoadedIndex:
     """An index for the current version of `vset` from one built for an older version, incrementally if it can.
 
     New vectors are added; removed ones are dropped (Flat) — an HNSW graph cannot drop nodes, so
@@ -323,8 +362,10 @@ def catch_up(loaded: LoadedIndex, catalog: Catalog, vset: VectorSetInfo, memory_
     gone = np.setdiff1d(loaded.ids, current, assume_unique=True)
     spec = choose_index_spec(len(current), vset.dim, memory_budget)
     removable = loaded.spec.factory == "Flat" or len(gone) == 0
+    if loaded.disk is not None:  # rebuilt beside itself: its files stay for searches still reading them
+        return build_from_catalog(catalog, vset, memory_budget, index_dir or loaded.disk.files.lists.parent)
     if spec != loaded.spec or not removable or len(new) + len(gone) > len(current):
-        return build_from_catalog(catalog, vset, memory_budget)
+        return build_from_catalog(catalog, vset, memory_budget, index_dir)
     index = faiss.clone_index(loaded.index)
     stats = ScoreStats(loaded.stats.count, loaded.stats.total.copy(), loaded.stats.outer.copy())
     if len(gone):
@@ -350,15 +391,22 @@ def latest_file(index_dir: Path, vset: VectorSetInfo) -> Path | None:
 def read_index(path: Path, vset: VectorSetInfo) -> LoadedIndex:
     """A verified index file (see `verify_files`); DamagedIndexFile if it cannot be trusted."""
     stats, spec = verify_files(path, vset.dim)
+    disk = None
     try:
-        index = faiss.read_index(str(path))
+        if ondisk_index.is_on_disk(spec.factory):
+            disk = ondisk_index.OnDiskIndex.open(path, vset.dim)
+            index = disk.index
+        else:
+            index = faiss.read_index(str(path))
     except RuntimeError as exc:  # checksum right but faiss refuses it: still a file to rebuild
         raise DamagedIndexFile(f"faiss cannot read it: {str(exc).strip().splitlines()[0]}") from exc
+    except ValueError as exc:  # an on-disk index's data files are missing or cut short
+        raise DamagedIndexFile(str(exc)) from exc
     if index.d != vset.dim or index.ntotal != stats.count:
         raise DamagedIndexFile(
             f"it holds {index.ntotal} {index.d}-d vectors, its statistics {stats.count} {vset.dim}-d ones"
         )
-    return LoadedIndex(index, vset, stats, spec, from_file=True)
+    return LoadedIndex(index, vset, stats, spec, from_file=True, disk=disk)
 
 
 def index_file_problem(index_dir: Path, vset: VectorSetInfo) -> str | None:
@@ -427,7 +475,7 @@ def open_index(catalog: Catalog, vset: VectorSetInfo, index_dir: Path, memory_bu
     older = latest_file(index_dir, vset)
     if older is not None and older != path:
         try:
-            return catch_up(read_index(older, vset), catalog, vset, memory_budget)
+            return catch_up(read_index(older, vset), catalog, vset, memory_budget, index_dir)
         except DamagedIndexFile as exc:  # the catalog has it all
             log.warning("rebuilding %s from the catalog: it is damaged: %s", older.name, exc)
-    return build_from_catalog(catalog, vset, memory_budget)
+    return build_from_catalog(catalog, vset, memory_budget, index_dir)

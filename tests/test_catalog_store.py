@@ -124,8 +124,11 @@ def test_index_type_is_a_pure_function_of_count_dim_and_budget():
     assert store.choose_index_spec(1_000_000, 768, 4 * gib).factory == "HNSW32"  # 3.3 GB
     assert store.choose_index_spec(1_000_000, 768, 2 * gib).factory == "HNSW32,SQ8"
     small = store.choose_index_spec(10_000_000, 768, 2 * gib)
-    assert small.factory.startswith("IVF") and small.nprobe == 32
+    assert small == store.IndexSpec("IVF4096_HNSW32,PQ96,RFlat", nprobe=store.ONDISK_NPROBE)  # on disk
     assert store.index_bytes(small, 10_000_000, 768) <= 2 * gib
+    assert store.choose_index_spec(10_000_000, 384, 2 * gib).factory == "IVF4096_HNSW32,PQ48,RFlat"
+    assert store.choose_index_spec(30_000, 64, 1 << 20).factory == "IVF128_HNSW32,PQ8,RFlat"
+    assert store.choose_index_spec(1_000_000, 384, gib).factory == "HNSW32,SQ8"  # 0.7 GB still fits in RAM
     for count, dim, budget in [(5, 8, 1), (30_000, 384, gib), (2_000_000, 1408, 8 * gib)]:
         spec = store.choose_index_spec(count, dim, budget)
         assert spec == store.choose_index_spec(count, dim, budget)
