@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 
 def rss_kib() -> int:
@@ -50,29 +51,9 @@ def build(impl: str, variant: str):
 
         model = VideoMAE2Pretrain(cfg).init_random_(0)
         return model, cfg, lambda clips, hidden, decoded: pretrain_loss(model, clips, hidden, decoded)
-    from transformers import VideoMAEConfig, VideoMAEForPreTraining
+    from hf_reference import hf_pretraining_model  # tests/: the same transformers model the parity tests use
 
-    e = cfg.encoder
-    hf = VideoMAEForPreTraining(
-        VideoMAEConfig(
-            image_size=e.img_size,
-            patch_size=e.patch_size,
-            num_frames=e.num_frames,
-            tubelet_size=e.tubelet_size,
-            hidden_size=e.embed_dim,
-            num_hidden_layers=e.depth,
-            num_attention_heads=e.num_heads,
-            intermediate_size=e.mlp_hidden,
-            decoder_hidden_size=cfg.decoder_dim,
-            decoder_num_hidden_layers=cfg.decoder_depth,
-            decoder_num_attention_heads=cfg.decoder_heads,
-            decoder_intermediate_size=int(cfg.decoder_dim * cfg.decoder_mlp_ratio),
-            layer_norm_eps=1e-6,
-            qkv_bias=True,
-            use_mean_pooling=False,
-            norm_pix_loss=True,
-        )
-    )
+    hf = hf_pretraining_model(cfg).train()
     mean = torch.tensor(cfg.mean).view(1, 3, 1, 1, 1)
     std = torch.tensor(cfg.std).view(1, 3, 1, 1, 1)
 

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,24 @@ needs_unshare = pytest.mark.skipif(
     not shutil.which("unshare") or not can_unshare(),
     reason="needs `unshare --mount` (root) to make a read-only or full data dir",
 )
+
+
+def open_at_once(url: str, openers: int) -> tuple[list, list[str]]:
+    """`openers` threads open the catalog at `url` at the same moment: (the open catalogs, errors)."""
+    from indexer.catalog import Catalog
+
+    barrier, errors, catalogs = threading.Barrier(openers), [], []
+
+    def open_one():
+        barrier.wait()
+        try:
+            catalogs.append(Catalog(url).open())
+        except Exception as exc:
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=open_one) for _ in range(openers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return catalogs, errors

@@ -173,26 +173,14 @@ def test_a_new_catalog_opened_by_several_connections_at_once_is_created_once(tmp
     """`index` and `serve` (or a watch) may open a data dir's catalog before it exists, at the same moment:
     each must get the one catalog, writable, with one schema row, never "no such table" or a read-only
     fallback."""
-    from indexer.catalog import Catalog
+    from helpers import open_at_once
+
     from indexer.schema import SCHEMA_VERSION
 
     openers = 4
     for attempt in range(30):
         url = f"sqlite:///{tmp_path / f'catalog-{attempt}.db'}"
-        barrier, errors, catalogs = threading.Barrier(openers), [], []
-
-        def open_one(url=url, barrier=barrier, errors=errors, catalogs=catalogs):
-            barrier.wait()
-            try:
-                catalogs.append(Catalog(url).open())
-            except Exception as exc:
-                errors.append(repr(exc))
-
-        threads = [threading.Thread(target=open_one) for _ in range(openers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        catalogs, errors = open_at_once(url, openers)
         assert errors == []
         assert [c.read_only for c in catalogs] == [False] * openers
         assert {c.get_meta("schema_version") for c in catalogs} == {str(SCHEMA_VERSION)}

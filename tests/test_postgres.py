@@ -9,10 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 
 import pytest
-from helpers import ROOT, cli_in_process, index, search
+from helpers import ROOT, cli_in_process, index, open_at_once, search
 
 from app.search import SearchService
 from indexer.catalog import Catalog
@@ -99,20 +98,7 @@ def test_a_new_postgresql_catalog_opened_by_several_connections_at_once_is_creat
     openers = 4
     for _ in range(3):
         url = postgres.new_database()
-        barrier, errors, catalogs = threading.Barrier(openers), [], []
-
-        def open_one(url=url, barrier=barrier, errors=errors, catalogs=catalogs):
-            barrier.wait()
-            try:
-                catalogs.append(Catalog(url).open())
-            except Exception as exc:
-                errors.append(repr(exc))
-
-        threads = [threading.Thread(target=open_one) for _ in range(openers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        catalogs, errors = open_at_once(url, openers)
         assert errors == []
         assert {c.get_meta("schema_version") for c in catalogs} == {str(SCHEMA_VERSION)}
         for c in catalogs:
