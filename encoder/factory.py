@@ -11,7 +11,7 @@ import torch
 
 from encoder.errors import ConfigError, WeightsError
 from encoder.preprocess import VideoPreprocess, normalize_clips, resize_clips, to_device
-from encoder.runtime import Runtime, pick_runtime
+from encoder.runtime import Runtime
 from encoder.tower import FromSpec
 from encoder.videomae2 import VideoMAE2, checkpoint_filter_fn, load_filtered_state, variant_config
 from encoder.videomae2_weights import resolve_videomae2_weights
@@ -152,12 +152,10 @@ class VideoEncoderSpec:
         """The encoder on the runtime picked from the arguments (`encoder.runtime.pick_runtime`); a converted
         runtime's model is cached under `cache_dir` (see `encoder.openvino_runtime`)."""
         verify_weights(self.weights)  # the checksum named at resolve time may come from a cache
-        runtime = pick_runtime(device, precision, backend)
-        if runtime.backend == "openvino":
-            from encoder.openvino_runtime import load_or_fall_back
+        from encoder.openvino_runtime import load_on_runtime  # openvino is imported only where it runs
 
-            return load_or_fall_back(runtime, lambda: self._load_openvino(runtime, cache_dir), self._load_torch)
-        return self._load_torch(runtime)
+        converted = lambda runtime: self._load_openvino(runtime, cache_dir)  # noqa: E731
+        return load_on_runtime(self._load_torch, converted, device, precision, backend)
 
     def probe_shape(self, batch: int = 2) -> tuple[int, ...]:
         """The shape of a batch of clips as the converted model takes them: (B, T, S, S, 3)."""

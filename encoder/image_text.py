@@ -252,12 +252,10 @@ class ImageTextTowerSpec:
         """The tower on the runtime picked from the arguments (`encoder.runtime.pick_runtime`); a converted
         runtime's models are cached under `cache_dir` (see `encoder.openvino_runtime`)."""
         verify_weights(self.weights)  # the checksum named at resolve time may come from a cache
-        runtime = pick_runtime(device, precision, backend)
-        if runtime.backend == "openvino":
-            from encoder.openvino_runtime import load_or_fall_back
+        from encoder.openvino_runtime import load_on_runtime  # openvino is imported only where it runs
 
-            return load_or_fall_back(runtime, lambda: self._load_openvino(runtime, cache_dir), self._load_torch)
-        return self._load_torch(runtime)
+        converted = lambda runtime: self._load_openvino(runtime, cache_dir)  # noqa: E731
+        return load_on_runtime(self._load_torch, converted, device, precision, backend)
 
     def _load_openvino(self, runtime: Runtime, cache_dir: Path | None) -> ConvertedImageTextTower:
         import open_clip

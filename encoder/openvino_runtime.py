@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from encoder.errors import EncoderError
-from encoder.runtime import Runtime, cpu_has_fast_bf16
+from encoder.runtime import Runtime, cpu_has_fast_bf16, pick_runtime
 from indexer.atomic import fsync_directory, fsync_file, write_text_atomic
 
 MIN_COSINE = 0.9999  # per probe row, against PyTorch fp32
@@ -236,3 +236,13 @@ def probe_batch(shape: tuple[int, ...]) -> torch.Tensor:
 def probe_clips(shape: tuple[int, ...]) -> torch.Tensor:
     """A fixed pseudo-random batch of uint8 pixels (the same in every process), for parts taking raw clips."""
     return torch.randint(0, 256, shape, generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+
+
+def load_on_runtime(load_torch, load_converted, device: str, precision: str, backend: str):
+    """A tower on the runtime picked from the arguments (`pick_runtime`): `load_converted(runtime)` for a
+    converted runtime, which falls back to `load_torch` when the conversion is not faithful
+    (`load_or_fall_back`); else `load_torch(runtime)`."""
+    runtime = pick_runtime(device, precision, backend)
+    if runtime.backend == "openvino":
+        return load_or_fall_back(runtime, lambda: load_converted(runtime), load_torch)
+    return load_torch(runtime)
