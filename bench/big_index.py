@@ -70,6 +70,8 @@ def exact_top(rows: np.ndarray, queries: np.ndarray) -> np.ndarray:
 
 def build(args, index_file: Path) -> dict:
     spec = store.ondisk_spec(args.count, args.dim)  # what choose_index_spec picks once nothing fits in RAM
+    if args.factory:
+        spec = store.IndexSpec(args.factory, nprobe=spec.nprobe)
     chosen = store.choose_index_spec(args.count, args.dim, args.budget)
     t = time.perf_counter()
     data = chunks(args.count, args.dim, args.clusters, args.noise)
@@ -123,7 +125,8 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=2 << 30, help="memory budget in bytes (default 2 GiB)")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--nprobe", type=int, nargs="+", default=[32, 64])
-    parser.add_argument("--refine", type=int, nargs="+", default=[16, 64], help="candidates re-ranked per result")
+    parser.add_argument("--refine", type=int, nargs="+", default=[128, 256], help="candidates re-ranked per result")
+    parser.add_argument("--factory", help="an on-disk FAISS factory string instead of ondisk_spec's (screens)")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/ivf16-bench"))
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     parser.add_argument("--search-only", action="store_true", help=argparse.SUPPRESS)

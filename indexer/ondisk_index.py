@@ -9,12 +9,14 @@ holding all vectors in memory:
    merged into one `OnDiskInvertedLists` file (`faiss.contrib.ondisk.merge_ondisk`, the FAISS recipe
    for billion-scale indexes);
 4. a search takes `REFINE_FACTOR * k` candidates from the codes and re-ranks them with the exact
-   vectors read from the memory-mapped rows: the re-ranking of FAISS's `IndexRefineFlat` (factory
+   vectors read from the rows file (`RowsFile`: one positioned read a row, no mapping): the re-ranking of FAISS's `IndexRefineFlat` (factory
    suffix `,RFlat`, which the spec names), done here because IndexRefine wants positional ids under an
    IndexIDMap2 (a hash map of every id in RAM) and a flat index that FAISS serialises from RAM.
 
 What stays resident is the coarse quantizer, the OPQ matrix and the PQ tables (~0.05 GiB at 1M);
-the lists and rows are pages of mapped files that the kernel loads on demand and may drop again.
+the lists are pages of a mapped file that the kernel loads on demand and may drop again, and the rows
+are read into a buffer the size of one query's candidates, so the rows file (4 * dim bytes a vector,
+the largest by far) never becomes part of the process.
 
 Files of one index (`<name>.faiss` is `store.index_path`): `<name>.faiss` itself (quantizer, OPQ, PQ
 and the name of its lists file; renamed into place last, so it is the commit point), and beside it
@@ -25,7 +27,7 @@ faiss-gpu, when it sees GPUs, trains the coarse quantizer and assigns vectors to
 
 from __future__ import annotations
 
-import mmap
+import os
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,7 +40,10 @@ from faiss.contrib.ondisk import merge_ondisk
 from indexer.atomic import atomic_write, fsync_file, temp_path
 
 REFINE_SUFFIX = ",RFlat"  # factory suffix of the on-disk type: exact re-ranking (FAISS IndexRefineFlat)
-REFINE_FACTOR = 64  # candidates re-ranked exactly per result: recall@10 0.950 at 1M (16: 0.900), RESULTS.md
+# candidates re-ranked exactly per result. On clustered vectors with ~2,000 a list, recall@10 was
+# 0.867 / 0.942 / 0.992 with 64 / 128 / 256 (1M in 512 clusters, PQ48), and 0.988 at 10M with 256
+# (bench/RESULTS.md); PQ96 codes needed half the candidates for the same recall, at twice the scan time
+REFINE_FACTOR = 256
 SHARD_ROWS = 250_000  # vectors added per shard: what is held in RAM while filling (~0.4 GB at 384-d)
 TRAIN_PER_LIST = 32  # training sample per inverted list (FAISS warns below 39; 32 keeps k-means cheap)
 TRAIN_MIN = 65_536  # and at least this many, for the PQ and OPQ codebooks
@@ -77,13 +82,37 @@ def ivf_of(index: faiss.Index) -> faiss.IndexIVFPQ:
     return faiss.downcast_index(faiss.extract_index_ivf(index))
 
 
+class RowsFile:
+    """The exact float32 rows of an index, read a few at a time at random positions.
+
+    Positioned reads, not a memory map: a mapped 15 GB file grows the process's resident set by every
+    page the kernel reads around a touched row, and `MADV_RANDOM` on numpy's map did not stop that at
+    10M (bench/RESULTS.md). Read-ahead is off for the file, since no two candidates are neighbours."""
+
+    def __init__(self, path: Path, dim: int):
+        self.path, self.dim, self.row_bytes = path, dim, 4 * dim
+        self._file = open(path, "rb", buffering=0)  # closed with this object
+        os.posix_fadvise(self._file.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
+
+    def read(self, positions: np.ndarray) -> np.ndarray:
+        """Rows at `positions` (ascending reads in file order, the rows returned in the given order)."""
+        order = np.argsort(positions, kind="stable")
+        out = np.empty((len(positions), self.dim), np.float32)
+        view, fd, size = memoryview(out).cast("B"), self._file.fileno(), self.row_bytes
+        for i in order.tolist():
+            got = os.preadv(fd, [view[i * size : (i + 1) * size]], int(positions[i]) * size)
+            if got != size:
+                raise ValueError(f"{self.path.name} ends before row {positions[i]}")
+        return out
+
+
 @dataclass
 class OnDiskIndex:
-    """A searchable on-disk index: the FAISS index (lists mapped from disk) and the mapped exact rows."""
+    """A searchable on-disk index: the FAISS index (lists mapped from disk) and the exact rows' file."""
 
     index: faiss.Index  # IndexPreTransform(OPQ) over IndexIVFPQ, or the IndexIVFPQ itself
     ids: np.ndarray  # (n,) sorted clip ids; row i of `rows` is clip ids[i]
-    rows: np.ndarray  # (n, dim) float32, memory-mapped
+    rows: RowsFile  # (n, dim) float32
     files: DataFiles
 
     @classmethod
@@ -101,14 +130,14 @@ class OnDiskIndex:
         ids = np.load(files.ids, mmap_mode="r")
         if files.vectors.stat().st_size != len(ids) * dim * 4 or len(ids) != index.ntotal:
             raise ValueError(f"{files.vectors.name} does not hold the {index.ntotal} {dim}-d rows of {index_file.name}")
-        rows = np.memmap(files.vectors, dtype=np.float32, mode="r", shape=(len(ids), dim))
-        if len(ids):  # rows are read a few at a time at random: the kernel's read-ahead would map whole spans
-            rows._mmap.madvise(mmap.MADV_RANDOM)
-        return cls(index, ids, rows, files)
+        # FAISS starts 32 threads a search to touch the lists' pages first: on 2 cores that cost ~3 ms a
+        # query for pages already cached (prefetch_nthread 0: 1.9 ms at nprobe 1 instead of 4.9)
+        faiss.downcast_InvertedLists(ivf_of(index).invlists).prefetch_nthread = 0
+        return cls(index, ids, RowsFile(files.vectors, dim), files)
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """The exact vectors of `ids` (all must be present)."""
-        return np.asarray(self.rows[np.searchsorted(self.ids, np.asarray(ids, dtype=np.int64))])
+        return self.rows.read(np.searchsorted(self.ids, np.asarray(ids, dtype=np.int64)))
 
     def present(self, ids: np.ndarray) -> np.ndarray:
         """The sorted unique ids of `ids` that are indexed."""
@@ -126,7 +155,7 @@ class OnDiskIndex:
         params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
         wanted = max(1, min(k * refine, self.index.ntotal))
         _, candidates = ivf.search(transform(self.index, query), wanted, params=params)
-        candidates = np.sort(candidates[0][candidates[0] >= 0])  # sorted: the mapped rows are read in file order
+        candidates = np.sort(candidates[0][candidates[0] >= 0])  # equal scores rank by clip id
         scores = self.vectors(candidates) @ query[0]
         top = np.argsort(-scores, kind="stable")[:k]
         return scores[top], candidates[top]
