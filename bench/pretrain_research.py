@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--objective", default="mae", choices=["mae", "nce", "mae+nce"])
     p.add_argument("--nce-weight", type=float, default=1.0)
     p.add_argument("--temperature", type=float, default=0.1)
+    p.add_argument("--jitter", type=float, default=0.2, help="colour gain/offset strength of the views")
+    p.add_argument("--permute", action="store_true", help="views also permute the colour channels")
     p.add_argument("--no-reversed-negatives", action="store_true", help="(nearby positives only)")
     p.add_argument(
         "--positive",
@@ -176,18 +178,22 @@ def main(argv: list[str] | None = None) -> int:
             def embed_01(x: torch.Tensor) -> torch.Tensor:
                 return embed(model, normalize_input(x, model.cfg), args.pooling)
 
-            parts["nce"] = clip_contrastive_loss(embed_01, clips, gen, args.temperature)
+            parts["nce"] = clip_contrastive_loss(embed_01, clips, gen, args.temperature, args.jitter, args.permute)
             loss = loss + args.nce_weight * parts["nce"]
         elif "nce" in args.objective:
             # the positive: a nearby window of the same video (+-16 source frames), its own crop, same flip
             shift = torch.randint(-16, 17, (B,), generator=gen)
             start2 = (start + shift).clamp(0, videos.shape[1] - SPAN + INTERVAL - 1)
             view2 = crop_flip(windows(videos, video, start2), gen, flip)
-            a = embed(model, normalize_input(appearance_jitter(clips, gen), model.cfg), args.pooling)
-            b = embed(model, normalize_input(appearance_jitter(view2, gen), model.cfg), args.pooling)
+
+            def jitter(x: torch.Tensor) -> torch.Tensor:
+                return appearance_jitter(x, gen, args.jitter, args.permute)
+
+            a = embed(model, normalize_input(jitter(clips), model.cfg), args.pooling)
+            b = embed(model, normalize_input(jitter(view2), model.cfg), args.pooling)
             neg = None
             if not args.no_reversed_negatives:
-                backwards = reverse_time(appearance_jitter(clips, gen))
+                backwards = reverse_time(jitter(clips))
                 neg = embed(model, normalize_input(backwards, model.cfg), args.pooling)
             parts["nce"] = info_nce(a, b, neg, args.temperature)
             loss = loss + args.nce_weight * parts["nce"]

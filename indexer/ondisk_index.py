@@ -9,9 +9,10 @@ holding all vectors in memory:
    merged into one `OnDiskInvertedLists` file (`faiss.contrib.ondisk.merge_ondisk`, the FAISS recipe
    for billion-scale indexes);
 4. a search takes `REFINE_FACTOR * k` candidates from the codes and re-ranks them with the exact
-   vectors read from the rows file (`RowsFile`: one positioned read a row, no mapping): the re-ranking of FAISS's `IndexRefineFlat` (factory
-   suffix `,RFlat`, which the spec names), done here because IndexRefine wants positional ids under an
-   IndexIDMap2 (a hash map of every id in RAM) and a flat index that FAISS serialises from RAM.
+   vectors read from the rows file (`RowsFile`: one positioned read a row, no mapping): the re-ranking
+   of FAISS's `IndexRefineFlat` (factory suffix `,RFlat`, which the spec names), done here because
+   IndexRefine wants positional ids under an IndexIDMap2 (a hash map of every id in RAM) and a flat
+   index that FAISS serialises from RAM.
 
 What stays resident is the coarse quantizer, the OPQ matrix and the PQ tables (~0.05 GiB at 1M);
 the lists are pages of a mapped file that the kernel loads on demand and may drop again, and the rows
@@ -89,10 +90,15 @@ class RowsFile:
     page the kernel reads around a touched row, and `MADV_RANDOM` on numpy's map did not stop that at
     10M (bench/RESULTS.md). Read-ahead is off for the file, since no two candidates are neighbours."""
 
-    def __init__(self, path: Path, dim: int):
+    def __init__(self, path: Path, dim: int, file):
         self.path, self.dim, self.row_bytes = path, dim, 4 * dim
-        self._file = open(path, "rb", buffering=0)  # closed with this object
-        os.posix_fadvise(self._file.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
+        self._file = file  # an unbuffered binary file, open as long as this object lives
+
+    @classmethod
+    def open(cls, path: Path, dim: int) -> RowsFile:
+        file = open(path, "rb", buffering=0)  # noqa: SIM115 - held open for the index's lifetime, closed with it
+        os.posix_fadvise(file.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
+        return cls(path, dim, file)
 
     def read(self, positions: np.ndarray) -> np.ndarray:
         """Rows at `positions` (ascending reads in file order, the rows returned in the given order)."""
@@ -133,7 +139,7 @@ class OnDiskIndex:
         # FAISS starts 32 threads a search to touch the lists' pages first: on 2 cores that cost ~3 ms a
         # query for pages already cached (prefetch_nthread 0: 1.9 ms at nprobe 1 instead of 4.9)
         faiss.downcast_InvertedLists(ivf_of(index).invlists).prefetch_nthread = 0
-        return cls(index, ids, RowsFile(files.vectors, dim), files)
+        return cls(index, ids, RowsFile.open(files.vectors, dim), files)
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """The exact vectors of `ids` (all must be present)."""

@@ -59,6 +59,16 @@ def test_appearance_jitter_is_the_same_for_every_frame_and_seeded():
     assert out.min() >= 0 and out.max() <= 1
 
 
+def test_appearance_jitter_keeps_the_channel_order_unless_asked_to_permute():
+    clips = torch.rand(4, 3, 2, 3, 3, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(appearance_jitter(clips, torch.Generator().manual_seed(1), strength=0.0), clips)
+    permuted = appearance_jitter(clips, torch.Generator().manual_seed(1), strength=0.0, permute=True)
+    assert not torch.equal(permuted, clips)  # some clip of the four had its channels reordered
+    for b in range(4):  # ...and every clip's channels are its own, reordered
+        rows = sorted(tuple(c.flatten().tolist()) for c in permuted[b])
+        assert rows == sorted(tuple(c.flatten().tolist()) for c in clips[b])
+
+
 def test_mae_plus_nce_is_the_reconstruction_loss_plus_the_weighted_contrastive_term():
     from encoder.contrastive import clip_contrastive_loss
     from encoder.masking import MaskSpec, make_masks
