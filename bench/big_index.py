@@ -100,6 +100,7 @@ def search(args, index_file: Path) -> dict:
     truth = np.load(args.dir / "truth.npy")  # scanned by the parent: this process maps only what searches touch
     out = {"before": before, "opened": opened, "runs": []}
     default_threads = faiss.omp_get_max_threads()
+    out["split_first"] = split_times(disk, queries, args.nprobe[0], args.refine[-1])  # pages not yet touched
     for threads, nprobe, refine in itertools.product((default_threads, 1), args.nprobe, args.refine):
         faiss.omp_set_num_threads(threads)
         disk.search(queries[0], K, nprobe)  # first touch of the quantizer
@@ -113,7 +114,28 @@ def search(args, index_file: Path) -> dict:
         # memory after searching: includes the pages of the mapped files the searches touched
         run = {"threads": threads, "nprobe": nprobe, "refine": refine, "recall": recall, "p50": p50, "p95": p95}
         out["runs"].append({**run, "rss": rss()})
+    out["split_last"] = split_times(disk, queries, args.nprobe[0], args.refine[-1])  # after every search above
     return out
+
+
+def split_times(disk: ondisk_index.OnDiskIndex, queries: np.ndarray, nprobe: int, refine: int) -> dict:
+    """p50 ms of a search's two halves, one thread: the candidates from the codes, and reading their rows."""
+    faiss.omp_set_num_threads(1)
+    ivf, params = ondisk_index.ivf_of(disk.index), faiss.SearchParametersIVF(nprobe=nprobe)
+    codes, rows = [], []
+    for q in queries:
+        t = time.perf_counter()
+        _, candidates = ivf.search(ondisk_index.transform(disk.index, q[None]), K * refine, params=params)
+        t_codes = time.perf_counter()
+        disk.vectors(np.sort(candidates[0][candidates[0] >= 0]))
+        codes.append((t_codes - t) * 1000)
+        rows.append((time.perf_counter() - t_codes) * 1000)
+    return {
+        "nprobe": nprobe,
+        "refine": refine,
+        "codes_p50": float(np.median(codes)),
+        "rows_p50": float(np.median(rows)),
+    }
 
 
 def main() -> None:
@@ -151,6 +173,8 @@ def main() -> None:
             raise SystemExit(f"search process failed: {proc.stderr[-2000:]}")
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"before opening: {result['before']} | opened: {result['opened']}")
+        for when in ("split_first", "split_last"):
+            print(f"{when}: {json.dumps(result[when])}")
         for run in result["runs"]:
             print(
                 f"| {built['count']:,} | {built['spec']} | {run['threads']} | {run['nprobe']} | {run['refine']} | "
