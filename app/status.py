@@ -22,10 +22,10 @@ def library_status(data: DataDir) -> dict:
         vset = catalog.vector_set(VIDEO_SET)
         index_file = store.index_path(data.index_dir, vset) if vset else None
         last = catalog.last_report() or {}
-        towers = {
-            name: {**_tower_status(catalog, vset, data), **_runtime_status(data, vset, last, name)}
+        towers = {  # (`tower_set`, not `vset`: a walrus in a comprehension binds in this function's scope)
+            name: {**_tower_status(catalog, tower_set, data), **_runtime_status(data, tower_set, last, name)}
             for name in (VIDEO_SET, IMAGE_SET)
-            if (vset := catalog.vector_set(name)) is not None
+            if (tower_set := catalog.vector_set(name)) is not None
         }
         return {
             "data": str(data.root),

@@ -101,3 +101,19 @@ def test_large_index_files_get_the_cheap_checks_only(data):
     assert (unhashed.state, unhashed.verified) == ("current", False) and "status --check" in unhashed.detail
     store.stats_path(path).write_bytes(np.random.default_rng(1).bytes(500))  # the sidecar is always read
     assert store.index_file_state(data / "index", vset, hash_limit=0).state == "damaged"
+
+
+def test_the_library_summary_is_the_video_towers_with_or_without_the_image_tower(indexed, tmp_path):
+    with_both = json.loads(cli_in_process("status", "--data", indexed, "--json").stdout)
+    assert with_both["indexed"] is True
+    assert with_both["encoder"]["tower"] == with_both["towers"]["video"]["identity"]["tower"]
+    assert with_both["encoder"]["dim"] == with_both["towers"]["video"]["identity"]["dim"]
+
+    synthesize_video(tmp_path / "lib" / "b.mp4", seed=6, seconds=2.0, width=160, height=120)
+    video_only = tmp_path / "data"
+    cli_in_process("index", tmp_path / "lib", "--data", video_only, *ENCODER, "--no-image-text", "--json")
+    plain = cli_in_process("status", "--data", video_only).stdout
+    summary = json.loads(cli_in_process("status", "--data", video_only, "--json").stdout)
+    assert "nothing indexed yet" not in plain and "videos: 1 indexed; clips: 1;" in plain
+    assert (summary["indexed"], summary["vectors"], list(summary["towers"])) == (True, 1, ["video"])
+    assert summary["encoder"] == summary["towers"]["video"]["identity"]
