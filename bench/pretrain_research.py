@@ -35,7 +35,7 @@ from machine import describe_machine  # noqa: E402
 from motion_library import make_library  # noqa: E402
 from pretrain_knn import OUT, score  # noqa: E402
 
-from encoder.contrastive import appearance_jitter, clip_contrastive_loss, info_nce, reverse_time  # noqa: E402
+from encoder.contrastive import VIEW_STRENGTH, appearance_jitter, clip_contrastive_loss, info_nce, reverse_time  # noqa: E402
 from encoder.masking import MaskSpec, make_masks  # noqa: E402
 from encoder.pretrain_step import normalize_input, pretrain_loss  # noqa: E402
 from encoder.videomae2_pretrain import VideoMAE2Pretrain, pretrain_config  # noqa: E402
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--objective", default="mae", choices=["mae", "nce", "mae+nce"])
     p.add_argument("--nce-weight", type=float, default=1.0)
     p.add_argument("--temperature", type=float, default=0.1)
-    p.add_argument("--jitter", type=float, default=0.2, help="colour gain/offset strength of the views")
+    p.add_argument("--jitter", type=float, default=VIEW_STRENGTH, help="colour gain/offset strength of the views")
     p.add_argument("--permute", action="store_true", help="views also permute the colour channels")
     p.add_argument("--no-reversed-negatives", action="store_true", help="(nearby positives only)")
     p.add_argument(

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 DEFAULT_TEMPERATURE = 0.1  # SimCLR / MoCo v3 range; lower sharpens the hard (reversed) negatives
+VIEW_STRENGTH = 0.2  # colour gain / offset of a view (the screens in bench/RESULTS.md used 0.2)
 
 
 def reverse_time(clips: torch.Tensor) -> torch.Tensor:
@@ -33,20 +34,20 @@ def reverse_time(clips: torch.Tensor) -> torch.Tensor:
 
 
 def appearance_jitter(
-    clips_01: torch.Tensor, generator: torch.Generator | None, strength: float = 0.4, permute: bool = False
+    clips_01: torch.Tensor, generator: torch.Generator | None, strength: float = VIEW_STRENGTH, permute: bool = False
 ) -> torch.Tensor:
     """(B, 3, T, H, W) in [0, 1] -> the same clips with a random colour change per clip, constant over time:
     the channels permuted (when `permute`), each scaled by 1 +- strength and shifted by +- strength / 2,
     clamped to [0, 1]."""
     B, C = clips_01.shape[:2]
     device = clips_01.device
-    order = torch.argsort(torch.rand(B, C, generator=generator), dim=1).to(device)
-    if not permute:
-        order = torch.arange(C, device=device).expand(B, C)
-    permuted = torch.gather(clips_01, 1, order.view(B, C, 1, 1, 1).expand_as(clips_01))
+    shuffle = torch.rand(B, C, generator=generator)  # drawn either way: a seed gives the same gains with or without
+    if permute:
+        order = torch.argsort(shuffle, dim=1).to(device)
+        clips_01 = torch.gather(clips_01, 1, order.view(B, C, 1, 1, 1).expand_as(clips_01))
     gain = 1 + strength * (2 * torch.rand(B, C, 1, 1, 1, generator=generator) - 1)
     offset = strength / 2 * (2 * torch.rand(B, C, 1, 1, 1, generator=generator) - 1)
-    return (permuted * gain.to(device) + offset.to(device)).clamp(0, 1)
+    return (clips_01 * gain.to(device) + offset.to(device)).clamp(0, 1)
 
 
 def info_nce(
@@ -93,7 +94,7 @@ def clip_contrastive_loss(
     clips_01: torch.Tensor,
     generator: torch.Generator | None,
     temperature: float = DEFAULT_TEMPERATURE,
-    strength: float = 0.2,
+    strength: float = VIEW_STRENGTH,
     permute: bool = False,
 ) -> torch.Tensor:
     """InfoNCE between two views of each clip (own crop and colour change each), with every view-b clip
