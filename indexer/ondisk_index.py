@@ -156,15 +156,19 @@ class OnDiskIndex:
     ):
         """Top-k (inner products, ids) for one unit query: candidates from the codes, exact re-rank."""
         query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
-        ivf = ivf_of(self.index)
-        selector = None if allowed is None else faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-        params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
-        wanted = max(1, min(k * refine, self.index.ntotal))
-        _, candidates = ivf.search(transform(self.index, query), wanted, params=params)
-        candidates = np.sort(candidates[0][candidates[0] >= 0])  # equal scores rank by clip id
+        candidates = self.candidates(query, k * refine, nprobe, allowed)
         scores = self.vectors(candidates) @ query[0]
         top = np.argsort(-scores, kind="stable")[:k]
         return scores[top], candidates[top]
+
+    def candidates(self, query: np.ndarray, wanted: int, nprobe: int, allowed: np.ndarray | None = None):
+        """The sorted ids (equal exact scores then rank by clip id) of the `wanted` nearest by the codes,
+        for one (1, dim) float32 query."""
+        selector = None if allowed is None else faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+        params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+        wanted = max(1, min(wanted, self.index.ntotal))
+        _, found = ivf_of(self.index).search(transform(self.index, query), wanted, params=params)
+        return np.sort(found[0][found[0] >= 0])
 
 
 def transform(index: faiss.Index, x: np.ndarray) -> np.ndarray:
