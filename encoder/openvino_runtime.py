@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import tempfile
 import threading
 import warnings
@@ -38,6 +39,24 @@ from indexer.atomic import fsync_directory, fsync_file, write_text_atomic
 MIN_COSINE = 0.9999  # per probe row, against PyTorch fp32
 MANIFEST_VERSION = 1
 log = logging.getLogger(__name__)
+
+
+def import_openvino():
+    """The `openvino` module, imported with its model converter's usage telemetry off.
+
+    On import, OpenVINO's converter loads `openvino-telemetry`, which (unless a consent file in the
+    user's home says no, or a CI variable is set) writes a client id under ~/intel and reports every
+    conversion to Google Analytics, forking the process for each event: 10 forks for one tiny module
+    here, and ~27 thread-seconds of a ViT-S + CLIP conversion spent forking a 1 GB process (py-spy,
+    bench/RESULTS.md). A self-hosted indexer sends nothing anywhere, so the package is made unimportable
+    for this process before openvino is first imported: the converter then uses the no-op stub it ships
+    for when the package is absent. Every import of openvino in Tubelet goes through here.
+    """
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)  # `import openvino_telemetry` now raises ImportError
+    import openvino
+
+    return openvino
 
 
 class UnfaithfulRuntime(EncoderError):
@@ -71,7 +90,7 @@ class OpenVINOPart:
 
 
 def cache_key(part: Part, precision: str) -> dict:
-    import openvino as ov
+    ov = import_openvino()
 
     return {
         "manifest": MANIFEST_VERSION,
@@ -92,7 +111,7 @@ def key_digest(key: dict) -> str:
 def load_part(part: Part, precision: str, cache_dir: Path | None) -> OpenVINOPart:
     """The part compiled for the CPU at `precision` ("fp32" | "bf16"): from the cache when it holds exactly
     this part, else converted (and cached when `cache_dir` is given). Raises `UnfaithfulRuntime`."""
-    import openvino as ov
+    ov = import_openvino()
 
     key = cache_key(part, precision)
     core = ov.Core()
@@ -134,7 +153,7 @@ def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _convert(module: torch.nn.Module, probe: torch.Tensor):
-    import openvino as ov
+    ov = import_openvino()
 
     shape = ov.PartialShape([-1, *probe.shape[1:]])  # batches of any size
     with warnings.catch_warnings():
@@ -173,7 +192,7 @@ def _read_cached(core, cache_dir: Path, key: dict):
 def _write_cached(cache_dir: Path, key: dict, model, cosine: float) -> None:
     """Both files renamed into place, then the manifest naming their sha256 (atomically, last): a crash
     between leaves files that no manifest vouches for, which the next load rebuilds."""
-    import openvino as ov
+    ov = import_openvino()
 
     xml, bin_, manifest = _paths(cache_dir, key)
     xml.parent.mkdir(parents=True, exist_ok=True)
