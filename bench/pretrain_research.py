@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from machine import describe_machine  # noqa: E402
 from motion_library import make_library  # noqa: E402
+from motion_objective import motion_contrastive_loss  # noqa: E402
 from pretrain_knn import OUT, score  # noqa: E402
 
 from encoder.contrastive import VIEW_STRENGTH, appearance_jitter, clip_contrastive_loss, info_nce, reverse_time  # noqa: E402
@@ -108,11 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (not scaled)")
     p.add_argument("--warmup", type=float, default=0.05, help="share of the budget")
-    p.add_argument("--objective", default="mae", choices=["mae", "nce", "mae+nce"])
+    p.add_argument("--objective", default="mae", choices=["mae", "nce", "mae+nce", "motion", "mae+motion"])
     p.add_argument("--nce-weight", type=float, default=1.0)
     p.add_argument("--temperature", type=float, default=0.1)
     p.add_argument("--jitter", type=float, default=VIEW_STRENGTH, help="colour gain/offset strength of the views")
     p.add_argument("--permute", action="store_true", help="views also permute the colour channels")
+    p.add_argument("--across-batch", action="store_true", help="motion: other clips are negatives too")
     p.add_argument("--no-reversed-negatives", action="store_true", help="(nearby positives only)")
     p.add_argument(
         "--positive",
@@ -173,7 +175,16 @@ def main(argv: list[str] | None = None) -> int:
             hidden, decoded = make_masks(spec, model.cfg.grid, B, gen)
             parts["mae"] = pretrain_loss(model, clips, hidden, decoded)
             loss = loss + parts["mae"]
-        if "nce" in args.objective and args.positive == "same":
+        if "motion" in args.objective:
+
+            def embed_01(x: torch.Tensor) -> torch.Tensor:
+                return embed(model, normalize_input(x, model.cfg), args.pooling)
+
+            parts["motion"] = motion_contrastive_loss(
+                embed_01, clips, gen, args.temperature, args.jitter, args.across_batch
+            )
+            loss = loss + args.nce_weight * parts["motion"]
+        elif "nce" in args.objective and args.positive == "same":
 
             def embed_01(x: torch.Tensor) -> torch.Tensor:
                 return embed(model, normalize_input(x, model.cfg), args.pooling)
