@@ -21,9 +21,8 @@ def library_status(data: DataDir) -> dict:
         stats = catalog.stats()
         vset = catalog.vector_set(VIDEO_SET)
         index_file = store.index_path(data.index_dir, vset) if vset else None
-        last = catalog.last_report() or {}
         towers = {  # (`tower_set`, not `vset`: a walrus in a comprehension binds in this function's scope)
-            name: {**_tower_status(catalog, tower_set, data), **_runtime_status(data, tower_set, last, name)}
+            name: {**_tower_status(catalog, tower_set, data), **_runtime_status(catalog, data, tower_set, name)}
             for name in (VIDEO_SET, IMAGE_SET)
             if (tower_set := catalog.vector_set(name)) is not None
         }
@@ -71,7 +70,7 @@ def _vector_sets(catalog: Catalog, clips: int) -> list[dict]:
     return listed
 
 
-def _runtime_status(data: DataDir, vset: VectorSetInfo, last_report: dict, name: str) -> dict:
+def _runtime_status(catalog: Catalog, data: DataDir, vset: VectorSetInfo, name: str) -> dict:
     """What ran the tower in the last index run, and the converted encoders a CPU search would use: the
     OpenVINO cache manifests (encoder.openvino_runtime) of exactly this tower, read without importing torch."""
     identity = {k: v for k, v in vset.identity.items() if k != "sampling"}  # the sampling is the indexer's
@@ -87,7 +86,8 @@ def _runtime_status(data: DataDir, vset: VectorSetInfo, last_report: dict, name:
     auto = os.environ.get("TUBELET_RUNTIME", "auto")  # what --runtime auto means here (encoder.runtime)
     openvino = importlib.util.find_spec("openvino") and auto in ("auto", "openvino")
     search = "auto = openvino on CPU, torch on CUDA" if openvino else "auto = torch"
-    return {"indexed_with": last_report.get("runtimes", {}).get(name), "search_runtime": search, "converted": converted}
+    indexed_with = catalog.last_runtime(vset.id, name)
+    return {"indexed_with": indexed_with, "search_runtime": search, "converted": converted}
 
 
 def _tower_status(catalog: Catalog, vset: VectorSetInfo, data: DataDir) -> dict:

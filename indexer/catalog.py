@@ -672,16 +672,20 @@ class Catalog:
                 for r in rows
             ]
 
-    def last_report(self) -> dict | None:
-        """The report of the last run that embedded something (done or cancelled), or None."""
+    def last_runtime(self, set_id: int, name: str) -> str | None:
+        """What ran the tower of vector set `set_id` in the newest finished run that embedded into it, or None.
+        Runs record it by set id (a switch renames sets, not their ids); a run from before that by the name
+        the set had then, `name` here."""
         with self.session() as s:
             rows = s.scalars(
                 select(IndexRun.report).where(IndexRun.status.in_(("done", "cancelled"))).order_by(IndexRun.id.desc())
             )
             for report in rows:
                 parsed = json.loads(report) if report else {}
-                if parsed.get("runtimes"):
-                    return parsed
+                by_id = parsed.get("set_runtimes")
+                runtime = by_id.get(str(set_id)) if by_id is not None else parsed.get("runtimes", {}).get(name)
+                if runtime:
+                    return runtime
         return None
 
     def finish_run(self, run_id: int, status: str, report: dict) -> None:

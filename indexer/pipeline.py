@@ -75,6 +75,7 @@ class Indexer:
                 finally:
                     bar.close()
                 report.runtimes = {**report.runtimes, **towers.runtimes()}  # an engine's workers', then ours
+                report.set_runtimes = {str(sets[n].id): ran for n, ran in report.runtimes.items() if n in sets}
                 report.cancelled = self.should_stop()
                 if not self.settings.keep_active:
                     report.activated = switch_complete(self.catalog, planned)

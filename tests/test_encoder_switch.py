@@ -109,6 +109,7 @@ def test_search_answers_from_the_active_set_while_adapted_weights_build_the_new_
     assert report.vectors_embedded == {"video": 0, "image": 0, "video.new": 2} and report.activated == ["video"]
     assert roles(data) == {"video": ("active", 3, True), "image": ("active", 3, True), "video.old.1": ("old", 3, True)}
     assert status(data)["towers"]["video"]["identity"]["weights"] == str(adapted)
+    assert status(data)["towers"]["video"]["indexed_with"] == report.runtimes["video.new"]  # what made its vectors
     assert status(data)["clips"] == 3  # no clip was cut again
 
     alone = tmp_path / "alone"  # the same library indexed with the adapted weights only
@@ -162,15 +163,24 @@ def test_an_incomplete_new_set_is_refused_by_the_catalog(copy):
 
 def test_keep_active_then_activate_and_old_vectors_go_only_on_request(copy):
     lib, data, _ = copy
-    report = json.loads(cli_in_process("index", "--data", data, lib, *OTHER, "--keep-active", "--json").stdout)
+    other = [*OTHER, "--precision", "bf16"]  # so that status can tell which run made which set's vectors
+    report = json.loads(cli_in_process("index", "--data", data, lib, *other, "--keep-active", "--json").stdout)
     assert report["activated"] == [] and report["vectors_embedded"]["video.new"] == 3
     assert roles(data)["video.new"] == ("new", 3, True) and roles(data)["video"] == ("active", 3, True)
     assert status(data)["towers"][IMAGE_SET]["identity"]["weights"] == "random:0"  # still the active encoders
+    assert {name: t["indexed_with"] for name, t in status(data)["towers"].items()} == {
+        "video": "cpu fp32",  # the fixture's run, not the last one
+        "image": "cpu fp32",
+    }
 
     switched = json.loads(cli_in_process("activate", "--data", data, "--json").stdout)
     assert switched == {"activated": ["video", "image"], "dropped": [], "vectors_dropped": 0}
     assert status(data)["towers"][IMAGE_SET]["identity"]["weights"] == "random:1"
     cli_in_process("index", "--data", data, lib, "--json")  # a plain run keeps the old sets
+    assert {name: t["indexed_with"] for name, t in status(data)["towers"].items()} == {
+        "video": "cpu bf16",  # the --keep-active run made the sets now active
+        "image": "cpu bf16",
+    }
     assert sorted(r for r, _, _ in roles(data).values()) == ["active", "active", "old", "old"]
 
     dropped = json.loads(cli_in_process("drop-set", "old", "--data", data, "--json").stdout)
