@@ -16,13 +16,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from encoder.contrastive import (
-    DEFAULT_TEMPERATURE,
-    VIEW_STRENGTH,
-    appearance_jitter,
-    random_crop,
-    reverse_time,
-)
+from encoder.contrastive import DEFAULT_TEMPERATURE, VIEW_STRENGTH, reverse_time, two_views
 
 
 def still(clips: torch.Tensor) -> torch.Tensor:
@@ -48,8 +42,7 @@ def motion_contrastive_loss(
 ) -> torch.Tensor:
     """Cross-entropy over (positive, reversed, still, shuffled) per row, the positive the target; with
     `across_batch`, every other clip's positive is a negative too."""
-    view_a = appearance_jitter(random_crop(clips_01, generator), generator, strength)
-    view_b = appearance_jitter(random_crop(clips_01, generator), generator, strength)
+    view_a, view_b = two_views(clips_01, generator, strength)
     B = len(clips_01)
     negatives = torch.cat([reverse_time(view_b), still(view_b), shuffle_time(view_b, generator)])
     a = F.normalize(embed(view_a).float(), dim=-1)  # (B, D)

@@ -175,20 +175,16 @@ def main(argv: list[str] | None = None) -> int:
             hidden, decoded = make_masks(spec, model.cfg.grid, B, gen)
             parts["mae"] = pretrain_loss(model, clips, hidden, decoded)
             loss = loss + parts["mae"]
+
+        def embed_01(x: torch.Tensor) -> torch.Tensor:
+            return embed(model, normalize_input(x, model.cfg), args.pooling)
+
         if "motion" in args.objective:
-
-            def embed_01(x: torch.Tensor) -> torch.Tensor:
-                return embed(model, normalize_input(x, model.cfg), args.pooling)
-
             parts["motion"] = motion_contrastive_loss(
                 embed_01, clips, gen, args.temperature, args.jitter, args.across_batch
             )
             loss = loss + args.nce_weight * parts["motion"]
         elif "nce" in args.objective and args.positive == "same":
-
-            def embed_01(x: torch.Tensor) -> torch.Tensor:
-                return embed(model, normalize_input(x, model.cfg), args.pooling)
-
             parts["nce"] = clip_contrastive_loss(embed_01, clips, gen, args.temperature, args.jitter, args.permute)
             loss = loss + args.nce_weight * parts["nce"]
         elif "nce" in args.objective:
@@ -200,12 +196,12 @@ def main(argv: list[str] | None = None) -> int:
             def jitter(x: torch.Tensor) -> torch.Tensor:
                 return appearance_jitter(x, gen, args.jitter, args.permute)
 
-            a = embed(model, normalize_input(jitter(clips), model.cfg), args.pooling)
-            b = embed(model, normalize_input(jitter(view2), model.cfg), args.pooling)
+            a = embed_01(jitter(clips))
+            b = embed_01(jitter(view2))
             neg = None
             if not args.no_reversed_negatives:
                 backwards = reverse_time(jitter(clips))
-                neg = embed(model, normalize_input(backwards, model.cfg), args.pooling)
+                neg = embed_01(backwards)
             parts["nce"] = info_nce(a, b, neg, args.temperature)
             loss = loss + args.nce_weight * parts["nce"]
         opt.zero_grad(set_to_none=True)

@@ -89,6 +89,15 @@ def random_crop(clips: torch.Tensor, generator: torch.Generator | None, min_side
     return out
 
 
+def two_views(
+    clips_01: torch.Tensor, generator: torch.Generator | None, strength: float = VIEW_STRENGTH, permute: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two views of each clip (B, 3, T, H, W) in [0, 1]: each its own random crop, then colour change."""
+    view_a = appearance_jitter(random_crop(clips_01, generator), generator, strength, permute)
+    view_b = appearance_jitter(random_crop(clips_01, generator), generator, strength, permute)
+    return view_a, view_b
+
+
 def clip_contrastive_loss(
     embed: Callable[[torch.Tensor], torch.Tensor],
     clips_01: torch.Tensor,
@@ -100,6 +109,5 @@ def clip_contrastive_loss(
     """InfoNCE between two views of each clip (own crop and colour change each), with every view-b clip
     played backwards as an extra negative. `embed`: (B, 3, T, H, W) pixels in [0, 1] -> (B, D), the
     pooled clip embedding that search uses (e.g. the encoder's `forward_features` after normalising)."""
-    view_a = appearance_jitter(random_crop(clips_01, generator), generator, strength, permute)
-    view_b = appearance_jitter(random_crop(clips_01, generator), generator, strength, permute)
+    view_a, view_b = two_views(clips_01, generator, strength, permute)
     return info_nce(embed(view_a), embed(view_b), embed(reverse_time(view_b)), temperature)
