@@ -22,9 +22,9 @@ Why this is robust:
 - every sampled frame is checked, not one per window, so a short event inside a window (between two
   keyframes or not) is seen whenever the encoder would have seen it.
 
-Grey is luma (BT.601 weights), full range. Indexing takes each sampled frame's cells from a small grey
-image that FFmpeg scales the decoded frame to (indexer/decode.py), not from the towers' RGB input: a
-window that does not differ is never converted to the towers' sizes, which cost ~10x as much at 720p.
+Grey is luma (BT.601 weights), full range. Indexing takes each sampled frame's cells from the decoded
+frame's luma plane (indexer/grey_cells.py), not from the towers' RGB input: a window that does not differ
+is never converted to the towers' sizes, which cost ~10x as much at 720p.
 """
 
 from __future__ import annotations
@@ -49,15 +49,6 @@ def signature(frames: np.ndarray) -> np.ndarray:
     cell_h, cell_w = height // n, width // n
     grey = frames[:, : cell_h * n, : cell_w * n] @ LUMA  # (T, n * cell_h, n * cell_w) float32
     return grey.reshape(t, n, cell_h, n, cell_w).mean(axis=(2, 4))
-
-
-def cell_means(grey: np.ndarray, n: int) -> np.ndarray:
-    """uint8 (H, W) grey image -> float32 (n, n): cell means of its centred square (the towers' crop)."""
-    side = min(grey.shape)
-    top, left = (grey.shape[0] - side) // 2, (grey.shape[1] - side) // 2
-    cell = side // n
-    square = grey[top : top + cell * n, left : left + cell * n]
-    return square.reshape(n, cell, n, cell).mean(axis=(1, 3), dtype=np.float32)
 
 
 def difference(window: np.ndarray, reference: np.ndarray) -> float:
@@ -85,7 +76,7 @@ class ChangeDetector:
 
     def signature_differs(self, window: np.ndarray) -> bool:
         """`window`: float32 (T, n, n) cell signatures of its sampled frames (`signature`, or
-        `cell_means` of each frame's grey image, which is how indexing computes them)."""
+        `indexer.grey_cells.GreyCells` of each decoded frame, which is how indexing computes them)."""
         if self._reference is not None and difference(window, self._reference) <= self.threshold:
             return False
         self._reference = window

@@ -25,7 +25,8 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from indexer.change import ChangeDetector, cell_means, cells_per_side
+from indexer.change import ChangeDetector
+from indexer.grey_cells import GreyCells
 from indexer.quiet import QuietGops, Still, quiet_limit
 from indexer.recorded import Recorded, recording_start
 from indexer.records import ClipSampling, DecodedClip, UnchangedWindow, VideoInfo
@@ -33,7 +34,12 @@ from indexer.windows import AssembledWindow, WindowAssembler
 
 MAX_CONSECUTIVE_BAD_PACKETS = 32  # past this, the rest of the stream is considered unreadable
 SEEK_MIN_STRIDE_SPANS = 2  # windows this many spans apart (or more) are reached by seeking
-MIN_GREY_CELL = 8  # pixels a side of one change-signature cell in the grey image (indexer/change.py)
+# How FFmpeg spreads a stream's decoding over the cores (ClipDecoder's `threading`). Frame threads give
+# the shortest decode but can cost CPU: on the 2-core EPYC, 10 minutes of the 720p fixed-camera video took
+# 3.2 CPU s with them (FFmpeg's AUTO), 2.1 in one thread, 2.3 with slice threads, which run in parallel
+# only where the encoder cut frames into slices (bench/decode_costs.py). So with spare cores (the towers on
+# a GPU) decoding takes frame threads; beside towers on the CPU, only the threading that costs no extra CPU.
+SPARE_CORES, SHARED_CORES = "AUTO", "SLICE"
 # Largest frame decoded: DCI 8K (8192x4320, 35.4 megapixels), about 53 MB in YUV 4:2:0 and 106 MB in RGB.
 # A 16000x16000 frame (a 1.6 MB file can hold one) made a single decode take 2.5 GB; larger ones are refused.
 MAX_FRAME_WIDTH, MAX_FRAME_HEIGHT = 8192, 4320
@@ -193,13 +199,15 @@ class ClipDecoder:
         max_windows: int | None = None,
         deadline: float | None = None,
         change: ChangeDetector | None = None,
+        threading: str = SPARE_CORES,
     ):
+        self.threading = threading  # SPARE_CORES or SHARED_CORES: FFmpeg's thread type for this stream
         # With a change detector, windows that show nothing new come out as UnchangedWindow, never
         # converted to the towers' sizes (indexer/change.py), and static GOPs are decoded as their
         # keyframe alone (indexer/quiet.py): the frames of such a GOP are its keyframe repeated.
         self.change = change
         self._still_source: tuple | None = None  # (keyframe, its sampled frame) for the current quiet GOP
-        self._grey = VideoReformatter()
+        self._cells_of = GreyCells(size)  # change signatures of sampled frames
         self.seek = seek  # None: seek when windows are sparse; True/False force a mode
         # At most this many windows, spread evenly over the time range when its length is known (queries).
         self.max_windows = max_windows
@@ -260,7 +268,7 @@ class ClipDecoder:
 
     def _open_stream(self, container):
         stream = container.streams[self.info.stream_index]
-        stream.thread_type = "AUTO"
+        stream.thread_type = self.threading
         # Deblocking changes pixels by 0.09 levels on average once frames are downscaled to the
         # model's input (bench/RESULTS.md) but costs ~30% of H.264 decoding: skip it.
         stream.codec_context.options = {"skip_loop_filter": "all", **DECODER_LIMITS}
@@ -385,7 +393,7 @@ class ClipDecoder:
 
     def _cells(self, sampled: _Sampled) -> np.ndarray:
         if sampled.cells is None:
-            sampled.cells = grey_cells(sampled.frame, self.size, self._grey)
+            sampled.cells = self._cells_of(sampled.frame)
         return sampled.cells
 
 
@@ -399,26 +407,6 @@ class _Sampled:
         self.frame = frame  # av.VideoFrame until converted
         self.images: tuple[np.ndarray, ...] | None = None
         self.cells: np.ndarray | None = None
-
-
-def grey_cells(frame, size: int, reformatter: VideoReformatter | None = None) -> np.ndarray:
-    """A decoded frame's change signature for towers of input `size`: float32 (n, n) mean grey level
-    (full range) per cell of the centred square they see (indexer/change.py), from a grey image FFmpeg
-    scales the frame to, MIN_GREY_CELL pixels a cell. Unrotated: every frame of a video turns alike."""
-    n = cells_per_side(size)
-    width, height = _scaled(frame.width, frame.height, n * MIN_GREY_CELL)
-    reformatter = reformatter or VideoReformatter()
-    grey = reformatter.reformat(frame, width=width, height=height, format="gray", interpolation="AREA")
-    return _full_range(cell_means(grey.to_ndarray(), n), frame)
-
-
-def _full_range(cells: np.ndarray, frame) -> np.ndarray:
-    """Grey levels of limited-range YUV (16-235, what FFmpeg's grey copies) as full-range ones (0-255),
-    the scale of the detector's threshold and of the towers' RGB."""
-    name = frame.format.name
-    if name.startswith("yuv") and not name.startswith("yuvj") and frame.color_range != 2:  # 2: JPEG (full)
-        return (cells - 16.0) * (255.0 / 219.0)
-    return cells
 
 
 def convert_frame(frame, size: int, reformatter: VideoReformatter | None = None) -> np.ndarray:

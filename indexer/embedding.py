@@ -16,8 +16,11 @@ A job probed beforehand (the pipeline does, to plan progress in seconds of video
 
 FFmpeg decodes while torch multiplies; on a GPU, the GPU works while the CPU decodes. The queue
 holds at most `QUEUE_CLIPS` clips (each about 3 MB at 256 px; the uncropped frames kept for
-thumbnails are dropped before queueing), so memory does not depend on the footage. A video
-whose decoding fails is reported, the others go on.
+thumbnails are dropped before queueing), so memory does not depend on the footage. Only clips count
+against that bound: a skipped window's end or a video's end carries no frames, so on static footage the
+decode thread keeps deciding what to skip while the towers embed (with every event counted, it stopped
+after 8 skipped windows, 0.1 s of decoding, and waited out each model call). A video whose decoding fails
+is reported, the others go on.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ class DecodeThread(threading.Thread):
         self,
         jobs: Iterable[Job],
         towers: Towers,
-        out: queue.Queue,
+        out: ClipChannel,
         should_stop: Callable[[], bool],
     ):
         super().__init__(name="tubelet-decode", daemon=True)
@@ -76,12 +79,30 @@ class DecodeThread(threading.Thread):
             self._put((_END, video, None))
 
     def _put(self, item) -> None:
-        while not self.abort.is_set():
-            try:
-                self.out.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
+        self.out.put(item, self.abort.is_set)
+
+
+class ClipChannel:
+    """The decode thread's queue to the towers, bounded in clips rather than events: `put` waits only
+    for a clip, and only while the consumer holds `clips` of them not yet taken out."""
+
+    def __init__(self, clips: int):
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self._room = threading.Semaphore(clips)
+
+    def put(self, event: tuple, aborted: Callable[[], bool]) -> None:
+        """Queue `event` (kind, video, payload); a clip first waits for room, checking `aborted`."""
+        if event[0] == _CLIP:
+            while not self._room.acquire(timeout=0.2):
+                if aborted():
+                    return
+        self._events.put(event)
+
+    def get(self) -> tuple:
+        event = self._events.get()
+        if event[0] == _CLIP:
+            self._room.release()
+        return event
 
 
 def decode_video(video: EmbeddedVideo, towers: Towers, aborted: Callable[[], bool]) -> Iterator[tuple[str, object]]:
@@ -90,7 +111,9 @@ def decode_video(video: EmbeddedVideo, towers: Towers, aborted: Callable[[], boo
     job = video.job
     try:
         video.info = job.info or probe(job.file.path)
-        decoder = towers.clip_decoder(job.file.path, video.info, job.towers, change=_detector(job, towers))
+        decoder = towers.clip_decoder(
+            job.file.path, video.info, job.towers, change=_detector(job, towers), threading=towers.decode_threading()
+        )
         for clip in decoder.clips():
             if aborted():
                 return
@@ -129,7 +152,7 @@ def embed_videos(
     Batches fill across videos; a video that has ended waits for the batch holding its last
     clips, and everything left is flushed when decoding is over.
     """
-    channel: queue.Queue = queue.Queue(maxsize=QUEUE_CLIPS)
+    channel = ClipChannel(QUEUE_CLIPS)
     worker = DecodeThread(jobs, towers, channel, should_stop)
     batches: dict[tuple[str, ...], list[tuple[EmbeddedVideo, DecodedClip]]] = {}
     waiting: list[EmbeddedVideo] = []  # ended, some clips not embedded yet

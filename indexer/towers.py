@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from encoder.factory import resolve_video_encoder
 from encoder.image_text import resolve_image_text_tower
@@ -24,7 +25,7 @@ from encoder.registry import spec_from_identity
 from encoder.tower import Tower, TowerSpec
 from indexer.catalog import Catalog, VectorSetInfo
 from indexer.change import ChangeDetector
-from indexer.decode import ClipDecoder
+from indexer.decode import SHARED_CORES, SPARE_CORES, ClipDecoder
 from indexer.encoder_choice import recorded_settings
 from indexer.records import IMAGE_SET, VIDEO_SET, ClipSampling, VideoInfo
 from indexer.settings import DataDir, EncoderSettings, IndexSettings
@@ -73,9 +74,11 @@ class Towers:
         max_windows: int | None = None,
         deadline: float | None = None,
         change: ChangeDetector | None = None,
+        threading: str = SPARE_CORES,
     ) -> ClipDecoder:
         """A decoder giving every tower in `names` (default: all) clips at its own input size
-        (at most `max_windows` of them, decoded before the `deadline`, when given: see ClipDecoder)."""
+        (at most `max_windows` of them, decoded before the `deadline`, when given: see ClipDecoder).
+        A decoder that runs while the towers embed takes `threading=self.decode_threading()`."""
         largest, *others = self.input_sizes(names)
         return ClipDecoder(
             path,
@@ -87,7 +90,14 @@ class Towers:
             max_windows=max_windows,
             deadline=deadline,
             change=change,
+            threading=threading,
         )
+
+    def decode_threading(self) -> str:
+        """How decoding that runs while these towers embed uses the cores: frame threads when the towers run
+        on a GPU; when they share the CPU, only threads that cost no extra CPU (indexer/decode.py)."""
+        on_gpu = self.device.startswith("cuda") or (self.device == "auto" and torch.cuda.is_available())
+        return SPARE_CORES if on_gpu else SHARED_CORES
 
     def is_loaded(self, name: str) -> bool:
         return name in self._loaded

@@ -218,25 +218,93 @@ def test_quiet_gops_are_decoded_as_their_keyframe_and_an_event_inside_a_gop_is_d
 
 
 def test_grey_cells_of_decoded_frames_see_the_changes_the_towers_input_shows(tmp_path):
-    """Indexing takes signatures from a small grey image (never converting unchanged windows to RGB): the
+    """Indexing takes signatures from the luma plane (never converting unchanged windows to RGB): the
     change between two frames must measure, in grey levels, what the RGB signature of the towers' input
     does (absolute levels differ a little in saturated colours: RGB clips, the Y plane does not)."""
     import av
 
-    from indexer.decode import _center_crop, convert_frame, grey_cells
+    from indexer.decode import _center_crop, convert_frame
+    from indexer.grey_cells import GreyCells
 
     path = camera_video(tmp_path / "camera.mp4", event_frames=range(30, 34), seconds=4)
     with av.open(str(path)) as container:
         frames = list(container.decode(video=0))
     for size in (64, 224):
+        grey_cells = GreyCells(size)
 
         def rgb_cells(frame, size=size):
             return signature(_center_crop(convert_frame(frame, size), size)[None])[0]
 
         quiet, event, still_again = frames[24], frames[31], frames[38]
-        grey_change = np.abs(grey_cells(event, size) - grey_cells(quiet, size))
+        grey_change = np.abs(grey_cells(event) - grey_cells(quiet))
         rgb_change = np.abs(rgb_cells(event) - rgb_cells(quiet))
         assert grey_change.max() > 4 * DEFAULT_THRESHOLD  # the event, far past the threshold
         assert np.abs(grey_change - rgb_change).max() < 0.25 * rgb_change.max()
         assert (grey_change > DEFAULT_THRESHOLD).sum() == (rgb_change > DEFAULT_THRESHOLD).sum()
-        assert np.abs(grey_cells(still_again, size) - grey_cells(quiet, size)).max() < 2.0  # static: ~0
+        assert np.abs(grey_cells(still_again) - grey_cells(quiet)).max() < 2.0  # static: ~0
+
+
+def test_skipped_windows_never_wait_for_room_only_clips_do():
+    """While the towers hold a full queue of clips, the decode thread still queues skipped windows' ends
+    and a video's end (no frames, no memory): on static footage it goes on deciding what to skip instead
+    of waiting out each model call."""
+    from indexer.embedding import CLIP, EXTEND, ClipChannel
+
+    channel = ClipChannel(clips=2)
+    never = lambda: False  # noqa: E731
+    channel.put((CLIP, "video", 1), never)
+    channel.put((CLIP, "video", 2), never)
+    for end in range(100):  # with a queue bounded in events, the first of these would wait for good
+        channel.put((EXTEND, "video", float(end)), never)
+    channel.put(("end", "video", None), never)
+    checks = []
+    channel.put((CLIP, "video", 3), lambda: checks.append(1) or len(checks) >= 2)  # full: waits, then gives up
+    assert len(checks) == 2
+    events = [channel.get() for _ in range(103)]
+    assert [e[2] for e in events[:2]] == [1, 2] and events[-1] == ("end", "video", None)
+    assert [e[2] for e in events[2:102]] == [float(end) for end in range(100)]
+    channel.put((CLIP, "video", 4), never)  # the two clips taken out made room again
+    channel.put((CLIP, "video", 5), never)
+    assert channel.get()[2] == 4 and channel.get()[2] == 5
+
+
+def _yuv_frame(rgb: np.ndarray, fmt: str = "yuv420p"):
+    import av
+
+    return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=fmt)
+
+
+def test_grey_cells_agree_across_pixel_formats():
+    """The luma plane is read directly for 8-bit YUV (planar or not); other formats go through FFmpeg's grey
+    conversion first: every way gives the same grey levels, full range."""
+    from indexer.grey_cells import GreyCells
+
+    rng = np.random.default_rng(3)
+    rgb = np.repeat(rng.integers(30, 220, (9, 16, 1), dtype=np.uint8), 80, axis=0).repeat(80, axis=1)
+    rgb = np.repeat(rgb, 3, axis=2)  # grey blocks of 80 x 80 px, 1280 x 720
+    cells = GreyCells(224)
+    reference = cells(_yuv_frame(rgb, "rgb24"))  # FFmpeg's grey of RGB: full range already
+    for fmt in ("yuv420p", "nv12", "yuv444p", "yuv420p10le", "gray"):
+        got = cells(_yuv_frame(rgb, fmt))
+        assert got.shape == (16, 16)
+        assert np.abs(got - reference).max() < 1.5, fmt
+    area = rgb[:, 280:1000, 0].reshape(16, 45, 16, 45).mean(axis=(1, 3))  # the centred square's cells
+    assert np.abs(reference - area).mean() < 2.0  # samples, not areas: a level or two off at sharp edges
+
+
+@pytest.mark.parametrize("width, seen", [(4, True), (1, False)])
+def test_grey_cells_see_a_thing_a_tower_pixel_wide_wherever_it_stands(width, seen):
+    """One luma sample per tower input pixel (720 / 224 = 3.2 source px apart at 720p): a 4-px line, 1.2
+    tower pixels, changes its cell past the threshold at every position across a cell; a 1-px line (a
+    third of a tower pixel) falls between samples at some positions."""
+    from indexer.grey_cells import GreyCells
+
+    still = np.full((720, 1280, 3), 60, np.uint8)
+    cells = GreyCells(224)
+    quiet = cells(_yuv_frame(still))
+    changes = []
+    for x in range(280 + 5 * 45, 280 + 6 * 45):  # every position across the sixth cell of a row
+        frame = still.copy()
+        frame[:, x : x + width] = 255
+        changes.append(np.abs(cells(_yuv_frame(frame)) - quiet).max())
+    assert bool(min(changes) > DEFAULT_THRESHOLD) is seen

@@ -194,3 +194,30 @@ def test_max_windows_spreads_them_evenly_over_the_range(demo_videos):
     assert np.array_equal(clips[0].frames, full[0].frames) and np.array_equal(clips[-1].frames, full[-1].frames)
     ranged = ClipDecoder(demo_videos[0], info, ClipSampling(), 64, (1.0, 3.2), max_windows=3)
     assert spans(list(ranged.clips())) == [(1.0, 3.2)] and ranged.summary.note is None  # one window: as before
+
+
+def test_decoding_threads_never_change_a_pixel(demo_videos):
+    """Indexing on the CPU decodes with slice threads only (no CPU beyond one thread's), on a GPU box with
+    frame threads: the frames must be the same either way, and the same as one thread's."""
+    from indexer.decode import SHARED_CORES, SPARE_CORES
+
+    path = demo_videos[0]
+    decoded = {
+        threading: [c.frames for c in ClipDecoder(path, probe(path), ClipSampling(), 64, threading=threading).clips()]
+        for threading in (SPARE_CORES, SHARED_CORES, "NONE")
+    }
+    assert len(decoded[SPARE_CORES]) == 4
+    for frames in decoded.values():
+        assert all(np.array_equal(a, b) for a, b in zip(frames, decoded[SPARE_CORES], strict=True))
+
+
+def test_indexing_on_the_cpu_decodes_without_frame_threads(tmp_path):
+    from helpers import settings
+
+    from indexer.decode import SHARED_CORES, SPARE_CORES
+    from indexer.towers import resolve_towers
+
+    towers = resolve_towers(settings(tmp_path))
+    assert towers.device == "cpu" and towers.decode_threading() == SHARED_CORES
+    towers.device = "cuda"  # resolving never loads a model: only the choice is asked of it
+    assert towers.decode_threading() == SPARE_CORES
