@@ -97,6 +97,14 @@ def embed(model: VideoMAE2Pretrain, clips_normalised: torch.Tensor, pooling: str
     return enc.pool(enc.forward_blocks(enc.add_positions(enc.patch_embed(clips_normalised))))
 
 
+def future_masks(grid: tuple[int, int, int], batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`--mask future` (a screen, not a product mask): the encoder sees the first half of the time slices
+    whole, the decoder predicts the second half: extrapolating needs the direction and speed of motion."""
+    t, h, w = grid
+    hidden = (torch.arange(t) >= t // 2)[:, None].expand(t, h * w).reshape(1, -1).expand(batch, -1)
+    return hidden.clone(), hidden.clone()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--library", type=Path, default=OUT / "motion")
@@ -144,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     gen = torch.Generator().manual_seed(args.seed)
     model = VideoMAE2Pretrain(pretrain_config(args.encoder)).init_random_(args.seed).train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)
-    spec = MaskSpec(args.mask, args.mask_ratio, args.decoder_mask_ratio)
+    spec = MaskSpec(args.mask, args.mask_ratio, args.decoder_mask_ratio) if args.mask != "future" else None
 
     def evaluate(step: int, elapsed: float) -> dict:
         s = score(library_embeddings(model, videos, args.pooling), clip_names, labels)
@@ -172,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         loss = torch.zeros(())
         parts = {}
         if "mae" in args.objective:
-            hidden, decoded = make_masks(spec, model.cfg.grid, B, gen)
+            hidden, decoded = (
+                future_masks(model.cfg.grid, B) if args.mask == "future" else make_masks(spec, model.cfg.grid, B, gen)
+            )
             parts["mae"] = pretrain_loss(model, clips, hidden, decoded)
             loss = loss + parts["mae"]
 
