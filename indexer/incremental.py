@@ -18,16 +18,20 @@ from indexer.plan import under_roots
 from indexer.records import IndexReport
 from indexer.scan import scan_roots
 from indexer.settings import DataDir, IndexSettings
+from indexer.towers import EncoderCache
 
 GONE = "no such file or directory"  # what the scan reports for a root that does not exist
 
 
 def index_paths(
-    settings: IndexSettings, paths: list[Path], should_stop: Callable[[], bool] = lambda: False
+    settings: IndexSettings,
+    paths: list[Path],
+    should_stop: Callable[[], bool] = lambda: False,
+    encoders: EncoderCache | None = None,
 ) -> IndexReport:
-    """One index run over these files and folders, present or gone. Raises LockHeld while another run
-    holds the data dir's lock."""
-    report = run_index(settings, paths, should_stop=should_stop)
+    """One index run over these files and folders, present or gone (with the loaded `encoders` of earlier
+    runs, when given). Raises LockHeld while another run holds the data dir's lock."""
+    report = run_index(settings, paths, should_stop=should_stop, encoders=encoders)
     gone = {str(Path(os.path.abspath(p))) for p in paths if not os.path.lexists(p)}
     report.failures = [f for f in report.failures if not (f.path in gone and f.error == GONE)]  # deleted, not failed
     report.files.failed = len(report.failures)

@@ -29,7 +29,7 @@ from indexer.scan import scan_roots
 from indexer.set_roles import parse_set_name
 from indexer.settings import IndexSettings
 from indexer.switch import RunSets, plan_sets, switch_complete
-from indexer.towers import resolve_towers
+from indexer.towers import EncoderCache, resolve_towers
 
 
 class Indexer:
@@ -42,8 +42,10 @@ class Indexer:
         progress: ProgressFactory = lambda total: NoProgress(),
         should_stop: Callable[[], bool] = lambda: False,
         engine: EmbeddingEngine | None = None,
+        encoders: EncoderCache | None = None,
     ):
         self.settings = settings
+        self.encoders = encoders  # loaded encoders kept across runs (a watch's batches); None: loaded per run
         self.engine = engine or LocalEngine(settings.batch_size)  # decodes and embeds; writes nothing
         self.catalog = catalog
         self.progress = progress
@@ -56,7 +58,9 @@ class Indexer:
             self.catalog.mark_interrupted_runs()  # we hold the lock: any "running" run died
             if self.settings.rebuild:
                 self.catalog.reset_embeddings()
-            planned = plan_sets(self.catalog, resolve_towers(self.settings), self.settings.data.weights_dir)
+            planned = plan_sets(
+                self.catalog, resolve_towers(self.settings, self.encoders), self.settings.data.weights_dir
+            )
             towers, sets = planned.towers, planned.sets
             run_id = self.catalog.start_run([str(r) for r in roots])
             report = IndexReport(vectors_embedded={name: 0 for name in sets})
@@ -289,8 +293,10 @@ def run_index(
     progress: ProgressFactory = lambda t: NoProgress(),
     should_stop: Callable[[], bool] = lambda: False,
     engine: EmbeddingEngine | None = None,
+    encoders: EncoderCache | None = None,
 ) -> IndexReport:
     """Open the catalog, run one index over `roots` with `engine` (default: the local one), close it.
+    `encoders` keeps loaded encoders between runs (a watch passes one across its batches).
 
     A data dir that cannot be written (read-only, full, permissions) stops the run with a
     DataDirError; every video committed before that stays indexed and searchable.
@@ -307,7 +313,7 @@ def run_index(
                 f"cannot index into {root}: {catalog.read_only_reason}. Searching it still "
                 "works; free space, fix permissions or use another --data to index"
             )
-        return Indexer(settings, catalog, progress, should_stop, engine).run(roots)
+        return Indexer(settings, catalog, progress, should_stop, engine, encoders).run(roots)
     except CatalogBackendError as exc:
         raise _data_dir_error(root, exc) from exc
     except OSError as exc:

@@ -79,6 +79,7 @@ def plan_sets(catalog: Catalog, asked: Towers, weights_dir: Path) -> RunSets:
         asked.backend,
         asked.runtime_dir,
         building,
+        asked.cache,
     )
     return RunSets(towers, sets)
 

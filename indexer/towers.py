@@ -10,6 +10,7 @@ Thumbnails come from the largest size.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +32,36 @@ from indexer.records import IMAGE_SET, VIDEO_SET, ClipSampling, VideoInfo
 from indexer.settings import DataDir, EncoderSettings, IndexSettings
 
 
+class EncoderCache:
+    """Loaded encoders kept between the index runs of one process (a watch's batches), so that a batch does
+    not load and compile its models again. Keyed by what fixes a loaded encoder: the tower's identity (its
+    weights' checksum included) and where it runs. `keep_used()` after a run drops the encoders it did not
+    use (after an encoder switch, the old ones)."""
+
+    def __init__(self) -> None:
+        self._encoders: dict[str, Tower] = {}
+        self._used: set[str] = set()
+        self._lock = threading.Lock()
+        self.loads = 0  # encoders loaded so far (the rest were reused)
+
+    def load(self, spec: TowerSpec, device: str, precision: str, backend: str, runtime_dir: Path | None) -> Tower:
+        key = json.dumps([spec.identity(), device, precision, backend, str(runtime_dir)], sort_keys=True, default=str)
+        with self._lock:
+            self._used.add(key)
+            if key not in self._encoders:
+                self._encoders[key] = spec.load(device, precision, backend, runtime_dir)
+                self.loads += 1
+            return self._encoders[key]
+
+    def __len__(self) -> int:
+        return len(self._encoders)
+
+    def keep_used(self) -> None:
+        with self._lock:
+            self._encoders = {key: tower for key, tower in self._encoders.items() if key in self._used}
+            self._used = set()
+
+
 @dataclass
 class Towers:
     video: TowerSpec  # VideoMAE v2: its preprocessing fixes the clip sampling
@@ -43,6 +74,7 @@ class Towers:
     # Towers of the sets being built beside the active ones, by set name ("video.new": indexer/set_roles.py):
     # they embed the same clips, so an index run decodes once for the active and the new encoders.
     building: dict[str, TowerSpec] = field(default_factory=dict)
+    cache: EncoderCache | None = None  # loaded encoders shared with earlier runs (a watch); None: load here
     _loaded: dict = field(default_factory=dict)
     _loading: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -110,9 +142,9 @@ class Towers:
             with self._loading:
                 loaded = self._loaded.get(name)
                 if loaded is None:
-                    loaded = self._loaded[name] = self.specs()[name].load(
-                        self.device, self.precision, self.backend, self.runtime_dir
-                    )
+                    spec, where = self.specs()[name], (self.device, self.precision, self.backend, self.runtime_dir)
+                    loaded = self.cache.load(spec, *where) if self.cache is not None else spec.load(*where)
+                    self._loaded[name] = loaded
         return loaded
 
     def runtimes(self) -> dict[str, str]:
@@ -127,8 +159,9 @@ class Towers:
         return {name: self.encoder(name).embed(by_size.get(self.input_size(name), largest)) for name in names}
 
 
-def resolve_towers(settings: IndexSettings) -> Towers:
-    """The towers an index run asks for; resolves (downloads, checksums) weights, loads nothing."""
+def resolve_towers(settings: IndexSettings, cache: EncoderCache | None = None) -> Towers:
+    """The towers an index run asks for; resolves (downloads, checksums) weights, loads nothing (then loads
+    through `cache` when given)."""
     enc = settings.encoder
     weights_dir = settings.data.weights_dir
     try:
@@ -144,7 +177,9 @@ def resolve_towers(settings: IndexSettings) -> Towers:
         )
     pre = video.weights.preprocess
     sampling = ClipSampling(pre.window_frames, pre.frame_interval, settings.stride_frames, settings.change_threshold)
-    return Towers(video, image, sampling, enc.device, enc.precision, enc.runtime, settings.data.runtime_dir)
+    return Towers(
+        video, image, sampling, enc.device, enc.precision, enc.runtime, settings.data.runtime_dir, cache=cache
+    )
 
 
 def _with_image_text_offline(offline: HubUnreachableError, settings: IndexSettings) -> HubUnreachableError:

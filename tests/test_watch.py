@@ -125,6 +125,38 @@ def test_a_path_settles_only_after_staying_unchanged_and_a_gone_one_later():
 # -- real watchdog, real files -------------------------------------------------------------------
 
 
+def test_later_batches_reuse_the_first_batchs_encoders(tmp_path, clips):
+    """Each batch is its own index run, but the models are loaded once per watch: the second batch loads
+    nothing (both towers were already loaded by the first) and still indexes its file."""
+    lib, data = folders(tmp_path)
+    with watching(lib, data) as running:
+        shutil.copy(clips[0], lib / "first.mp4")
+        wait_until(lambda: running.reports, "the first batch")
+        assert running.watch.encoders.loads == 2  # the video and the image-text tower
+        shutil.copy(clips[1], lib / "second.mp4")
+        wait_until(lambda: len(running.reports) == 2, "the second batch")
+    assert [paths for _, paths in running.reports] == [[str(lib / "first.mp4")], [str(lib / "second.mp4")]]
+    assert all(report["clips_embedded"] > 0 for report, _ in running.reports)
+    assert running.watch.encoders.loads == 2
+
+
+def test_the_encoder_cache_keeps_only_what_the_last_run_used(tmp_path, clips):
+    from dataclasses import replace
+
+    from indexer.pipeline import run_index
+    from indexer.settings import ImageTextSettings
+    from indexer.towers import EncoderCache
+
+    cache = EncoderCache()
+    run_index(settings(tmp_path / "a"), [clips[0]], encoders=cache)
+    cache.keep_used()
+    assert cache.loads == 2 and len(cache) == 2
+    video_only = replace(settings(tmp_path / "a"), image_text=ImageTextSettings(False))
+    report = run_index(video_only, [clips[1]], encoders=cache)
+    cache.keep_used()
+    assert report.clips_embedded > 0 and cache.loads == 2 and len(cache) == 1  # reused; the image tower let go
+
+
 @pytest.mark.slow
 def test_a_file_written_after_start_is_indexed_once_settled_never_while_growing(tmp_path, clips):
     lib, data = folders(tmp_path)
