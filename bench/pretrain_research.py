@@ -1,4 +1,4 @@
-"""Screening runs for the k-NN research: which objective, pooling and settings make pretraining help retrieval.
+"""Screening runs for the k-NN research: which objective and settings make pretraining help retrieval.
 
     .venv/bin/python bench/pretrain_research.py --minutes 3 --objective mae
     .venv/bin/python bench/pretrain_research.py --minutes 3 --objective mae+nce --nce-weight 1
@@ -79,20 +79,21 @@ def crop_flip(clips: torch.Tensor, generator: torch.Generator, flip: torch.Tenso
 
 
 @torch.no_grad()
-def library_embeddings(model: VideoMAE2Pretrain, videos: torch.Tensor, pooling: str) -> np.ndarray:
+def library_embeddings(model: VideoMAE2Pretrain, videos: torch.Tensor) -> np.ndarray:
     model.eval()
     feats = []
     for start in (0, SPAN):  # the two windows `index` cuts from a 128-frame video
         idx = torch.arange(len(videos))
         for chunk in idx.split(64):
             clips = normalize_input(windows(videos, chunk, torch.full_like(chunk, start)), model.cfg)
-            feats.append(embed(model, clips, pooling))
+            feats.append(embed(model, clips))
     model.train()
     per_window = torch.cat(feats).view(2, len(videos), -1)
     return per_window.transpose(0, 1).reshape(2 * len(videos), -1).numpy()  # video-major, like clip ids
 
 
-def embed(model: VideoMAE2Pretrain, clips_normalised: torch.Tensor, pooling: str) -> torch.Tensor:
+def embed(model: VideoMAE2Pretrain, clips_normalised: torch.Tensor) -> torch.Tensor:
+    """The clip feature `index` stores: the encoder's own pooling over all tokens."""
     enc = model.encoder
     return enc.pool(enc.forward_blocks(enc.add_positions(enc.patch_embed(clips_normalised))))
 
@@ -134,7 +135,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mask", default="tube")
     p.add_argument("--mask-ratio", type=float, default=0.9)
     p.add_argument("--decoder-mask-ratio", type=float, default=0.5)
-    p.add_argument("--pooling", default="mean")
     p.add_argument("--eval-every", type=float, default=60.0, help="seconds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="")
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = MaskSpec(args.mask, args.mask_ratio, args.decoder_mask_ratio) if args.mask != "future" else None
 
     def evaluate(step: int, elapsed: float) -> dict:
-        s = score(library_embeddings(model, videos, args.pooling), clip_names, labels)
+        s = score(library_embeddings(model, videos), clip_names, labels)
         row = {"tag": args.tag, "step": step, "s": round(elapsed), "wall_s": round(time.perf_counter() - wall0)}
         row |= {"knn": round(s.knn, 3)}
         row |= {"fwd_rev": round(s.reversal, 3), "load": round(os.getloadavg()[0], 1)}
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             loss = loss + parts["mae"]
 
         def embed_01(x: torch.Tensor) -> torch.Tensor:
-            return embed(model, normalize_input(x, model.cfg), args.pooling)
+            return embed(model, normalize_input(x, model.cfg))
 
         if "motion" in args.objective:
             parts["motion"] = motion_contrastive_loss(
