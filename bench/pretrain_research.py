@@ -152,7 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     gen = torch.Generator().manual_seed(args.seed)
     model = VideoMAE2Pretrain(pretrain_config(args.encoder)).init_random_(args.seed).train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)
-    spec = MaskSpec(args.mask, args.mask_ratio, args.decoder_mask_ratio) if args.mask != "future" else None
+    if args.mask == "future":
+        masks = lambda B: future_masks(model.cfg.grid, B)  # noqa: E731
+    else:
+        spec = MaskSpec(args.mask, args.mask_ratio, args.decoder_mask_ratio)
+        masks = lambda B: make_masks(spec, model.cfg.grid, B, gen)  # noqa: E731
 
     def evaluate(step: int, elapsed: float) -> dict:
         s = score(library_embeddings(model, videos), clip_names, labels)
@@ -180,9 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         loss = torch.zeros(())
         parts = {}
         if "mae" in args.objective:
-            hidden, decoded = (
-                future_masks(model.cfg.grid, B) if args.mask == "future" else make_masks(spec, model.cfg.grid, B, gen)
-            )
+            hidden, decoded = masks(B)
             parts["mae"] = pretrain_loss(model, clips, hidden, decoded)
             loss = loss + parts["mae"]
 
