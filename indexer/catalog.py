@@ -577,11 +577,13 @@ class Catalog:
     def clip_times(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(clip ids, their video ids, their start seconds) as int64, int64 and float64 arrays, in one read: video
         filters and recording-time filters (video's recording start + clip start) become clip ids."""
+        query = select(Clip.id, Clip.video_id, Clip.start).order_by(Clip.id)
         with self.session() as s:
-            rows = s.execute(select(Clip.id, Clip.video_id, Clip.start).order_by(Clip.id)).all()
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        videos = np.array([r[1] for r in rows], dtype=np.int64)
-        return ids, videos, np.array([r[2] for r in rows], dtype=np.float64)
+            # Straight from the driver's cursor into one structured array: at 1M clips, making a Row per clip
+            # and three lists of them took 2.3-3.8 s against 0.8-0.9 s (SQLite; the columns are plain
+            # ints and floats on every backend, so no result processing is skipped).
+            rows = np.fromiter(s.connection().execute(query).cursor, dtype=CLIP_TIMES)
+        return rows["id"], rows["video"], rows["start"]
 
     def stats(self) -> dict:
         with self.session() as s:
@@ -695,6 +697,9 @@ class Catalog:
                 .where(IndexRun.id == run_id)
                 .values(status=status, finished_at=utcnow(), report=json.dumps(report))
             )
+
+
+CLIP_TIMES = np.dtype([("id", np.int64), ("video", np.int64), ("start", np.float64)])  # Catalog.clip_times
 
 
 class NewSetInProgress(CatalogError):

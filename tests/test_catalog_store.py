@@ -54,6 +54,10 @@ def test_store_and_read_back(catalog):
     assert catalog.vector_set("video").version == 2
     stats = catalog.stats()
     assert stats["videos"] == {"indexed": 2} and stats["clips"] == 5 and stats["duration"] == 10.0
+    ids, videos, starts = catalog.clip_times()
+    assert (ids.dtype, videos.dtype, starts.dtype) == (np.int64, np.int64, np.float64)
+    assert ids.tolist() == [1, 2, 3, 4, 5] and starts.tolist() == [0.0, 2.0, 4.0, 0.0, 2.0]
+    assert videos.tolist() == [rows[2].video_id] * 3 + [rows[5].video_id] * 2
 
 
 def test_reembedding_a_video_replaces_its_clips(catalog):
