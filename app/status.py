@@ -22,7 +22,7 @@ def library_status(data: DataDir) -> dict:
         vset = catalog.vector_set(VIDEO_SET)
         index_file = store.index_path(data.index_dir, vset) if vset else None
         towers = {  # (`tower_set`, not `vset`: a walrus in a comprehension binds in this function's scope)
-            name: {**_tower_status(catalog, tower_set, data), **_runtime_status(catalog, data, tower_set, name)}
+            name: {**_tower_status(catalog, tower_set, data), **_runtime_status(catalog, data, tower_set)}
             for name in (VIDEO_SET, IMAGE_SET)
             if (tower_set := catalog.vector_set(name)) is not None
         }
@@ -70,7 +70,7 @@ def _vector_sets(catalog: Catalog, clips: int) -> list[dict]:
     return listed
 
 
-def _runtime_status(catalog: Catalog, data: DataDir, vset: VectorSetInfo, name: str) -> dict:
+def _runtime_status(catalog: Catalog, data: DataDir, vset: VectorSetInfo) -> dict:
     """What ran the tower in the last index run, and the converted encoders a CPU search would use: the
     OpenVINO cache manifests (encoder.openvino_runtime) of exactly this tower, read without importing torch."""
     identity = {k: v for k, v in vset.identity.items() if k != "sampling"}  # the sampling is the indexer's
@@ -86,7 +86,7 @@ def _runtime_status(catalog: Catalog, data: DataDir, vset: VectorSetInfo, name: 
     auto = os.environ.get("TUBELET_RUNTIME", "auto")  # what --runtime auto means here (encoder.runtime)
     openvino = importlib.util.find_spec("openvino") and auto in ("auto", "openvino")
     search = "auto = openvino on CPU, torch on CUDA" if openvino else "auto = torch"
-    indexed_with = catalog.last_runtime(vset.id, name)
+    indexed_with = catalog.last_runtime(vset)
     return {"indexed_with": indexed_with, "search_runtime": search, "converted": converted}
 
 

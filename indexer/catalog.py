@@ -674,18 +674,22 @@ class Catalog:
                 for r in rows
             ]
 
-    def last_runtime(self, set_id: int, name: str) -> str | None:
-        """What ran the tower of vector set `set_id` in the newest finished run that embedded into it, or None.
-        Runs record it by set id (a switch renames sets, not their ids); a run from before that by the name
-        the set had then, `name` here."""
+    def last_runtime(self, vset: VectorSetInfo) -> str | None:
+        """What ran the tower of vector set `vset` in the newest finished run that embedded into it, or None.
+        Runs record it by set generation; runs from before that by set id (`set_runtimes`), and before that
+        by the name the set had then."""
         with self.session() as s:
             rows = s.scalars(
                 select(IndexRun.report).where(IndexRun.status.in_(("done", "cancelled"))).order_by(IndexRun.id.desc())
             )
             for report in rows:
                 parsed = json.loads(report) if report else {}
-                by_id = parsed.get("set_runtimes")
-                runtime = by_id.get(str(set_id)) if by_id is not None else parsed.get("runtimes", {}).get(name)
+                if "generation_runtimes" in parsed:
+                    runtime = parsed["generation_runtimes"].get(vset.generation)
+                elif "set_runtimes" in parsed:
+                    runtime = parsed["set_runtimes"].get(str(vset.id))
+                else:
+                    runtime = parsed.get("runtimes", {}).get(vset.name)
                 if runtime:
                     return runtime
         return None

@@ -79,7 +79,8 @@ class Indexer:
                 finally:
                     bar.close()
                 report.runtimes = {**report.runtimes, **towers.runtimes()}  # an engine's workers', then ours
-                report.set_runtimes = {str(sets[n].id): ran for n, ran in report.runtimes.items() if n in sets}
+                ran_by_set = {n: ran for n, ran in report.runtimes.items() if n in sets}
+                report.generation_runtimes = {sets[n].generation: ran for n, ran in ran_by_set.items()}
                 report.cancelled = self.should_stop()
                 if not self.settings.keep_active:
                     report.activated = switch_complete(self.catalog, planned)

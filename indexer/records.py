@@ -148,9 +148,10 @@ class IndexReport:
     seconds: float = 0.0
     cancelled: bool = False  # stopped early on request; finished videos are kept
     runtimes: dict[str, str] = field(default_factory=dict)  # set name -> what ran its tower ("openvino cpu bf16")
-    # The same by vector set id (as a string, a JSON key): a switch renames sets ("video.new" becomes "video")
-    # but keeps their ids, so status finds what made the active set's vectors after it.
-    set_runtimes: dict[str, str] = field(default_factory=dict)
+    # The same by vector set generation: a switch renames sets ("video.new" becomes "video") but keeps their
+    # generation, so status finds what made the active set's vectors after it. Not by set id: SQLite gives a
+    # set made after `--rebuild` or `drop-set` the id of the one it replaced, whose runs are not its own.
+    generation_runtimes: dict[str, str] = field(default_factory=dict)
     activated: list[str] = field(default_factory=list)  # towers whose new vector set became active (switch)
     building: dict[str, dict] = field(default_factory=dict)  # new sets still lacking clips: {clips, vectors}
 
@@ -166,7 +167,7 @@ class IndexReport:
             "seconds": round(self.seconds, 3),
             "cancelled": self.cancelled,
             "runtimes": self.runtimes,
-            "set_runtimes": self.set_runtimes,
+            "generation_runtimes": self.generation_runtimes,
             "activated": self.activated,
             "building": self.building,
         }

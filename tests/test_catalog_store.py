@@ -243,3 +243,28 @@ def test_a_sqlite_catalog_that_cannot_be_written_opens_read_only_and_reads(tmp_p
     finally:
         catalog.close()
     assert not engine.file_identity(url).replaced_since(identity)
+
+
+def test_what_ran_a_set_is_never_read_from_the_runs_of_the_set_it_replaced(catalog):
+    """SQLite gives a set made after `--rebuild` the id of the set it replaced; the old set's runs must not
+    answer for the new one (status would say the new vectors were made by what made the old ones)."""
+    old = catalog.ensure_vector_set("video", IDENTITY, 8)
+    run = catalog.start_run(["/lib"])
+    catalog.finish_run(run, "done", {"generation_runtimes": {old.generation: "openvino cpu bf16"}})
+    assert catalog.last_runtime(old) == "openvino cpu bf16"
+    catalog.reset_embeddings()  # what `index --rebuild` does first
+    rebuilt = catalog.ensure_vector_set("video", IDENTITY, 8)
+    assert rebuilt.generation != old.generation
+    assert catalog.last_runtime(rebuilt) is None
+    run = catalog.start_run(["/lib"])
+    catalog.finish_run(run, "cancelled", {"generation_runtimes": {rebuilt.generation: "torch cpu fp32"}})
+    assert catalog.last_runtime(rebuilt) == "torch cpu fp32"
+
+
+def test_what_ran_a_set_is_read_from_runs_recorded_by_set_id_or_name(catalog):
+    """Catalogs written before runs recorded sets by generation: by id (`set_runtimes`), or by set name."""
+    vset = catalog.ensure_vector_set("video", IDENTITY, 8)
+    catalog.finish_run(catalog.start_run(["/lib"]), "done", {"runtimes": {"video": "torch cpu fp32"}})
+    assert catalog.last_runtime(vset) == "torch cpu fp32"
+    catalog.finish_run(catalog.start_run(["/lib"]), "done", {"set_runtimes": {str(vset.id): "openvino cpu fp32"}})
+    assert catalog.last_runtime(vset) == "openvino cpu fp32"
