@@ -268,15 +268,20 @@ def test_skipped_windows_never_wait_for_room_only_clips_do():
     assert channel.get()[2] == 4 and channel.get()[2] == 5
 
 
-def _yuv_frame(rgb: np.ndarray, fmt: str = "yuv420p"):
+def _yuv_frame(rgb: np.ndarray, fmt: str = "yuv420p", full_range: bool = False):
     import av
 
-    return av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=fmt)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    if full_range:  # FFmpeg's converter leaves the frame's range unmarked: mark it as a decoder does
+        frame = frame.reformat(format=fmt, dst_color_range="JPEG")
+        frame.color_range = 2
+        return frame
+    return frame.reformat(format=fmt)
 
 
 def test_grey_cells_agree_across_pixel_formats():
     """The luma plane is read directly for 8-bit YUV (planar or not); other formats go through FFmpeg's grey
-    conversion first: every way gives the same grey levels, full range."""
+    conversion first: every way gives the same grey levels, full range, whatever range the frame's YUV is in."""
     from indexer.grey_cells import GreyCells
 
     rng = np.random.default_rng(3)
@@ -284,10 +289,11 @@ def test_grey_cells_agree_across_pixel_formats():
     rgb = np.repeat(rgb, 3, axis=2)  # grey blocks of 80 x 80 px, 1280 x 720
     cells = GreyCells(224)
     reference = cells(_yuv_frame(rgb, "rgb24"))  # FFmpeg's grey of RGB: full range already
-    for fmt in ("yuv420p", "nv12", "yuv444p", "yuv420p10le", "gray"):
-        got = cells(_yuv_frame(rgb, fmt))
+    formats = [(f, False) for f in ("yuv420p", "nv12", "yuv444p", "yuv420p10le", "gray")]
+    for fmt, full_range in [*formats, ("yuv420p", True), ("yuv420p10le", True), ("nv12", True)]:
+        got = cells(_yuv_frame(rgb, fmt, full_range))
         assert got.shape == (16, 16)
-        assert np.abs(got - reference).max() < 1.5, fmt
+        assert np.abs(got - reference).max() < 1.5, (fmt, full_range)
     area = rgb[:, 280:1000, 0].reshape(16, 45, 16, 45).mean(axis=(1, 3))  # the centred square's cells
     assert np.abs(reference - area).mean() < 2.0  # samples, not areas: a level or two off at sharp edges
 
