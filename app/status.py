@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 
+from encoder import runtime_cache
 from indexer import store
 from indexer.catalog import Catalog, VectorSetInfo
 from indexer.records import IMAGE_SET, VIDEO_SET
@@ -72,17 +72,16 @@ def _vector_sets(catalog: Catalog, clips: int) -> list[dict]:
 
 def _runtime_status(catalog: Catalog, data: DataDir, vset: VectorSetInfo) -> dict:
     """What ran the tower in the last index run, and the converted encoders a CPU search would use: the
-    OpenVINO cache manifests (encoder.openvino_runtime) of exactly this tower, read without importing torch."""
-    identity = {k: v for k, v in vset.identity.items() if k != "sampling"}  # the sampling is the indexer's
+    OpenVINO cache manifests (encoder.runtime_cache) of exactly this tower, read without importing torch."""
+    identity = runtime_cache.tower_identity(vset.identity)
     converted = []
-    for manifest in sorted(data.runtime_dir.glob("*.json")):
+    for _, record in runtime_cache.manifests(data.runtime_dir):
+        key = record["key"]
         try:
-            record = json.loads(manifest.read_text())
-            key = record["key"]
             if key["tower"] == identity:
                 converted.append(f"openvino {key['part']} {key['precision']} (cosine {record['cosine']:.6f})")
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # not a manifest of ours, or damaged: the next load rebuilds it
+        except (KeyError, TypeError, ValueError):
+            continue  # damaged: the next load rebuilds it
     auto = os.environ.get("TUBELET_RUNTIME", "auto")  # what --runtime auto means here (encoder.runtime)
     openvino = importlib.util.find_spec("openvino") and auto in ("auto", "openvino")
     search = "auto = openvino on CPU, torch on CUDA" if openvino else "auto = torch"

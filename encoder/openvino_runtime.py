@@ -34,6 +34,7 @@ import torch
 
 from encoder.errors import EncoderError
 from encoder.runtime import Runtime, cpu_has_fast_bf16, pick_runtime
+from encoder.runtime_cache import converted_paths
 from indexer.atomic import fsync_directory, fsync_file, write_text_atomic
 
 MIN_COSINE = 0.9999  # per probe row, against PyTorch fp32
@@ -165,8 +166,7 @@ def _convert(module: torch.nn.Module, probe: torch.Tensor):
 
 
 def _paths(cache_dir: Path, key: dict) -> tuple[Path, Path, Path]:
-    stem = Path(cache_dir) / key_digest(key)
-    return stem.with_suffix(".xml"), stem.with_suffix(".bin"), stem.with_suffix(".json")
+    return converted_paths(cache_dir, key_digest(key))
 
 
 def _read_cached(core, cache_dir: Path, key: dict):

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from encoder import runtime_cache
 from encoder.weights import remove_stale_temp_files
 from indexer import store, thumbnails
 from indexer.catalog import Catalog, CatalogBackendError, DataDirError, VectorSetInfo
@@ -88,6 +89,7 @@ class Indexer:
                 self._refresh_indexes([name for name in sets if parse_set_name(name).role == "active"])
                 if deleted or plan.changed_count:
                     self._sweep_thumbnails()
+                runtime_cache.sweep(self.settings.data.runtime_dir, [v.identity for v in self.catalog.vector_sets()])
             except BaseException:
                 report.seconds = time.monotonic() - started
                 self.catalog.finish_run(run_id, "failed", report.to_json())

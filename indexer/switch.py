@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from encoder import runtime_cache
 from encoder.offline import HubUnreachableError
 from encoder.registry import spec_from_identity
 from encoder.tower import TowerSpec
@@ -137,20 +138,23 @@ def activate(data: DataDir, drop_old: bool = False, memory_budget: int = 4 << 30
             vset = catalog.activate_new_set(tower)
             store.open_index(catalog, vset, data.index_dir, memory_budget).save(data.index_dir)
             store.remove_stale(data.index_dir, vset)
-        dropped = _drop(catalog, "old") if drop_old else ((), 0)
+        dropped = _drop(catalog, "old", data) if drop_old else ((), 0)
     return SwitchReport(tuple(towers), *dropped)
 
 
 def drop_sets(data: DataDir, which: str) -> SwitchReport:
     """`run.py drop-set old|new`: delete the replaced sets, or the one being built, with their vectors."""
     with IndexLock(data.lock_file), _opened(data) as catalog:
-        names, count = _drop(catalog, which)
+        names, count = _drop(catalog, which, data)
     return SwitchReport((), names, count)
 
 
-def _drop(catalog: Catalog, role: str) -> tuple[tuple[str, ...], int]:
+def _drop(catalog: Catalog, role: str, data: DataDir) -> tuple[tuple[str, ...], int]:
+    """Delete the sets of `role` with their vectors, then the converted encoders no remaining set uses."""
     names = tuple(v.name for v in catalog.vector_sets() if parse_set_name(v.name).role == role)
-    return names, catalog.drop_sets(list(names)) if names else 0
+    count = catalog.drop_sets(list(names)) if names else 0
+    runtime_cache.sweep(data.runtime_dir, [v.identity for v in catalog.vector_sets()])
+    return names, count
 
 
 @contextmanager

@@ -153,3 +153,47 @@ def test_indexed_with_openvino_searched_with_torch_and_status_says_what_ran(tmp_
     assert [h["clip_id"] for h in by_torch] == [h["clip_id"] for h in by_openvino]
     np.testing.assert_allclose([h["score"] for h in by_torch], [h["score"] for h in by_openvino], atol=2e-3)
     index(data, videos)  # a torch run adds to the same vector sets: the runtime is not their identity
+
+
+def test_the_sweep_removes_converted_encoders_of_towers_no_set_has_and_nothing_else(tmp_path):
+    from encoder.runtime_cache import sweep
+
+    kept_identity, gone_identity = {"tower": "videomae2", "sha256": "a"}, {"tower": "videomae2", "sha256": "b"}
+    for digest, tower in (("kept1", kept_identity), ("kept2", kept_identity), ("gone", gone_identity)):
+        (tmp_path / f"{digest}.json").write_text(json.dumps({"key": {"tower": tower, "part": "video"}}))
+        (tmp_path / f"{digest}.xml").write_text("<xml/>")
+        (tmp_path / f"{digest}.bin").write_bytes(b"0")
+    (tmp_path / "damaged.json").write_text("{not json")
+    (tmp_path / "foreign.json").write_text(json.dumps({"something": "else"}))
+    removed = sweep(tmp_path, [{**kept_identity, "sampling": {"num_frames": 16}}])  # a set's identity
+    assert sorted(p.name for p in removed) == ["gone.bin", "gone.json", "gone.xml"]
+    left = sorted(p.name for p in tmp_path.iterdir())
+    kept = [f"kept{i}.{ext}" for i in (1, 2) for ext in ("json", "xml", "bin")]
+    assert left == sorted(["damaged.json", "foreign.json", *kept])
+
+
+@pytest.mark.slow
+def test_converted_encoders_live_as_long_as_a_vector_set_of_their_tower(tmp_path):
+    """A switch keeps the old set, so its converted encoders stay (it can be switched back); `drop-set old`
+    and `--rebuild` with another encoder remove those of the towers no set has any more."""
+    videos = tmp_path / "videos"
+    synthesize_video(videos / "a.mp4", seconds=2, seed=1)
+    data, runtime = tmp_path / "data", tmp_path / "data" / "runtime"
+    other = [a if a != "random" else "random:1" for a in ENCODER]
+
+    def converted() -> set[str]:
+        return {json.dumps(json.loads(p.read_text())["key"]["tower"], sort_keys=True) for p in runtime.glob("*.json")}
+
+    def index_with(encoder: list, *extra) -> None:
+        cli_in_process("index", "--data", data, videos, *encoder, "--runtime", "openvino", "--json", *extra)
+
+    index_with(ENCODER)
+    first = converted()
+    assert len(first) == 2 and len(list(runtime.glob("*.json"))) == 3  # two towers; video, image, text
+    index_with(other)  # a new set for each tower, switched to at once: the old ones are kept
+    assert len(converted()) == 4 and converted() > first and len(list(runtime.glob("*.xml"))) == 6
+    cli_in_process("drop-set", "--data", data, "old")
+    second = converted()
+    assert len(second) == 2 and not second & first and len(list(runtime.glob("*.xml"))) == 3
+    index_with(ENCODER, "--rebuild")
+    assert converted() == first and len(list(runtime.iterdir())) == 9  # 3 manifests, 3 models, 3 weights files
