@@ -239,9 +239,16 @@ def _pretrain_parsers(sub) -> None:
     )
     pretrain.add_argument(
         "--objective",
-        choices=["mae", "mae+nce"],
+        choices=["mae", "mae+nce", "nce"],
         default="mae",
-        help="mae: masked reconstruction; mae+nce: plus a clip-level contrastive term (bench/RESULTS.md)",
+        help="mae: masked reconstruction; mae+nce: plus a clip-level contrastive term; nce: that term alone "
+        "(bench/RESULTS.md)",
+    )
+    pretrain.add_argument(
+        "--tubelet-difference",
+        action="store_true",
+        help="keep the tubelet embedding seeing only what changes between a tubelet's frames, so that what "
+        "stands still cannot tell clips apart (bench/RESULTS.md)",
     )
     pretrain.add_argument(
         "--nce-weight", type=number_at_least_zero, default=1.0, help="weight of the contrastive term (default 1)"
@@ -767,6 +774,7 @@ def pretrain_settings(args):
         decoder_mask_ratio=args.decoder_mask_ratio,
         objective=args.objective,
         nce_weight=args.nce_weight,
+        tubelet_difference=args.tubelet_difference,
         seed=args.seed,
         clip_grad=args.clip_grad or None,
         checkpoint_minutes=args.checkpoint_minutes,

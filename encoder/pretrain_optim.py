@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from encoder.pretrain_objective import MAE, Objective, objective_loss
+from encoder.pretrain_objective import MAE, Objective, keep_constraint, objective_loss
 
 REFERENCE_BATCH = 256  # the official code scales every learning rate by total batch / 256
 BETAS = (0.9, 0.95)
@@ -106,4 +106,5 @@ def train_step(
     if clip_grad:
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
     optimizer.step()
+    keep_constraint(model, objective)
     return mean

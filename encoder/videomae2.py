@@ -116,6 +116,16 @@ class TubeletEmbed(nn.Module):
         return F.linear(tubelets, self.proj.weight.flatten(1), self.proj.bias)
 
     @torch.no_grad()
+    def keep_only_change_(self) -> TubeletEmbed:
+        """Make each tubelet's kernel sum to zero over its frames (its mean over time taken out), so a
+        tubelet whose frames are all alike embeds to the bias alone: the embedding sees what changed within
+        a tubelet and nothing that stayed still. For tubelet 2: the second frame's weights = minus the
+        first's. A constraint some pretraining runs keep after every step (encoder/pretrain_objective.py);
+        the result is an ordinary kernel that inference loads as any other."""
+        self.proj.weight.sub_(self.proj.weight.mean(dim=2, keepdim=True))
+        return self
+
+    @torch.no_grad()
     def for_raw_pixels(self, mean, std, scale: float = 255.0) -> TubeletEmbed:
         """The same embedding for raw pixels (0..`scale`), the per-channel normalisation
         ((x / scale - mean) / std) folded into the kernel: the embedding is linear, so

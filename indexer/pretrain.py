@@ -23,7 +23,7 @@ import torch
 from encoder.factory import VideoEncoderSpec, resolve_video_encoder
 from encoder.masking import MaskSpec, make_masks
 from encoder.pretrain_checkpoint import encoder_state, load_pretrain_state, save_pretrain_state
-from encoder.pretrain_objective import Objective, objective_loss
+from encoder.pretrain_objective import Objective, keep_constraint, objective_loss
 from encoder.pretrain_optim import MicroBatch, NonFiniteLoss, build_optimizer, scaled_schedule, train_step
 from encoder.runtime import Runtime, pick_runtime
 from encoder.videomae2_pretrain import pretrain_config
@@ -66,8 +66,9 @@ class PretrainSettings:
     mask: str = "tube"  # encoder masking: tube | random
     mask_ratio: float = 0.9
     decoder_mask_ratio: float = 0.5  # running cell; 0 = decode every hidden token (VideoMAE v1)
-    objective: str = "mae"  # mae | mae+nce (encoder/pretrain_objective.py)
+    objective: str = "mae"  # mae | mae+nce | nce (encoder/pretrain_objective.py)
     nce_weight: float = 1.0  # weight of the contrastive term (mae+nce)
+    tubelet_difference: bool = False  # keep the tubelet embedding seeing only change (encoder/pretrain_objective.py)
     seed: int = 0
     clip_grad: float | None = DEFAULT_CLIP_GRAD  # max gradient norm; None = no clipping
     checkpoint_minutes: float = 5.0  # also at the end and on Ctrl+C; 0 = after every step
@@ -222,6 +223,7 @@ def run_options(settings: PretrainSettings, spec: VideoEncoderSpec) -> dict:
         "decoder_mask_ratio": settings.decoder_mask_ratio,
         "objective": settings.objective,
         "nce_weight": settings.nce_weight,
+        "tubelet_difference": settings.tubelet_difference,
         "seed": settings.seed,
         "clip_grad": settings.clip_grad,
     }
@@ -286,7 +288,9 @@ class Trainer:
         self.say = say
         self.grid = model_grid(spec)
         self.masks = MaskSpec(settings.mask, settings.mask_ratio, settings.decoder_mask_ratio)
-        self.objective = Objective(settings.objective, settings.nce_weight)
+        self.objective = Objective(
+            settings.objective, settings.nce_weight, tubelet_difference=settings.tubelet_difference
+        )
         self.path = checkpoint_path(settings.data)
         self.progress = Progress()
         self.model = self.optimizer = self.schedule = None
@@ -313,6 +317,7 @@ class Trainer:
             if not had_decoder:
                 self.say(f"{self.spec.weights.source} has no decoder: the decoder starts fresh")
             self._place(model)
+            keep_constraint(self.model, self.objective)  # the first step starts inside it, as every later one
             self.progress = Progress(total_steps=self.settings.steps) if self.settings.steps else self._fit_minutes()
         self.schedule = scaled_schedule(self.settings.lr, self.settings.total_batch, self.progress.total_steps)
 
@@ -346,7 +351,8 @@ class Trainer:
         return (
             f"pretraining {self.spec.variant} on {videos} videos: {self.progress.total_steps} steps of "
             f"{s.batch_size}x{s.accum} clips, {s.mask} mask {s.mask_ratio:g}, decoder mask {s.decoder_mask_ratio:g}, "
-            f"objective {s.objective}{f' (nce weight {s.nce_weight:g})' if s.objective != 'mae' else ''}, "
+            f"objective {s.objective}{f' (nce weight {s.nce_weight:g})' if s.objective == 'mae+nce' else ''}"
+            f"{', tubelet embedding kept to change only' if s.tubelet_difference else ''}, "
             f"lr {lr:.3g} (= {s.lr:g} x {s.total_batch}/256), {self.runtime.describe()}"
         )
 

@@ -92,3 +92,43 @@ def test_mae_plus_nce_is_the_reconstruction_loss_plus_the_weighted_contrastive_t
     assert objective_loss(model, clips, hidden, decoded, MAE, None).item() == mae.item()
     both.backward()  # differentiable through the encoder's pooled embedding
     assert model.encoder.patch_embed.proj.weight.grad is not None
+    alone = objective_loss(model, clips, hidden, decoded, Objective("nce"), torch.Generator().manual_seed(5))
+    assert alone.item() == nce.item()  # `nce`: the contrastive term, no reconstruction
+
+
+def test_a_tubelet_kept_to_change_only_embeds_what_stands_still_as_nothing():
+    """After `keep_only_change_` a still clip (every frame alike) embeds to the bias alone, whatever it
+    shows; a moving one does not; and the kernel that does it is an ordinary one."""
+    from encoder.videomae2 import VideoMAE2, variant_config
+
+    embed = VideoMAE2(variant_config("vit-tiny")).init_random_(0).patch_embed
+    still = [
+        torch.rand(1, 3, 1, 64, 64, generator=torch.Generator().manual_seed(s)).expand(1, 3, 16, 64, 64) for s in (1, 2)
+    ]
+    assert (embed(still[0]) - embed(still[1])).abs().max() > 0.1  # before: the look of a still clip shows
+    embed.keep_only_change_()
+    bias = embed.proj.bias.expand(1, 128, -1)
+    for clip in still:
+        torch.testing.assert_close(embed(clip), bias, atol=1e-5, rtol=0)
+    moving = torch.rand(1, 3, 16, 64, 64, generator=torch.Generator().manual_seed(3))
+    assert (embed(moving) - bias).abs().max() > 0.1
+    weight = embed.proj.weight
+    torch.testing.assert_close(weight[:, :, 1], -weight[:, :, 0], atol=1e-8, rtol=0)  # tubelet 2: minus the first
+
+
+def test_the_tubelet_difference_constraint_holds_after_every_step_and_only_when_asked():
+    from encoder.masking import MaskSpec, make_masks
+    from encoder.pretrain_objective import Objective
+    from encoder.pretrain_optim import MicroBatch, build_optimizer, train_step
+    from encoder.videomae2_pretrain import VideoMAE2Pretrain, pretrain_config
+
+    clips = torch.rand(2, 3, 16, 64, 64, generator=torch.Generator().manual_seed(1))
+    for tied in (True, False):
+        model = VideoMAE2Pretrain(pretrain_config("vit-tiny")).init_random_(0)
+        optimizer = build_optimizer(model)
+        for step in range(2):
+            hidden, decoded = make_masks(MaskSpec(), model.cfg.grid, 2, torch.Generator().manual_seed(step))
+            batch = MicroBatch(clips, hidden, decoded, torch.Generator().manual_seed(10 + step))
+            train_step(model, optimizer, [batch], 1e-3, 1.0, None, Objective("mae+nce", tubelet_difference=tied))
+            over_time = model.encoder.patch_embed.proj.weight.sum(dim=2).abs().max().item()
+            assert (over_time < 1e-6) == tied, (tied, step, over_time)

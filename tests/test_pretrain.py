@@ -117,6 +117,17 @@ def test_json_document_and_adapted_weights_index(library, tmp_path):
     assert indexed["clips_embedded"] > 0 and not indexed["failures"]
 
 
+def test_the_contrastive_objective_with_the_tubelet_kept_to_change(library, tmp_path):
+    """`--objective nce --tubelet-difference`: said in the plan, and kept in the weights file written (the
+    kernel sums to zero over each tubelet's frames, and is not all zeros)."""
+    data = tmp_path / "data"
+    recipe = ["--objective", "nce", "--tubelet-difference"]
+    done = pretrain(data, library, *TINY, "--steps", "2", "--batch-size", "2", *recipe, "--json")
+    assert "objective nce, tubelet embedding kept to change only" in done.stderr
+    weight = torch.load(json.loads(done.stdout)["encoder_weights"])["patch_embed.proj.weight"]
+    assert weight.sum(dim=2).abs().max() < 1e-6 < weight.abs().max()
+
+
 @pytest.mark.slow
 def test_bad_footage_is_skipped_with_a_warning(library, tmp_path):
     folder = tmp_path / "mixed"
