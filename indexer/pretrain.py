@@ -33,12 +33,15 @@ from indexer.lock import IndexLock, LockHeld
 from indexer.pretrain_clips import ClipSampler, probe_footage
 from indexer.pretrain_errors import PretrainError
 from indexer.pretrain_files import (
+    REFIT_AFTER,
+    REFIT_MIN_STEPS,
     Progress,
     TrainingState,
     checkpoint_path,
     curve_path,
     load_checkpoint,
     pretrain_dir,
+    refit_to_pace,
     save_checkpoint,
     save_curve,
     save_encoder_weights,
@@ -380,10 +383,24 @@ class Trainer:
             )
             if budget is not None and seconds >= budget:  # out of time: the schedule ends here
                 self.progress = replace(self.progress, total_steps=self.progress.step)
+            elif budget is not None and not self.progress.refitted and self._paced(start_step, start_seconds, budget):
+                self._refit(budget, start_step, start_seconds)
             on_step(self._report(loss, now - began, start_step))
             if now - last_save >= s.checkpoint_minutes * 60 and self.progress.step < self.progress.total_steps:
                 self._checkpoint()
                 last_save = time.monotonic()
+
+    def _paced(self, start_step: int, start_seconds: float, budget: float) -> bool:
+        """Enough steps timed in this session to fit the schedule to their pace."""
+        steps, seconds = self.progress.step - start_step, self.progress.seconds - start_seconds
+        return steps >= REFIT_MIN_STEPS and seconds >= REFIT_AFTER * budget
+
+    def _refit(self, budget: float, start_step: int, start_seconds: float) -> None:
+        planned = self.progress.total_steps
+        self.progress = refit_to_pace(self.progress, budget, start_step, start_seconds)
+        self.schedule = scaled_schedule(self.settings.lr, self.settings.total_batch, self.progress.total_steps)
+        if self.progress.total_steps != planned:
+            self.say(f"fitted to the pace of the steps so far: {self.progress.total_steps} steps (planned {planned})")
 
     def _step(self, step: int) -> float:
         batches = [self._micro_batch(step, m) for m in range(self.settings.accum)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -40,10 +40,26 @@ class Progress:
     """How far a run got: enough to continue it exactly."""
 
     step: int = 0  # optimizer steps done
-    total_steps: int = 0  # the schedule's length, fixed when the run started
+    total_steps: int = 0  # the schedule's length: fixed when the run started (`--minutes`: fitted once more)
     clips_seen: int = 0
     seconds: float = 0.0  # time spent training, over every session of the run
     losses: list[float] = field(default_factory=list)  # one per step
+    refitted: bool = False  # `--minutes`: the schedule was fitted to the measured pace (`refit_to_pace`)
+
+
+REFIT_AFTER = 0.05  # share of a `--minutes` budget after which the schedule is fitted to the measured pace
+REFIT_MIN_STEPS = 10  # and at least this many steps timed
+
+
+def refit_to_pace(progress: Progress, budget_s: float, since_step: int, since_seconds: float) -> Progress:
+    """The schedule's length fitted to the pace of the steps done since (`since_step`, `since_seconds`),
+    so that it ends when the time does. The first fit times one forward/backward pass and assumes decoding
+    runs beside it; on a busy CPU or with a costlier objective the real pace can be half that, and a
+    schedule cut at the time limit never decays its learning rate."""
+    per_step = (progress.seconds - since_seconds) / max(1, progress.step - since_step)
+    left = max(0.0, budget_s - progress.seconds)
+    total = progress.step + max(1, int(left / per_step))
+    return replace(progress, total_steps=total, refitted=True)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,17 @@ def test_schedule_warms_up_then_decays_to_the_scaled_minimum():
     assert schedule.at(99) == pytest.approx(2.5e-6, rel=0.05)  # min_lr 1e-5 scaled
 
 
+def test_a_minutes_budget_is_refitted_to_the_pace_the_steps_really_took():
+    """The first fit (its timing took 6 s) planned 1000 steps; the 20 steps since took 30 s (1.5 s a step, not
+    the timed 0.6 s), so the schedule is made to end with the 600 s budget: 20 + (600 - 36) / 1.5 steps."""
+    from indexer.pretrain_files import Progress, refit_to_pace
+
+    refitted = refit_to_pace(Progress(step=20, total_steps=1000, seconds=36.0), 600.0, 0, 6.0)
+    assert (refitted.step, refitted.total_steps, refitted.refitted) == (20, 396, True)
+    resumed = Progress(step=120, total_steps=200, seconds=700.0)  # a resumed session past its time: one more
+    assert refit_to_pace(resumed, 600.0, 100, 690.0).total_steps == 121
+
+
 def test_multi_scale_crop_uses_the_official_scales_and_stays_inside():
     rng = np.random.default_rng(0)
     sides = {int(80 * s) for s in CROP_SCALES}
