@@ -52,7 +52,16 @@ class GridLayout:
 def no_checkpoint_message(data: DataDir) -> str:
     return (
         f"no pretraining checkpoint with a decoder in {data.root / 'pretrain'}: make one with "
-        f"`python run.py pretrain --data {data.root} --minutes 10` (it trains the decoder this picture needs)"
+        f"`python run.py pretrain --data {data.root} --minutes 10 --objective mae` (it trains the decoder this "
+        "picture needs)"
+    )
+
+
+def untrained_decoder_message(data: DataDir) -> str:
+    return (
+        f"the pretraining checkpoint in {data.root / 'pretrain'} was trained with --objective nce, which does not "
+        "train the decoder: its picture would show nothing learned. "
+        + no_checkpoint_message(data).split(": ", 1)[1].capitalize()
     )
 
 
@@ -94,6 +103,8 @@ def reconstruction_picture(
     model, had_decoder = load_pretrain_state(saved.model, saved.run["variant"])
     if not had_decoder:
         raise NoDecoderError(no_checkpoint_message(data))
+    if saved.run.get("objective") == "nce":
+        raise NoDecoderError(untrained_decoder_message(data))
     pre = VideoPreprocess.from_dict(saved.run["preprocess"])
     frames = clip_frames(data, clip_id, pre)  # uint8 (T, S, S, 3)
     runtime = pick_runtime(device, "fp32", "torch")

@@ -163,7 +163,12 @@ def test_reconstruct_writes_the_grid_and_says_how_to_get_a_checkpoint(library, t
     missing = cli_in_process("reconstruct", "1", "--data", data, "--out", tmp_path / "r.png", expect=2)
     assert "no pretraining checkpoint with a decoder" in missing.stderr and "run.py pretrain --data" in missing.stderr
 
-    pretrain(data, "--steps", "1", "--batch-size", "1", "--precision", "fp32")  # the data dir's encoder
+    pretrain(data, "--steps", "1", "--batch-size", "1", "--precision", "fp32", "--objective", "nce")
+    untrained = cli_in_process("reconstruct", "1", "--data", data, "--out", tmp_path / "r.png", expect=2)
+    assert "trained with --objective nce, which does not train the decoder" in untrained.stderr
+    assert "--objective mae" in untrained.stderr and not (tmp_path / "r.png").exists()
+
+    pretrain(data, "--steps", "1", "--batch-size", "1", "--precision", "fp32", "--objective", "mae", "--restart")
     cli_in_process("reconstruct", "1", "--data", data, "--out", tmp_path / "r.png", "--mask-ratio", "0.75")
     picture = np.asarray(Image.open(tmp_path / "r.png").convert("RGB"))
     layout = GridLayout(size=64, columns=len(shown_frames(16)))
