@@ -36,7 +36,14 @@ from motion_library import make_library  # noqa: E402
 from motion_objective import motion_contrastive_loss  # noqa: E402
 from pretrain_knn import OUT, score  # noqa: E402
 
-from encoder.contrastive import VIEW_STRENGTH, appearance_jitter, clip_contrastive_loss, info_nce, reverse_time  # noqa: E402
+from encoder.contrastive import (  # noqa: E402
+    VIEW_STRENGTH,
+    appearance_jitter,
+    clip_contrastive_loss,
+    info_nce,
+    reverse_time,
+    two_views,
+)
 from encoder.masking import MaskSpec, make_masks  # noqa: E402
 from encoder.pretrain_step import normalize_input, pretrain_loss  # noqa: E402
 from encoder.videomae2_pretrain import VideoMAE2Pretrain, pretrain_config  # noqa: E402
@@ -98,6 +105,17 @@ def embed(model: VideoMAE2Pretrain, clips_normalised: torch.Tensor) -> torch.Ten
     return enc.pool(enc.forward_blocks(enc.add_positions(enc.patch_embed(clips_normalised))))
 
 
+def mix_still(clips: torch.Tensor, generator: torch.Generator, weight: float) -> torch.Tensor:
+    """`--mix-still` (a screen): each clip blended with a still frame of another clip of the batch, held
+    for every frame ("background erasing", Wang et al., CVPR 2021): the blend adds a static scene that
+    changes the look and leaves the motion, so two views agree only in what moves."""
+    B, _C, T = clips.shape[:3]
+    other = (torch.arange(B) + torch.randint(1, B, (B,), generator=generator)) % B
+    frame = torch.randint(0, T, (B,), generator=generator)
+    stills = clips[other, :, frame].unsqueeze(2)  # (B, C, 1, H, W)
+    return (1 - weight) * clips + weight * stills
+
+
 def future_masks(grid: tuple[int, int, int], batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`--mask future` (a screen, not a product mask): the encoder sees the first half of the time slices
     whole, the decoder predicts the second half: extrapolating needs the direction and speed of motion."""
@@ -123,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--temperature", type=float, default=0.1)
     p.add_argument("--jitter", type=float, default=VIEW_STRENGTH, help="colour gain/offset strength of the views")
     p.add_argument("--permute", action="store_true", help="views also permute the colour channels")
+    p.add_argument("--mix-still", type=float, default=0.0, help="nce: blend each view with another clip's still")
     p.add_argument("--across-batch", action="store_true", help="motion: other clips are negatives too")
     p.add_argument("--no-reversed-negatives", action="store_true", help="(nearby positives only)")
     p.add_argument(
@@ -136,6 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mask-ratio", type=float, default=0.9)
     p.add_argument("--decoder-mask-ratio", type=float, default=0.5)
     p.add_argument("--eval-every", type=float, default=60.0, help="seconds")
+    p.add_argument(
+        "--difference",
+        default="off",
+        choices=["off", "init", "tied"],
+        help="init: start with each tubelet's second frame weighted as minus its first (a temporal difference: "
+        "what is still cancels; with --minutes 0, only scores that); tied: and keep it so after every step",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="")
     args = p.parse_args(argv)
@@ -151,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     model = VideoMAE2Pretrain(pretrain_config(args.encoder)).init_random_(args.seed).train()
+    if args.difference != "off":
+        model.encoder.patch_embed.keep_only_change_()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.05)
     if args.mask == "future":
         masks = lambda B: future_masks(model.cfg.grid, B)  # noqa: E731
@@ -196,6 +224,11 @@ def main(argv: list[str] | None = None) -> int:
                 embed_01, clips, gen, args.temperature, args.jitter, args.across_batch
             )
             loss = loss + args.nce_weight * parts["motion"]
+        elif "nce" in args.objective and args.mix_still > 0:
+            view_a, view_b = (mix_still(v, gen, args.mix_still) for v in two_views(clips, gen, args.jitter))
+            backwards = embed_01(reverse_time(view_b))
+            parts["nce"] = info_nce(embed_01(view_a), embed_01(view_b), backwards, args.temperature)
+            loss = loss + args.nce_weight * parts["nce"]
         elif "nce" in args.objective and args.positive == "same":
             parts["nce"] = clip_contrastive_loss(embed_01, clips, gen, args.temperature, args.jitter, args.permute)
             loss = loss + args.nce_weight * parts["nce"]
@@ -220,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if args.difference == "tied":
+            model.encoder.patch_embed.keep_only_change_()
         step += 1
         losses.append({k: v.item() for k, v in parts.items()})
         if clock() - last_eval >= args.eval_every:
