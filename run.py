@@ -240,15 +240,16 @@ def _pretrain_parsers(sub) -> None:
     pretrain.add_argument(
         "--objective",
         choices=["mae", "mae+nce", "nce"],
-        default="mae",
-        help="mae: masked reconstruction; mae+nce: plus a clip-level contrastive term; nce: that term alone "
-        "(bench/RESULTS.md)",
+        default="nce",
+        help="nce (default): a clip-level contrastive term; mae: masked reconstruction (the official objective, "
+        "and the one that trains the decoder `reconstruct` shows); mae+nce: both (bench/RESULTS.md)",
     )
     pretrain.add_argument(
         "--tubelet-difference",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="keep the tubelet embedding seeing only what changes between a tubelet's frames, so that what "
-        "stands still cannot tell clips apart (bench/RESULTS.md)",
+        "stands still cannot tell clips apart (default on; bench/RESULTS.md)",
     )
     pretrain.add_argument(
         "--nce-weight", type=number_at_least_zero, default=1.0, help="weight of the contrastive term (default 1)"

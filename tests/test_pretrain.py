@@ -204,7 +204,7 @@ def test_web_ui_shows_the_reconstruction_of_a_result_card(browser, library, tmp_
         page.wait_for_selector("text=run.py pretrain", timeout=60_000)
         assert "/" + data.name not in page.content()  # the server path is not shown
 
-        pretrain(data, "--steps", "1", "--batch-size", "1", "--precision", "fp32")
+        pretrain(data, "--steps", "1", "--batch-size", "1", "--precision", "fp32", "--objective", "mae")
         page.click("#reconstruct-button")
         image = page.wait_for_selector("#reconstruction img", timeout=60_000)
         page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image)
