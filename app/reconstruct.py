@@ -49,19 +49,21 @@ class GridLayout:
         return GAP + row * (self.tile + GAP), LABEL_WIDTH + GAP + column * (self.tile + GAP)
 
 
-def no_checkpoint_message(data: DataDir) -> str:
+def _how_to_make_one(data: DataDir) -> str:
     return (
-        f"no pretraining checkpoint with a decoder in {data.root / 'pretrain'}: make one with "
-        f"`python run.py pretrain --data {data.root} --minutes 10 --objective mae` (it trains the decoder this "
-        "picture needs)"
+        f"make one with `python run.py pretrain --data {data.root} --minutes 10 --objective mae` (it trains the "
+        "decoder this picture needs)"
     )
+
+
+def no_checkpoint_message(data: DataDir) -> str:
+    return f"no pretraining checkpoint with a decoder in {data.root / 'pretrain'}: {_how_to_make_one(data)}"
 
 
 def untrained_decoder_message(data: DataDir) -> str:
     return (
         f"the pretraining checkpoint in {data.root / 'pretrain'} was trained with --objective nce, which does not "
-        "train the decoder: its picture would show nothing learned. "
-        + no_checkpoint_message(data).split(": ", 1)[1].capitalize()
+        f"train the decoder: its picture would show nothing learned; {_how_to_make_one(data)}"
     )
 
 

@@ -80,8 +80,9 @@ class Indexer:
                 finally:
                     bar.close()
                 report.runtimes = {**report.runtimes, **towers.runtimes()}  # an engine's workers', then ours
-                ran_by_set = {n: ran for n, ran in report.runtimes.items() if n in sets}
-                report.generation_runtimes = {sets[n].generation: ran for n, ran in ran_by_set.items()}
+                report.generation_runtimes = {
+                    sets[n].generation: ran for n, ran in report.runtimes.items() if n in sets
+                }
                 report.cancelled = self.should_stop()
                 if not self.settings.keep_active:
                     report.activated = switch_complete(self.catalog, planned)
